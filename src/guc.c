@@ -1,0 +1,60 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  talaria.* settings.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "talaria.h"
+#include "utils/guc.h"
+
+int			tt_lua_memory_limit_kb = 65536;
+int			tt_transform_timeout_ms = 0;
+bool		tt_lua_cache = true;
+char	   *tt_native_library_path = NULL;
+int			tt_ingest_batch_size = 1000;
+
+void
+tt_define_gucs(void)
+{
+	DefineCustomIntVariable("talaria.lua_memory_limit",
+							"Memory limit of each Lua transform's state.",
+							"Over it, the transform fails with \"not enough memory\".",
+							&tt_lua_memory_limit_kb,
+							65536, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("talaria.transform_timeout",
+							"Longest time one transform call may run (0 = no limit).",
+							NULL,
+							&tt_transform_timeout_ms,
+							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomBoolVariable("talaria.lua_cache",
+							 "Reuse each Lua transform's compiled state across calls.",
+							 "Off runs every call in a fresh state (for measurement).",
+							 &tt_lua_cache,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("talaria.native_library_path",
+							   "Directories native transform libraries may be loaded from.",
+							   "A colon-separated list; $libdir is the server's library directory.",
+							   &tt_native_library_path,
+							   "$libdir",
+							   PGC_SUSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("talaria.ingest_batch_size",
+							"Rows buffered per target partition before an ingest pipeline inserts them.",
+							NULL,
+							&tt_ingest_batch_size,
+							1000, 1, 100000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("talaria");
+}

@@ -1,0 +1,64 @@
+/*-------------------------------------------------------------------------
+ *
+ * lua_common.h
+ *	  Conventions shared by the Lua engine, the value conversion and the
+ *	  json module.
+ *
+ * Everything declared here runs on the Lua side: it may raise Lua errors
+ * (lua_error / luaL_error) and must never call anything that can ereport.
+ * The PostgreSQL side only enters Lua through lua_cpcall in lua_engine.c.
+ *
+ * Value conventions (see README.md, "Values in Lua"):
+ *	- JSON null is the lightuserdata TT_LUA_NULL (json.null);
+ *	- a table converted from a JSON array carries the registry metatable
+ *	  TT_LUA_ARRAY_MT, so an empty array stays an array; any other table
+ *	  with keys 1..n is an array too, an empty plain table is an object;
+ *	- a number a double cannot hold exactly (integers beyond 2^53, decimals
+ *	  of more than 15 significant digits) is a "talaria.number" userdata that
+ *	  keeps its decimal text (TT_LUA_NUMBER_MT); arithmetic on it gives a
+ *	  plain Lua number, tostring() and json.encode give the exact text.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TT_LUA_COMMON_H
+#define TT_LUA_COMMON_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "talaria_transform.h"
+
+extern char tt_lua_null_tag;
+
+#define TT_LUA_NULL ((void *) &tt_lua_null_tag)
+#define TT_LUA_ARRAY_MT "talaria.array"
+#define TT_LUA_NUMBER_MT "talaria.number"
+#define TT_LUA_MAX_DEPTH 200
+
+/* the userdata behind TT_LUA_NUMBER_MT: length, then the text */
+typedef struct TTLuaNumber
+{
+	size_t		len;
+	char		text[FLEXIBLE_ARRAY_MEMBER];
+} TTLuaNumber;
+
+/* lua_convert.c */
+extern void tt_lua_convert_init(lua_State *L);	/* creates the metatables */
+extern void tt_lua_push_value(lua_State *L, const tt_value *v, int depth);
+extern void tt_lua_push_number_text(lua_State *L, const char *text, size_t len);
+extern void tt_lua_to_value(lua_State *L, int idx, tt_call *call,
+							tt_value *dst, int depth);
+extern bool tt_lua_is_array(lua_State *L, int idx, size_t *n);
+extern TTLuaNumber *tt_lua_tonumberbox(lua_State *L, int idx);
+
+/* lua_json.c: pushes the module table (encode, decode, null) */
+extern int	tt_luaopen_json(lua_State *L);
+
+/* lua_engine.c: load() for the sandbox (text only, instrumented) */
+extern int	tt_lua_sandbox_load(lua_State *L);
+
+/* lua_instrument.c */
+extern char *tt_lua_instrument(const char *src, size_t len, size_t *outlen,
+							   char *errbuf, size_t errlen);
+
+#endif							/* TT_LUA_COMMON_H */

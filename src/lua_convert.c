@@ -1,0 +1,492 @@
+/*-------------------------------------------------------------------------
+ *
+ * lua_convert.c
+ *	  The value tree <-> Lua values, losslessly.
+ *
+ * Runs on the Lua side only (inside lua_cpcall): errors are Lua errors,
+ * memory comes from the Lua allocator or the per-row arena (which reports
+ * exhaustion as NULL, never by ereport).  Conventions in lua_common.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lua_common.h"
+#include "talaria.h"
+
+char		tt_lua_null_tag;
+
+/* 2^53: beyond it a double no longer holds every integer */
+#define TT_MAX_SAFE_INT INT64CONST(9007199254740992)
+
+/* ---------------------------------------------------------------------
+ * The exact-number box
+ * ---------------------------------------------------------------------
+ */
+TTLuaNumber *
+tt_lua_tonumberbox(lua_State *L, int idx)
+{
+	void	   *p = lua_touserdata(L, idx);
+
+	if (p != NULL && lua_type(L, idx) == LUA_TUSERDATA &&
+		lua_getmetatable(L, idx))
+	{
+		bool		same;
+
+		luaL_getmetatable(L, TT_LUA_NUMBER_MT);
+		same = lua_rawequal(L, -1, -2);
+		lua_pop(L, 2);
+		if (same)
+			return (TTLuaNumber *) p;
+	}
+	return NULL;
+}
+
+/* Significant digits of a decimal text, or -1 if it is not a number. */
+static int
+significant_digits(const char *s, size_t len)
+{
+	size_t		i = 0;
+	int			digits = 0;
+	int			pending_zeros = 0;
+	bool		seen_nonzero = false;
+	bool		seen_digit = false;
+
+	if (i < len && (s[i] == '-' || s[i] == '+'))
+		i++;
+	for (; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (c >= '0' && c <= '9')
+		{
+			seen_digit = true;
+			if (c == '0')
+			{
+				if (seen_nonzero)
+					pending_zeros++;
+			}
+			else
+			{
+				digits += pending_zeros + 1;
+				pending_zeros = 0;
+				seen_nonzero = true;
+			}
+		}
+		else if (c == '.')
+			continue;
+		else if (c == 'e' || c == 'E')
+			break;
+		else
+			return -1;
+	}
+	/* trailing zeros of an integer part are significant in value */
+	if (seen_nonzero && pending_zeros > 0)
+	{
+		const char *dot = memchr(s, '.', len);
+
+		if (dot == NULL)
+			digits += pending_zeros;
+	}
+	return seen_digit ? digits : -1;
+}
+
+/*
+ * Push a number given as decimal text: a plain Lua number when a double
+ * holds it exactly enough to give the same value back (15 significant
+ * digits or fewer), otherwise a box that keeps the text.
+ */
+void
+tt_lua_push_number_text(lua_State *L, const char *text, size_t len)
+{
+	int			sig = significant_digits(text, len);
+	TTLuaNumber *box;
+
+	if (sig >= 0 && sig <= 15 && len < 64)
+	{
+		char		buf[64];
+
+		memcpy(buf, text, len);
+		buf[len] = '\0';
+		lua_pushnumber(L, strtod(buf, NULL));
+		return;
+	}
+	box = (TTLuaNumber *) lua_newuserdata(L, offsetof(TTLuaNumber, text) + len + 1);
+	box->len = len;
+	memcpy(box->text, text, len);
+	box->text[len] = '\0';
+	luaL_getmetatable(L, TT_LUA_NUMBER_MT);
+	lua_setmetatable(L, -2);
+}
+
+/* the double value of a number or a box, for arithmetic */
+static double
+arith_operand(lua_State *L, int idx)
+{
+	TTLuaNumber *box = tt_lua_tonumberbox(L, idx);
+
+	if (box)
+		return strtod(box->text, NULL);
+	if (lua_type(L, idx) == LUA_TNUMBER)
+		return lua_tonumber(L, idx);
+	return luaL_error(L, "attempt to perform arithmetic on a %s value",
+					  luaL_typename(L, idx));
+}
+
+#define BOX_ARITH(fname, expr) \
+static int fname(lua_State *L) \
+{ \
+	double a = arith_operand(L, 1); \
+	double b = arith_operand(L, 2); \
+	lua_pushnumber(L, (expr)); \
+	return 1; \
+}
+
+BOX_ARITH(box_add, a + b)
+BOX_ARITH(box_sub, a - b)
+BOX_ARITH(box_mul, a * b)
+BOX_ARITH(box_div, a / b)
+BOX_ARITH(box_mod, a - floor(a / b) * b)
+BOX_ARITH(box_pow, pow(a, b))
+
+static int
+box_unm(lua_State *L)
+{
+	lua_pushnumber(L, -arith_operand(L, 1));
+	return 1;
+}
+
+static int
+box_tostring(lua_State *L)
+{
+	TTLuaNumber *box = tt_lua_tonumberbox(L, 1);
+
+	lua_pushlstring(L, box->text, box->len);
+	return 1;
+}
+
+static int
+box_concat(lua_State *L)
+{
+	int			i;
+
+	for (i = 1; i <= 2; i++)
+	{
+		TTLuaNumber *box = tt_lua_tonumberbox(L, i);
+
+		if (box)
+			lua_pushlstring(L, box->text, box->len);
+		else if (lua_type(L, i) == LUA_TSTRING || lua_type(L, i) == LUA_TNUMBER)
+			lua_pushvalue(L, i);
+		else
+			return luaL_error(L, "attempt to concatenate a %s value",
+							  luaL_typename(L, i));
+	}
+	lua_concat(L, 2);
+	return 1;
+}
+
+static int
+box_eq(lua_State *L)
+{
+	TTLuaNumber *a = tt_lua_tonumberbox(L, 1);
+	TTLuaNumber *b = tt_lua_tonumberbox(L, 2);
+
+	lua_pushboolean(L, a && b &&
+					(strcmp(a->text, b->text) == 0 ||
+					 strtod(a->text, NULL) == strtod(b->text, NULL)));
+	return 1;
+}
+
+static int
+box_lt(lua_State *L)
+{
+	lua_pushboolean(L, arith_operand(L, 1) < arith_operand(L, 2));
+	return 1;
+}
+
+static int
+box_le(lua_State *L)
+{
+	lua_pushboolean(L, arith_operand(L, 1) <= arith_operand(L, 2));
+	return 1;
+}
+
+static const luaL_Reg box_methods[] = {
+	{"__add", box_add},
+	{"__sub", box_sub},
+	{"__mul", box_mul},
+	{"__div", box_div},
+	{"__mod", box_mod},
+	{"__pow", box_pow},
+	{"__unm", box_unm},
+	{"__tostring", box_tostring},
+	{"__concat", box_concat},
+	{"__eq", box_eq},
+	{"__lt", box_lt},
+	{"__le", box_le},
+	{NULL, NULL}
+};
+
+void
+tt_lua_convert_init(lua_State *L)
+{
+	luaL_newmetatable(L, TT_LUA_NUMBER_MT);
+	luaL_register(L, NULL, box_methods);
+	lua_pushliteral(L, "talaria.number");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+
+	luaL_newmetatable(L, TT_LUA_ARRAY_MT);
+	lua_pushliteral(L, "talaria.array");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+}
+
+/* ---------------------------------------------------------------------
+ * tree -> Lua
+ * ---------------------------------------------------------------------
+ */
+void
+tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
+{
+	uint32		i;
+
+	if (depth > TT_LUA_MAX_DEPTH)
+		luaL_error(L, "value nested too deeply");
+	switch (v->type)
+	{
+		case TT_NULL:
+			lua_pushlightuserdata(L, TT_LUA_NULL);
+			break;
+		case TT_BOOL:
+			lua_pushboolean(L, v->u.b);
+			break;
+		case TT_INT:
+			if (v->u.i <= TT_MAX_SAFE_INT && v->u.i >= -TT_MAX_SAFE_INT)
+				lua_pushnumber(L, (lua_Number) v->u.i);
+			else
+			{
+				char		buf[32];
+				int			n = snprintf(buf, sizeof(buf), INT64_FORMAT, v->u.i);
+
+				tt_lua_push_number_text(L, buf, n);
+			}
+			break;
+		case TT_FLOAT:
+			lua_pushnumber(L, v->u.f);
+			break;
+		case TT_NUMERIC:
+			tt_lua_push_number_text(L, v->u.str.ptr, v->u.str.len);
+			break;
+		case TT_STRING:
+			lua_pushlstring(L, v->u.str.ptr, v->u.str.len);
+			break;
+		case TT_OBJECT:
+			lua_createtable(L, 0, (int) v->u.obj.count);
+			for (i = 0; i < v->u.obj.count; i++)
+			{
+				const tt_member *m = &v->u.obj.members[i];
+
+				lua_pushlstring(L, m->key.ptr, m->key.len);
+				tt_lua_push_value(L, &m->value, depth + 1);
+				lua_rawset(L, -3);
+			}
+			break;
+		case TT_ARRAY:
+			lua_createtable(L, (int) v->u.arr.count, 0);
+			for (i = 0; i < v->u.arr.count; i++)
+			{
+				tt_lua_push_value(L, &v->u.arr.items[i], depth + 1);
+				lua_rawseti(L, -2, (int) i + 1);
+			}
+			luaL_getmetatable(L, TT_LUA_ARRAY_MT);
+			lua_setmetatable(L, -2);
+			break;
+		case TT_TIMESTAMP:
+			/* the engine turns timestamps into text before entering Lua */
+			luaL_error(L, "unexpected timestamp value");
+			break;
+		default:
+			luaL_error(L, "unknown value type %d", (int) v->type);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Lua -> tree
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Is the table at idx an array?  Marked arrays always are (n = #t); an
+ * unmarked one is when its keys are exactly 1..n with n > 0.
+ */
+bool
+tt_lua_is_array(lua_State *L, int idx, size_t *n)
+{
+	size_t		len = lua_objlen(L, idx);
+	size_t		count = 0;
+
+	if (lua_getmetatable(L, idx))
+	{
+		bool		marked;
+
+		luaL_getmetatable(L, TT_LUA_ARRAY_MT);
+		marked = lua_rawequal(L, -1, -2);
+		lua_pop(L, 2);
+		if (marked)
+		{
+			*n = len;
+			return true;
+		}
+	}
+	if (len == 0)
+		return false;
+	/* every key must be one of 1..len */
+	lua_pushnil(L);
+	while (lua_next(L, idx < 0 ? idx - 1 : idx))
+	{
+		lua_pop(L, 1);
+		count++;
+		if (count > len)
+		{
+			lua_pop(L, 1);
+			return false;
+		}
+	}
+	*n = len;
+	return count == len;
+}
+
+static inline void *
+arena_or_error(lua_State *L, void *p)
+{
+	if (p == NULL)
+		luaL_error(L, "not enough memory for the result");
+	return p;
+}
+
+static void
+copy_string(lua_State *L, int idx, tt_call *call, tt_str *dst)
+{
+	size_t		len;
+	const char *s = lua_tolstring(L, idx, &len);
+	char	   *copy = arena_or_error(L, tt_arena_alloc(call, len + 1));
+
+	memcpy(copy, s, len + 1);
+	dst->ptr = copy;
+	dst->len = (uint32) len;
+}
+
+void
+tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
+{
+	int			type = lua_type(L, idx);
+
+	if (idx < 0)
+		idx = lua_gettop(L) + idx + 1;
+	memset(dst, 0, sizeof(tt_value));
+	if (depth > TT_LUA_MAX_DEPTH)
+		luaL_error(L, "result nested too deeply (cycle?)");
+	switch (type)
+	{
+		case LUA_TNIL:
+			dst->type = TT_NULL;
+			break;
+		case LUA_TBOOLEAN:
+			dst->type = TT_BOOL;
+			dst->u.b = lua_toboolean(L, idx);
+			break;
+		case LUA_TNUMBER:
+			{
+				double		d = lua_tonumber(L, idx);
+
+				if (isnan(d) || isinf(d))
+					luaL_error(L, "cannot convert NaN or infinity to JSON");
+				if (d == floor(d) && fabs(d) < 9.2233720368547758e18)
+				{
+					dst->type = TT_INT;
+					dst->u.i = (int64) d;
+				}
+				else
+				{
+					dst->type = TT_FLOAT;
+					dst->u.f = d;
+				}
+				break;
+			}
+		case LUA_TSTRING:
+			dst->type = TT_STRING;
+			copy_string(L, idx, call, &dst->u.str);
+			break;
+		case LUA_TLIGHTUSERDATA:
+			if (lua_touserdata(L, idx) != TT_LUA_NULL)
+				luaL_error(L, "cannot convert a userdata to JSON");
+			dst->type = TT_NULL;
+			break;
+		case LUA_TUSERDATA:
+			{
+				TTLuaNumber *box = tt_lua_tonumberbox(L, idx);
+				char	   *copy;
+
+				if (box == NULL)
+					luaL_error(L, "cannot convert a userdata to JSON");
+				copy = arena_or_error(L, tt_arena_alloc(call, box->len + 1));
+				memcpy(copy, box->text, box->len + 1);
+				dst->type = TT_NUMERIC;
+				dst->u.str.ptr = copy;
+				dst->u.str.len = (uint32) box->len;
+				break;
+			}
+		case LUA_TTABLE:
+			{
+				size_t		n;
+
+				luaL_checkstack(L, 4, "result nested too deeply");
+				if (tt_lua_is_array(L, idx, &n))
+				{
+					size_t		i;
+
+					dst->type = TT_ARRAY;
+					if (n > PG_UINT32_MAX || !tt_arr_reserve(call, dst, (uint32) n))
+						luaL_error(L, "not enough memory for the result");
+					for (i = 1; i <= n; i++)
+					{
+						lua_rawgeti(L, idx, (int) i);
+						tt_lua_to_value(L, -1, call, &dst->u.arr.items[i - 1], depth + 1);
+						dst->u.arr.count++;
+						lua_pop(L, 1);
+					}
+				}
+				else
+				{
+					dst->type = TT_OBJECT;
+					lua_pushnil(L);
+					while (lua_next(L, idx))
+					{
+						size_t		klen;
+						const char *key;
+						char	   *kcopy;
+						tt_value   *slot;
+
+						if (lua_type(L, -2) != LUA_TSTRING)
+							luaL_error(L, "cannot convert a table with a %s key to JSON (object keys must be strings)",
+									   luaL_typename(L, -2));
+						key = lua_tolstring(L, -2, &klen);
+						kcopy = arena_or_error(L, tt_arena_alloc(call, klen + 1));
+						memcpy(kcopy, key, klen + 1);
+						slot = arena_or_error(L, tt_obj_put_nocopy(call, dst, kcopy, klen));
+						tt_lua_to_value(L, -1, call, slot, depth + 1);
+						lua_pop(L, 1);
+					}
+				}
+				break;
+			}
+		default:
+			luaL_error(L, "cannot convert a %s to JSON", lua_typename(L, type));
+	}
+}

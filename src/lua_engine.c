@@ -1,0 +1,749 @@
+/*-------------------------------------------------------------------------
+ *
+ * lua_engine.c
+ *	  Lua transforms: one LuaJIT state per transform per backend, the
+ *	  sandbox, the memory limit and the interrupt checks.
+ *
+ * Crossing discipline.  The PostgreSQL side enters Lua only through
+ * lua_cpcall, and nothing between lua_cpcall and the Lua code can ereport:
+ * conversions on the Lua side use the Lua API and the no-ereport arena.
+ * Errors come back as a status and a message; they become ereports only
+ * after the Lua stack has unwound.  The few Lua C functions that need the
+ * server (print) wrap it in PG_TRY and turn the error into a Lua error.
+ *
+ * Limits.  Each state has its own allocator that refuses to grow beyond
+ * talaria.lua_memory_limit (Lua reports "not enough memory" and the state
+ * is discarded).  Interrupts and talaria.transform_timeout are checked by
+ * a call that lua_instrument.c inserts into every loop and function; it is
+ * an FFI call so it also runs inside JIT-compiled traces, where debug hooks
+ * never fire.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <luajit.h>
+
+#include "lua_common.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "talaria.h"
+#include "utils/json.h"
+
+#define TT_ABORT_NONE		0
+#define TT_ABORT_CANCEL		1
+#define TT_ABORT_TIMEOUT	2
+
+typedef struct TTLuaState
+{
+	lua_State  *L;
+	size_t		used;			/* bytes allocated by this state */
+	size_t		limit;			/* talaria.lua_memory_limit in bytes */
+	int			main_ref;		/* registry reference of main() */
+} TTLuaState;
+
+/* interrupt state, read by the checker from compiled traces */
+static volatile int tt_lua_abort_reason = TT_ABORT_NONE;
+static int64 tt_lua_deadline_ns = 0;
+static uint32 tt_lua_tick = 0;
+
+/* the privileged setup: builds the checker closure from an FFI pointer */
+static const char checker_chunk[] =
+"local ffi, abort, ptr = ...\n"
+"local check = ffi.cast('int (*)(void)', ptr)\n"
+"return function() if check() ~= 0 then abort() end end\n";
+
+/* base functions the sandbox keeps as they are */
+static const char *const sandbox_base[] = {
+	"assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget",
+	"rawset", "select", "setmetatable", "getmetatable", "tostring", "type",
+	"unpack", "_VERSION", NULL
+};
+
+/* ---------------------------------------------------------------------
+ * Interrupts and deadlines
+ * ---------------------------------------------------------------------
+ */
+static inline int64
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Called through FFI at every loop iteration and function entry: keep it
+ * tiny.  Never ereports; only reads flags the signal handlers set.
+ */
+int			tt_lua_check_interrupt(void);
+
+int
+tt_lua_check_interrupt(void)
+{
+	if (unlikely(tt_lua_abort_reason != TT_ABORT_NONE))
+		return 1;
+	if (unlikely(QueryCancelPending || ProcDiePending))
+	{
+		tt_lua_abort_reason = TT_ABORT_CANCEL;
+		return 1;
+	}
+	if (tt_lua_deadline_ns != 0 && unlikely((++tt_lua_tick & 1023) == 0) &&
+		mono_ns() >= tt_lua_deadline_ns)
+	{
+		tt_lua_abort_reason = TT_ABORT_TIMEOUT;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+deadline_start(void)
+{
+	tt_lua_abort_reason = TT_ABORT_NONE;
+	tt_lua_tick = 0;
+	tt_lua_deadline_ns = tt_transform_timeout_ms > 0 ?
+		mono_ns() + (int64) tt_transform_timeout_ms * 1000000 : 0;
+}
+
+static void
+deadline_stop(void)
+{
+	tt_lua_deadline_ns = 0;
+}
+
+/* Lua side: raise the error that ends an interrupted script */
+static int
+lua_abort(lua_State *L)
+{
+	if (tt_lua_abort_reason == TT_ABORT_TIMEOUT)
+		return luaL_error(L, "transform exceeded talaria.transform_timeout (%d ms)",
+						  tt_transform_timeout_ms);
+	return luaL_error(L, "transform interrupted");
+}
+
+/* ---------------------------------------------------------------------
+ * Memory
+ * ---------------------------------------------------------------------
+ */
+static void *
+lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	TTLuaState *st = (TTLuaState *) ud;
+	void	   *p;
+
+	if (nsize == 0)
+	{
+		free(ptr);
+		st->used -= osize;
+		return NULL;
+	}
+	if (nsize > osize && st->used - osize + nsize > st->limit)
+		return NULL;
+	p = realloc(ptr, nsize);
+	if (p == NULL)
+		return NULL;
+	st->used = st->used - osize + nsize;
+	return p;
+}
+
+/* ---------------------------------------------------------------------
+ * Sandbox functions (Lua side)
+ * ---------------------------------------------------------------------
+ */
+
+/* pcall/xpcall that cannot swallow an interrupt or a timeout */
+static int
+sb_pcall(lua_State *L)
+{
+	int			status;
+
+	luaL_checkany(L, 1);
+	status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+	if (status != 0 && tt_lua_abort_reason != TT_ABORT_NONE)
+		return lua_error(L);
+	lua_pushboolean(L, status == 0);
+	lua_insert(L, 1);
+	return lua_gettop(L);
+}
+
+static int
+sb_xpcall(lua_State *L)
+{
+	int			n = lua_gettop(L);
+	int			status;
+
+	luaL_checkany(L, 1);
+	luaL_checkany(L, 2);
+	/* [f, h, args...] -> [h, f, args...] */
+	lua_pushvalue(L, 2);
+	lua_insert(L, 1);
+	lua_remove(L, 3);
+	status = lua_pcall(L, n - 2, LUA_MULTRET, 1);
+	if (status != 0 && tt_lua_abort_reason != TT_ABORT_NONE)
+		return lua_error(L);
+	lua_pushboolean(L, status == 0);
+	lua_replace(L, 1);
+	return lua_gettop(L);
+}
+
+static int
+sb_tonumber(lua_State *L)
+{
+	TTLuaNumber *box = tt_lua_tonumberbox(L, 1);
+
+	if (box)
+	{
+		lua_pushnumber(L, strtod(box->text, NULL));
+		return 1;
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 1);
+	return 1;
+}
+
+static int
+sb_require(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+
+	if (strcmp(name, "json") == 0)
+	{
+		lua_pushvalue(L, lua_upvalueindex(1));
+		return 1;
+	}
+	return luaL_error(L, "module '%s' is not available in the talaria sandbox", name);
+}
+
+static int
+sb_collectgarbage(lua_State *L)
+{
+	const char *opt = luaL_optstring(L, 1, "collect");
+
+	if (strcmp(opt, "count") == 0)
+	{
+		lua_pushnumber(L, (lua_Number) lua_gc(L, LUA_GCCOUNT, 0) +
+					   (lua_Number) lua_gc(L, LUA_GCCOUNTB, 0) / 1024.0);
+		return 1;
+	}
+	if (strcmp(opt, "collect") == 0)
+	{
+		lua_gc(L, LUA_GCCOLLECT, 0);
+		lua_pushinteger(L, 0);
+		return 1;
+	}
+	if (strcmp(opt, "step") == 0)
+	{
+		lua_pushboolean(L, lua_gc(L, LUA_GCSTEP, (int) luaL_optinteger(L, 2, 0)));
+		return 1;
+	}
+	return luaL_error(L, "collectgarbage('%s') is not available in the talaria sandbox", opt);
+}
+
+/* print() sends a NOTICE; the server call is fenced with PG_TRY */
+static int
+sb_print(lua_State *L)
+{
+	int			n = lua_gettop(L);
+	int			i;
+	const char *msg;
+	volatile bool failed = false;
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	lua_getglobal(L, "tostring");
+	for (i = 1; i <= n; i++)
+	{
+		lua_pushvalue(L, n + 1);
+		lua_pushvalue(L, i);
+		lua_call(L, 1, 1);
+		if (!lua_isstring(L, -1))
+			return luaL_error(L, "'tostring' must return a string to 'print'");
+		if (i > 1)
+		{
+			lua_pushliteral(L, "\t");
+			lua_insert(L, -2);
+		}
+	}
+	lua_concat(L, lua_gettop(L) - n - 1);
+	msg = lua_tostring(L, -1);
+	PG_TRY();
+	{
+		ereport(NOTICE, (errmsg_internal("%s", msg ? msg : "")));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		failed = true;
+	}
+	PG_END_TRY();
+	if (failed)
+		return luaL_error(L, "print() could not send its message");
+	return 0;
+}
+
+/*
+ * load()/loadstring() for the sandbox: text only, instrumented like the
+ * transform itself, and run in the sandbox (or the given) environment.
+ * Upvalues: 1 = the sandbox env, 2 = the checker.
+ */
+int
+tt_lua_sandbox_load(lua_State *L)
+{
+	size_t		len;
+	const char *src;
+	const char *chunkname;
+	char	   *code;
+	size_t		codelen;
+	char		errbuf[256];
+	int			status;
+
+	if (lua_type(L, 1) == LUA_TFUNCTION)
+	{
+		luaL_Buffer b;
+
+		luaL_buffinit(L, &b);
+		for (;;)
+		{
+			lua_pushvalue(L, 1);
+			lua_call(L, 0, 1);
+			if (lua_isnil(L, -1) || (lua_isstring(L, -1) && lua_objlen(L, -1) == 0))
+			{
+				lua_pop(L, 1);
+				break;
+			}
+			if (!lua_isstring(L, -1))
+				return luaL_error(L, "reader function must return a string");
+			luaL_addvalue(&b);
+		}
+		luaL_pushresult(&b);
+		lua_replace(L, 1);
+	}
+	src = luaL_checklstring(L, 1, &len);
+	chunkname = luaL_optstring(L, 2, "=(load)");
+	code = tt_lua_instrument(src, len, &codelen, errbuf, sizeof(errbuf));
+	if (code == NULL)
+	{
+		lua_pushnil(L);
+		lua_pushstring(L, errbuf);
+		return 2;
+	}
+	status = luaL_loadbufferx(L, code, codelen, chunkname, "t");
+	free(code);
+	if (status != 0)
+	{
+		lua_pushnil(L);
+		lua_insert(L, -2);
+		return 2;
+	}
+	/* the wrapper takes the checker and returns the real chunk */
+	if (lua_istable(L, 4))
+		lua_pushvalue(L, 4);
+	else
+		lua_pushvalue(L, lua_upvalueindex(1));
+	lua_pushvalue(L, -1);
+	lua_setfenv(L, -3);
+	lua_insert(L, -2);			/* [env, wrapper] */
+	lua_pushvalue(L, lua_upvalueindex(2));
+	lua_call(L, 1, 1);			/* [env, chunk] */
+	lua_insert(L, -2);
+	lua_setfenv(L, -2);
+	return 1;
+}
+
+/* ---------------------------------------------------------------------
+ * State setup (Lua side, under lua_cpcall)
+ * ---------------------------------------------------------------------
+ */
+typedef struct SetupArgs
+{
+	TTLuaState *st;
+	const char *name;
+	const char *source;
+	char	   *code;			/* instrumented source (malloc) */
+	size_t		codelen;
+} SetupArgs;
+
+static void
+open_lib(lua_State *L, lua_CFunction fn, const char *name)
+{
+	lua_pushcfunction(L, fn);
+	lua_pushstring(L, name);
+	lua_call(L, 1, 1);
+}
+
+/* Builds the sandbox environment and leaves it on the stack. */
+static void
+build_sandbox(lua_State *L, int json_idx, int checker_idx)
+{
+	const char *const *fn;
+	int			env;
+
+	lua_newtable(L);
+	env = lua_gettop(L);
+	for (fn = sandbox_base; *fn; fn++)
+	{
+		lua_getglobal(L, *fn);
+		lua_setfield(L, env, *fn);
+	}
+	lua_pushcfunction(L, sb_pcall);
+	lua_setfield(L, env, "pcall");
+	lua_pushcfunction(L, sb_xpcall);
+	lua_setfield(L, env, "xpcall");
+	lua_pushcfunction(L, sb_print);
+	lua_setfield(L, env, "print");
+	lua_pushcfunction(L, sb_collectgarbage);
+	lua_setfield(L, env, "collectgarbage");
+	lua_getglobal(L, "tonumber");
+	lua_pushcclosure(L, sb_tonumber, 1);
+	lua_setfield(L, env, "tonumber");
+	lua_pushvalue(L, json_idx);
+	lua_pushcclosure(L, sb_require, 1);
+	lua_setfield(L, env, "require");
+	lua_pushvalue(L, env);
+	lua_pushvalue(L, checker_idx);
+	lua_pushcclosure(L, tt_lua_sandbox_load, 2);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, env, "load");
+	lua_setfield(L, env, "loadstring");
+
+	/* libraries: the real string/table/math (private to this state) */
+	lua_getglobal(L, "string");
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dump");	/* also reachable as ("").dump */
+	lua_setfield(L, env, "string");
+	lua_getglobal(L, "table");
+	lua_setfield(L, env, "table");
+	lua_getglobal(L, "math");
+	lua_setfield(L, env, "math");
+	lua_newtable(L);
+	lua_getglobal(L, "os");
+	lua_getfield(L, -1, "time");
+	lua_setfield(L, -3, "time");
+	lua_getfield(L, -1, "date");
+	lua_setfield(L, -3, "date");
+	lua_getfield(L, -1, "clock");
+	lua_setfield(L, -3, "clock");
+	lua_pop(L, 1);
+	lua_setfield(L, env, "os");
+	lua_pushvalue(L, env);
+	lua_setfield(L, env, "_G");
+}
+
+static int
+state_setup(lua_State *L)
+{
+	SetupArgs  *a = (SetupArgs *) lua_touserdata(L, 1);
+	int			json_idx;
+	int			checker_idx;
+	int			env_idx;
+	int			status;
+
+	lua_settop(L, 0);
+	open_lib(L, luaopen_base, "");
+	open_lib(L, luaopen_table, LUA_TABLIBNAME);
+	open_lib(L, luaopen_string, LUA_STRLIBNAME);
+	open_lib(L, luaopen_math, LUA_MATHLIBNAME);
+	open_lib(L, luaopen_os, LUA_OSLIBNAME);
+	open_lib(L, luaopen_jit, LUA_JITLIBNAME);	/* turns the JIT on */
+	lua_settop(L, 0);
+	open_lib(L, luaopen_ffi, LUA_FFILIBNAME);	/* [ffi] */
+	lua_pushnil(L);
+	lua_setglobal(L, "ffi");
+	tt_lua_convert_init(L);
+
+	tt_luaopen_json(L);			/* [ffi, json] */
+	json_idx = lua_gettop(L);
+
+	if (luaL_loadbuffer(L, checker_chunk, sizeof(checker_chunk) - 1, "=talaria") != 0)
+		return lua_error(L);
+	lua_pushvalue(L, 1);
+	lua_pushcfunction(L, lua_abort);
+	lua_pushlightuserdata(L, (void *) tt_lua_check_interrupt);
+	lua_call(L, 3, 1);			/* [ffi, json, checker] */
+	checker_idx = lua_gettop(L);
+
+	build_sandbox(L, json_idx, checker_idx);	/* [..., env] */
+	env_idx = lua_gettop(L);
+
+	/* compile: the wrapper takes the checker and returns the chunk */
+	status = luaL_loadbufferx(L, a->code, a->codelen,
+							  lua_pushfstring(L, "=%s", a->name), "t");
+	lua_remove(L, -2);			/* the chunk name */
+	if (status != 0)
+		return lua_error(L);
+	lua_pushvalue(L, env_idx);
+	lua_setfenv(L, -2);
+	lua_pushvalue(L, checker_idx);
+	lua_call(L, 1, 1);
+	lua_pushvalue(L, env_idx);
+	lua_setfenv(L, -2);
+	/* run the top level: it defines main */
+	lua_call(L, 0, 0);
+
+	lua_getfield(L, env_idx, "main");
+	if (lua_type(L, -1) != LUA_TFUNCTION)
+	{
+		lua_pushstring(L, "no global function main(row) defined");
+		return lua_error(L);
+	}
+	a->st->main_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_settop(L, 0);
+	return 0;
+}
+
+/* Copies the error at the top of the stack without raising. */
+static char *
+error_text(lua_State *L)
+{
+	int			type = lua_type(L, -1);
+
+	if (type == LUA_TSTRING)
+		return pstrdup(lua_tostring(L, -1));
+	if (type == LUA_TNUMBER)
+		return psprintf("%g", (double) lua_tonumber(L, -1));
+	return psprintf("(error object is a %s value)", lua_typename(L, type));
+}
+
+static void
+state_close(TTLuaState *st)
+{
+	if (st == NULL)
+		return;
+	if (st->L)
+		lua_close(st->L);
+	free(st);
+}
+
+/*
+ * Creates a state and compiles the transform in it.  Ereports (after
+ * closing the state) if the source does not compile or lacks main().
+ */
+static TTLuaState *
+state_create(const char *name, const char *source)
+{
+	TTLuaState *st;
+	SetupArgs	args;
+	char		errbuf[256];
+	int			rc;
+	char	   *msg;
+	int			reason;
+
+	st = calloc(1, sizeof(TTLuaState));
+	if (st == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	st->limit = (size_t) tt_lua_memory_limit_kb * 1024;
+	st->main_ref = LUA_NOREF;
+	st->L = lua_newstate(lua_alloc, st);
+	if (st->L == NULL)
+	{
+		free(st);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("could not create a Lua state for transform \"%s\"", name),
+				 errhint("Raise talaria.lua_memory_limit.")));
+	}
+
+	args.st = st;
+	args.name = name;
+	args.source = source;
+	args.code = tt_lua_instrument(source, strlen(source), &args.codelen,
+								  errbuf, sizeof(errbuf));
+	if (args.code == NULL)
+	{
+		state_close(st);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("transform \"%s\" cannot be compiled: %s", name, errbuf)));
+	}
+
+	deadline_start();
+	rc = lua_cpcall(st->L, state_setup, &args);
+	deadline_stop();
+	free(args.code);
+	if (rc == 0)
+		return st;
+
+	msg = error_text(st->L);
+	reason = tt_lua_abort_reason;
+	state_close(st);
+	if (reason == TT_ABORT_CANCEL)
+		CHECK_FOR_INTERRUPTS();
+	if (rc == LUA_ERRSYNTAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("syntax error in transform \"%s\": %s", name, msg)));
+	if (rc == LUA_ERRMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("transform \"%s\" ran out of memory while loading", name),
+				 errdetail("talaria.lua_memory_limit is %d kB.", tt_lua_memory_limit_kb)));
+	ereport(ERROR,
+			(errcode(reason == TT_ABORT_NONE ? ERRCODE_INVALID_FUNCTION_DEFINITION
+					 : ERRCODE_QUERY_CANCELED),
+			 errmsg("transform \"%s\" failed to load: %s", name, msg)));
+	return NULL;				/* keep compiler quiet */
+}
+
+/* ---------------------------------------------------------------------
+ * The engine interface
+ * ---------------------------------------------------------------------
+ */
+typedef struct CallArgs
+{
+	TTLuaState *st;
+	tt_call    *call;
+	int			status;
+} CallArgs;
+
+static int
+call_main(lua_State *L)
+{
+	CallArgs   *a = (CallArgs *) lua_touserdata(L, 1);
+	tt_value   *result;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->st->main_ref);
+	tt_lua_push_value(L, a->call->row, 0);
+	lua_call(L, 1, 1);
+	if (lua_isnil(L, -1))
+	{
+		a->status = TT_DROP;
+		return 0;
+	}
+	result = tt_arena_alloc(a->call, sizeof(tt_value));
+	if (result == NULL)
+		return luaL_error(L, "not enough memory for the result");
+	tt_lua_to_value(L, -1, a->call, result, 0);
+	a->call->result = result;
+	a->status = TT_OK;
+	return 0;
+}
+
+/* Timestamps reach Lua as the text to_jsonb() would give them. */
+static void
+timestamps_to_text(tt_value *row)
+{
+	uint32		i;
+
+	if (row->type != TT_OBJECT)
+		return;
+	for (i = 0; i < row->u.obj.count; i++)
+	{
+		tt_value   *v = &row->u.obj.members[i].value;
+
+		if (v->type == TT_TIMESTAMP)
+		{
+			char	   *s = JsonEncodeDateTime(NULL, tt_timestamp_to_pg(v->u.ts),
+											   TIMESTAMPTZOID, NULL);
+
+			v->type = TT_STRING;
+			v->u.str.ptr = s;
+			v->u.str.len = strlen(s);
+		}
+	}
+}
+
+static void *
+lua_engine_load(TTTransform *t)
+{
+	/* uncached: compile on each call instead */
+	if (!tt_lua_cache)
+		return NULL;
+	return state_create(t->name, t->source);
+}
+
+static void
+lua_engine_unload(TTTransform *t)
+{
+	state_close((TTLuaState *) t->engine_state);
+	t->engine_state = NULL;
+}
+
+static int
+lua_engine_call(TTTransform *t, tt_call *call)
+{
+	TTCallPrivate *priv = (TTCallPrivate *) call->host_private;
+	TTLuaState *st = (TTLuaState *) t->engine_state;
+	bool		fresh = false;
+	CallArgs	args;
+	int			rc;
+	int			reason;
+
+	if (st == NULL || !tt_lua_cache)
+	{
+		if (!tt_lua_cache)
+			lua_engine_unload(t);
+		st = state_create(t->name, t->source);
+		if (tt_lua_cache)
+			t->engine_state = st;
+		else
+			fresh = true;
+	}
+	st->limit = (size_t) tt_lua_memory_limit_kb * 1024;
+	timestamps_to_text(call->row);
+
+	args.st = st;
+	args.call = call;
+	args.status = TT_ERROR;
+	deadline_start();
+	rc = lua_cpcall(st->L, call_main, &args);
+	deadline_stop();
+	reason = tt_lua_abort_reason;
+	tt_lua_abort_reason = TT_ABORT_NONE;
+
+	if (rc != 0)
+	{
+		priv->errmsg = error_text(st->L);
+		priv->sqlerrcode = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+		args.status = TT_ERROR;
+		if (rc == LUA_ERRMEM || priv->oom)
+		{
+			priv->errmsg = psprintf("%s (talaria.lua_memory_limit is %d kB)",
+									priv->errmsg, tt_lua_memory_limit_kb);
+			priv->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		}
+		else if (reason == TT_ABORT_TIMEOUT)
+			priv->sqlerrcode = ERRCODE_QUERY_CANCELED;
+	}
+	lua_settop(st->L, 0);
+
+	/* a state that ran out of memory or was interrupted starts afresh */
+	if (fresh)
+		state_close(st);
+	else if (rc == LUA_ERRMEM || reason != TT_ABORT_NONE)
+		lua_engine_unload(t);
+
+	if (reason == TT_ABORT_CANCEL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("transform \"%s\" was interrupted", t->name)));
+	}
+	return args.status;
+}
+
+/* Registration check: compile in a scratch state and throw it away. */
+void
+tt_lua_check_source(const char *name, const char *source)
+{
+	state_close(state_create(name, source));
+}
+
+const TTEngine tt_lua_engine = {
+	.kind = "lua",
+	.load = lua_engine_load,
+	.call = lua_engine_call,
+	.unload = lua_engine_unload,
+};

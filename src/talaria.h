@@ -1,0 +1,130 @@
+/*-------------------------------------------------------------------------
+ *
+ * talaria.h
+ *	  Private declarations shared by the talaria_transform sources.
+ *
+ * The value tree (tt_value, from the public talaria_transform.h) is the one
+ * representation every path shares: jsonb and heap tuples are converted
+ * into it, engines (Lua, native) read and write it, and it is converted
+ * back to jsonb or to target columns.  Native plugins work on it directly.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TALARIA_H
+#define TALARIA_H
+
+#include "fmgr.h"
+#include "utils/jsonb.h"
+#include "utils/palloc.h"
+
+#include "talaria_transform.h"
+
+#define TT_SCHEMA "talaria"
+#define TT_CATALOG_TABLE "transforms"
+#define TT_NAME_MAXLEN 63
+
+/* guc.c */
+extern int	tt_lua_memory_limit_kb;
+extern int	tt_transform_timeout_ms;
+extern bool tt_lua_cache;
+extern char *tt_native_library_path;
+extern int	tt_ingest_batch_size;
+extern void tt_define_gucs(void);
+
+/* value.c: the per-call arena, host services and jsonb conversion */
+typedef struct TTCallPrivate
+{
+	MemoryContext cxt;			/* the per-row arena */
+	char	   *errmsg;			/* set by host->error or the engine */
+	int			sqlerrcode;		/* set by the engine, 0 = default */
+	bool		oom;			/* an arena allocation failed */
+} TTCallPrivate;
+
+extern const tt_host tt_host_table;
+extern void tt_call_init(tt_call *call, TTCallPrivate *priv,
+						 const char *transform, tt_value *row,
+						 MemoryContext cxt);
+/* no-ereport helpers, usable from Lua C functions and plugins */
+extern void *tt_arena_alloc(tt_call *call, size_t size);
+extern tt_value *tt_obj_get(const tt_value *obj, const char *key, size_t keylen);
+extern tt_value *tt_obj_put(tt_call *call, tt_value *obj, const char *key, size_t keylen);
+extern tt_value *tt_obj_put_nocopy(tt_call *call, tt_value *obj, const char *key, size_t keylen);
+extern tt_value *tt_arr_append(tt_call *call, tt_value *arr);
+extern bool tt_obj_reserve(tt_call *call, tt_value *obj, uint32 n);
+extern bool tt_arr_reserve(tt_call *call, tt_value *arr, uint32 n);
+extern const char *tt_type_name(uint32 type);
+extern int	tt_format_double(double d, char *buf, size_t buflen);
+extern bool tt_numeric_to_int64(Numeric num, int64 *out);
+
+/* PG side (may ereport) */
+extern void tt_jsonb_to_value(Jsonb *jb, tt_value *dst);
+extern void tt_jsonbvalue_to_value(JsonbValue *jbv, tt_value *dst);
+extern Jsonb *tt_value_to_jsonb(const tt_value *v, const char *transform);
+extern Datum tt_timestamp_to_pg(int64 unix_us);
+extern int64 tt_timestamp_from_pg(Datum ts);
+
+/* transform.c: the engine-neutral interface */
+typedef struct TTTransform TTTransform;
+
+typedef struct TTEngine
+{
+	const char *kind;			/* "lua" or "native" */
+	/* compile/open; ereports on failure; returns engine state */
+	void	   *(*load) (TTTransform *t);
+	/* run once: returns TT_OK/TT_DROP/TT_ERROR (message in priv->errmsg) */
+	int			(*call) (TTTransform *t, tt_call *call);
+	/* free engine state (never ereports) */
+	void		(*unload) (TTTransform *t);
+	/* optional: has what was loaded changed although the catalog row
+	 * reads the same (a library rebuilt on disk)?  Asked on revalidation */
+	bool		(*stale) (TTTransform *t);
+} TTEngine;
+
+struct TTTransform
+{
+	char		name[TT_NAME_MAXLEN + 1];	/* hash key */
+	bool		valid;			/* catalog row found and loaded */
+	uint64		generation;		/* catalog generation when validated */
+	char		kind;			/* 'l' or 'n' */
+	char	   *source;			/* Lua source (TopMemoryContext) */
+	char	   *library;		/* native library path */
+	char	   *symbol;			/* native symbol */
+	const TTEngine *engine;
+	void	   *engine_state;
+	uint64		calls;			/* for statistics */
+};
+
+/* error from one call, for dead letters */
+typedef struct TTCallError
+{
+	char	   *message;
+	int			sqlerrcode;
+} TTCallError;
+
+extern TTTransform *tt_transform_lookup(const char *name);
+extern int	tt_transform_call(TTTransform *t, tt_value *row,
+							  MemoryContext rowcxt, tt_value **result,
+							  TTCallError *err);
+extern tt_value *tt_transform_run(TTTransform *t, tt_value *row,
+								  MemoryContext rowcxt, bool *dropped);
+
+/* catalog.c */
+extern uint64 tt_catalog_generation;
+extern void tt_catalog_init(void);
+extern bool tt_catalog_fetch(const char *name, char *kind, char **source,
+							 char **library, char **symbol);
+extern void tt_validate_name(const char *name);
+extern void tt_catalog_upsert(const char *name, const char *kind,
+							  const char *source, const char *library,
+							  const char *symbol);
+
+/* lua_engine.c */
+extern const TTEngine tt_lua_engine;
+extern void tt_lua_check_source(const char *name, const char *source);
+
+/* native_engine.c */
+extern const TTEngine tt_native_engine;
+extern void tt_native_check_library(const char *name, const char *library,
+									const char *symbol);
+
+#endif							/* TALARIA_H */

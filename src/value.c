@@ -1,0 +1,741 @@
+/*-------------------------------------------------------------------------
+ *
+ * value.c
+ *	  The value tree: per-row arena, the host services plugins call, and
+ *	  the conversions between jsonb and the tree.
+ *
+ * The host services never ereport: they run under Lua frames and inside
+ * plugins, where a longjmp would skip frames that are not ours.  Arena
+ * exhaustion is reported as NULL and remembered in the call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "talaria.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#define TT_MAX_DEPTH 1000
+
+/* ---------------------------------------------------------------------
+ * Arena and host services (never ereport)
+ * ---------------------------------------------------------------------
+ */
+
+void *
+tt_arena_alloc(tt_call *call, size_t size)
+{
+	TTCallPrivate *priv = (TTCallPrivate *) call->host_private;
+	void	   *p;
+
+	if (size == 0)
+		size = 1;
+	if (size > MaxAllocSize)
+	{
+		priv->oom = true;
+		return NULL;
+	}
+	p = MemoryContextAllocExtended(priv->cxt, size, MCXT_ALLOC_NO_OOM);
+	if (p == NULL)
+		priv->oom = true;
+	return p;
+}
+
+static void *
+host_alloc(tt_call *call, size_t size)
+{
+	return tt_arena_alloc(call, size);
+}
+
+static inline bool
+key_equal(const tt_str *k, const char *key, size_t keylen)
+{
+	return k->len == keylen && memcmp(k->ptr, key, keylen) == 0;
+}
+
+tt_value *
+tt_obj_get(const tt_value *obj, const char *key, size_t keylen)
+{
+	uint32		i;
+
+	if (obj == NULL || obj->type != TT_OBJECT || key == NULL)
+		return NULL;
+	for (i = 0; i < obj->u.obj.count; i++)
+	{
+		if (key_equal(&obj->u.obj.members[i].key, key, keylen))
+			return &obj->u.obj.members[i].value;
+	}
+	return NULL;
+}
+
+bool
+tt_obj_reserve(tt_call *call, tt_value *obj, uint32 n)
+{
+	tt_member  *m;
+	uint32		cap;
+
+	if (obj->u.obj.cap >= n)
+		return true;
+	cap = Max(n, Max(8, obj->u.obj.cap * 2));
+	m = tt_arena_alloc(call, (size_t) cap * sizeof(tt_member));
+	if (m == NULL)
+		return false;
+	if (obj->u.obj.count > 0)
+		memcpy(m, obj->u.obj.members, obj->u.obj.count * sizeof(tt_member));
+	obj->u.obj.members = m;
+	obj->u.obj.cap = cap;
+	return true;
+}
+
+bool
+tt_arr_reserve(tt_call *call, tt_value *arr, uint32 n)
+{
+	tt_value   *items;
+	uint32		cap;
+
+	if (arr->u.arr.cap >= n)
+		return true;
+	cap = Max(n, Max(8, arr->u.arr.cap * 2));
+	items = tt_arena_alloc(call, (size_t) cap * sizeof(tt_value));
+	if (items == NULL)
+		return false;
+	if (arr->u.arr.count > 0)
+		memcpy(items, arr->u.arr.items, arr->u.arr.count * sizeof(tt_value));
+	arr->u.arr.items = items;
+	arr->u.arr.cap = cap;
+	return true;
+}
+
+/*
+ * Add a member whose key the caller guarantees to outlive the row and not
+ * to be present already (conversions from jsonb and Lua tables).
+ */
+tt_value *
+tt_obj_put_nocopy(tt_call *call, tt_value *obj, const char *key, size_t keylen)
+{
+	tt_member  *m;
+
+	if (obj->u.obj.count == obj->u.obj.cap &&
+		!tt_obj_reserve(call, obj, obj->u.obj.count + 1))
+		return NULL;
+	m = &obj->u.obj.members[obj->u.obj.count++];
+	m->key.ptr = key;
+	m->key.len = (uint32) keylen;
+	memset(&m->value, 0, sizeof(tt_value));
+	return &m->value;
+}
+
+tt_value *
+tt_obj_put(tt_call *call, tt_value *obj, const char *key, size_t keylen)
+{
+	tt_value   *v;
+	char	   *copy;
+
+	if (obj == NULL || obj->type != TT_OBJECT || key == NULL ||
+		keylen > PG_UINT32_MAX)
+		return NULL;
+	v = tt_obj_get(obj, key, keylen);
+	if (v != NULL)
+	{
+		memset(v, 0, sizeof(tt_value));
+		return v;
+	}
+	copy = tt_arena_alloc(call, keylen + 1);
+	if (copy == NULL)
+		return NULL;
+	memcpy(copy, key, keylen);
+	copy[keylen] = '\0';
+	return tt_obj_put_nocopy(call, obj, copy, keylen);
+}
+
+static int
+host_remove(tt_value *obj, const char *key, size_t keylen)
+{
+	uint32		i;
+
+	if (obj == NULL || obj->type != TT_OBJECT || key == NULL)
+		return 0;
+	for (i = 0; i < obj->u.obj.count; i++)
+	{
+		if (key_equal(&obj->u.obj.members[i].key, key, keylen))
+		{
+			memmove(&obj->u.obj.members[i], &obj->u.obj.members[i + 1],
+					(obj->u.obj.count - i - 1) * sizeof(tt_member));
+			obj->u.obj.count--;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+tt_value *
+tt_arr_append(tt_call *call, tt_value *arr)
+{
+	tt_value   *v;
+
+	if (arr == NULL || arr->type != TT_ARRAY)
+		return NULL;
+	if (arr->u.arr.count == arr->u.arr.cap &&
+		!tt_arr_reserve(call, arr, arr->u.arr.count + 1))
+		return NULL;
+	v = &arr->u.arr.items[arr->u.arr.count++];
+	memset(v, 0, sizeof(tt_value));
+	return v;
+}
+
+static int
+host_set_string(tt_call *call, tt_value *dst, const char *s, size_t len)
+{
+	char	   *copy;
+
+	if (dst == NULL || (s == NULL && len > 0) || len > PG_UINT32_MAX)
+		return 0;
+	copy = tt_arena_alloc(call, len + 1);
+	if (copy == NULL)
+		return 0;
+	if (len > 0)
+		memcpy(copy, s, len);
+	copy[len] = '\0';
+	dst->type = TT_STRING;
+	dst->u.str.ptr = copy;
+	dst->u.str.len = (uint32) len;
+	return 1;
+}
+
+static void
+host_set_object(tt_value *dst)
+{
+	if (dst == NULL)
+		return;
+	memset(dst, 0, sizeof(tt_value));
+	dst->type = TT_OBJECT;
+}
+
+static void
+host_set_array(tt_value *dst)
+{
+	if (dst == NULL)
+		return;
+	memset(dst, 0, sizeof(tt_value));
+	dst->type = TT_ARRAY;
+}
+
+static int
+host_error(tt_call *call, const char *fmt,...)
+{
+	TTCallPrivate *priv = (TTCallPrivate *) call->host_private;
+	char		buf[1024];
+	va_list		ap;
+	size_t		len;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt ? fmt : "(no message)", ap);
+	va_end(ap);
+	len = strlen(buf);
+	priv->errmsg = tt_arena_alloc(call, len + 1);
+	if (priv->errmsg)
+		memcpy(priv->errmsg, buf, len + 1);
+	return TT_ERROR;
+}
+
+const tt_host tt_host_table = {
+	.abi_version = TT_ABI_VERSION,
+	.size = sizeof(tt_host),
+	.alloc = host_alloc,
+	.get = tt_obj_get,
+	.put = tt_obj_put,
+	.remove = host_remove,
+	.append = tt_arr_append,
+	.set_string = host_set_string,
+	.set_object = host_set_object,
+	.set_array = host_set_array,
+	.error = host_error,
+};
+
+void
+tt_call_init(tt_call *call, TTCallPrivate *priv, const char *transform,
+			 tt_value *row, MemoryContext cxt)
+{
+	priv->cxt = cxt;
+	priv->errmsg = NULL;
+	priv->oom = false;
+	priv->sqlerrcode = 0;
+	call->size = sizeof(tt_call);
+	call->_pad = 0;
+	call->host = &tt_host_table;
+	call->transform = transform;
+	call->row = row;
+	call->result = row;
+	call->host_private = priv;
+}
+
+const char *
+tt_type_name(uint32 type)
+{
+	switch (type)
+	{
+		case TT_NULL:
+			return "null";
+		case TT_BOOL:
+			return "boolean";
+		case TT_INT:
+			return "integer";
+		case TT_FLOAT:
+			return "float";
+		case TT_NUMERIC:
+			return "numeric";
+		case TT_STRING:
+			return "string";
+		case TT_OBJECT:
+			return "object";
+		case TT_ARRAY:
+			return "array";
+		case TT_TIMESTAMP:
+			return "timestamp";
+	}
+	return "unknown";
+}
+
+/*
+ * Shortest decimal text that reads back as the same double; integral values
+ * below 2^63 print as integers.  Returns the length.
+ */
+int
+tt_format_double(double d, char *buf, size_t buflen)
+{
+	int			prec;
+
+	if (d == floor(d) && fabs(d) < 9.2233720368547758e18)
+		return snprintf(buf, buflen, "%lld", (long long) d);
+	for (prec = 15; prec <= 17; prec++)
+	{
+		int			n = snprintf(buf, buflen, "%.*g", prec, d);
+
+		if (strtod(buf, NULL) == d)
+			return n;
+	}
+	return (int) strlen(buf);
+}
+
+/* ---------------------------------------------------------------------
+ * Numeric: decode the (stable, on-disk) format to find exact integers
+ * without going through text.  Mirrors the layout in numeric.c.
+ * ---------------------------------------------------------------------
+ */
+#define NUM_SIGN_MASK		0xC000
+#define NUM_NEG				0x4000
+#define NUM_SHORT			0x8000
+#define NUM_SPECIAL			0xC000
+#define NUM_SHORT_SIGN_MASK	0x2000
+#define NUM_SHORT_DSCALE_MASK 0x1F80
+#define NUM_SHORT_DSCALE_SHIFT 7
+#define NUM_SHORT_WEIGHT_SIGN_MASK 0x0040
+#define NUM_SHORT_WEIGHT_MASK 0x003F
+#define NUM_DSCALE_MASK		0x3FFF
+#define NUM_NBASE			10000
+
+bool
+tt_numeric_to_int64(Numeric num, int64 *out)
+{
+	const char *data = VARDATA_ANY(num);
+	size_t		size = VARSIZE_ANY_EXHDR(num);
+	uint16		header;
+	int16		weight;
+	int			dscale;
+	bool		neg;
+	size_t		hdrsize;
+	int			ndigits;
+	int			i;
+	uint64		acc = 0;
+
+	if (size < sizeof(uint16))
+		return false;
+	memcpy(&header, data, sizeof(uint16));
+	if ((header & NUM_SIGN_MASK) == NUM_SPECIAL)
+		return false;
+	if ((header & NUM_SIGN_MASK) == NUM_SHORT)
+	{
+		neg = (header & NUM_SHORT_SIGN_MASK) != 0;
+		dscale = (header & NUM_SHORT_DSCALE_MASK) >> NUM_SHORT_DSCALE_SHIFT;
+		weight = (int16) (((header & NUM_SHORT_WEIGHT_SIGN_MASK) ?
+						   ~NUM_SHORT_WEIGHT_MASK : 0) |
+						  (header & NUM_SHORT_WEIGHT_MASK));
+		hdrsize = sizeof(uint16);
+	}
+	else
+	{
+		if (size < 2 * sizeof(uint16))
+			return false;
+		neg = (header & NUM_SIGN_MASK) == NUM_NEG;
+		dscale = header & NUM_DSCALE_MASK;
+		memcpy(&weight, data + sizeof(uint16), sizeof(int16));
+		hdrsize = 2 * sizeof(uint16);
+	}
+	if (dscale != 0)
+		return false;
+	ndigits = (int) ((size - hdrsize) / sizeof(int16));
+	if (ndigits == 0)
+	{
+		*out = 0;
+		return true;
+	}
+	if (weight < 0 || weight > 4)
+		return false;
+	for (i = 0; i <= weight; i++)
+	{
+		int16		digit = 0;
+
+		if (i < ndigits)
+			memcpy(&digit, data + hdrsize + i * sizeof(int16), sizeof(int16));
+		if (__builtin_mul_overflow(acc, (uint64) NUM_NBASE, &acc) ||
+			__builtin_add_overflow(acc, (uint64) digit, &acc))
+			return false;
+	}
+	if (neg)
+	{
+		if (acc > (uint64) PG_INT64_MAX + 1)
+			return false;
+		*out = (int64) (0 - acc);
+	}
+	else
+	{
+		if (acc > (uint64) PG_INT64_MAX)
+			return false;
+		*out = (int64) acc;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Timestamps: the tree holds Unix microseconds, PostgreSQL 2000-based ones
+ * ---------------------------------------------------------------------
+ */
+#define TT_EPOCH_SHIFT_USEC \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+Datum
+tt_timestamp_to_pg(int64 unix_us)
+{
+	return TimestampTzGetDatum(unix_us - TT_EPOCH_SHIFT_USEC);
+}
+
+int64
+tt_timestamp_from_pg(Datum ts)
+{
+	return DatumGetTimestampTz(ts) + TT_EPOCH_SHIFT_USEC;
+}
+
+/* ---------------------------------------------------------------------
+ * jsonb -> tree.  Strings and keys point into the jsonb, which the caller
+ * keeps alive for the row.
+ * ---------------------------------------------------------------------
+ */
+static void
+scalar_to_value(JsonbValue *v, tt_value *dst)
+{
+	memset(dst, 0, sizeof(tt_value));
+	switch (v->type)
+	{
+		case jbvNull:
+			dst->type = TT_NULL;
+			break;
+		case jbvBool:
+			dst->type = TT_BOOL;
+			dst->u.b = v->val.boolean ? 1 : 0;
+			break;
+		case jbvString:
+			dst->type = TT_STRING;
+			dst->u.str.ptr = v->val.string.val;
+			dst->u.str.len = v->val.string.len;
+			break;
+		case jbvNumeric:
+			if (tt_numeric_to_int64(v->val.numeric, &dst->u.i))
+				dst->type = TT_INT;
+			else
+			{
+				char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out,
+																	NumericGetDatum(v->val.numeric)));
+
+				dst->type = TT_NUMERIC;
+				dst->u.str.ptr = s;
+				dst->u.str.len = strlen(s);
+			}
+			break;
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
+	}
+}
+
+static void
+container_to_value(JsonbIterator **it, JsonbIteratorToken tok,
+				   JsonbValue *v, tt_value *dst, int depth)
+{
+	check_stack_depth();
+	memset(dst, 0, sizeof(tt_value));
+	if (tok == WJB_BEGIN_OBJECT)
+	{
+		uint32		n = v->val.object.nPairs;
+
+		dst->type = TT_OBJECT;
+		dst->u.obj.cap = n;
+		dst->u.obj.members = n ? palloc(n * sizeof(tt_member)) : NULL;
+		for (;;)
+		{
+			tt_member  *m;
+
+			tok = JsonbIteratorNext(it, v, false);
+			if (tok == WJB_END_OBJECT)
+				break;
+			Assert(tok == WJB_KEY);
+			if (dst->u.obj.count == dst->u.obj.cap)
+			{
+				dst->u.obj.cap = Max(8, dst->u.obj.cap * 2);
+				dst->u.obj.members = dst->u.obj.members ?
+					repalloc(dst->u.obj.members, dst->u.obj.cap * sizeof(tt_member)) :
+					palloc(dst->u.obj.cap * sizeof(tt_member));
+			}
+			m = &dst->u.obj.members[dst->u.obj.count++];
+			m->key.ptr = v->val.string.val;
+			m->key.len = v->val.string.len;
+			tok = JsonbIteratorNext(it, v, false);
+			if (tok == WJB_VALUE)
+				scalar_to_value(v, &m->value);
+			else
+				container_to_value(it, tok, v, &m->value, depth + 1);
+		}
+	}
+	else if (tok == WJB_BEGIN_ARRAY)
+	{
+		uint32		n = v->val.array.nElems;
+
+		dst->type = TT_ARRAY;
+		dst->u.arr.cap = n;
+		dst->u.arr.items = n ? palloc(n * sizeof(tt_value)) : NULL;
+		for (;;)
+		{
+			tt_value   *item;
+
+			tok = JsonbIteratorNext(it, v, false);
+			if (tok == WJB_END_ARRAY)
+				break;
+			if (dst->u.arr.count == dst->u.arr.cap)
+			{
+				dst->u.arr.cap = Max(8, dst->u.arr.cap * 2);
+				dst->u.arr.items = dst->u.arr.items ?
+					repalloc(dst->u.arr.items, dst->u.arr.cap * sizeof(tt_value)) :
+					palloc(dst->u.arr.cap * sizeof(tt_value));
+			}
+			item = &dst->u.arr.items[dst->u.arr.count++];
+			if (tok == WJB_ELEM)
+				scalar_to_value(v, item);
+			else
+				container_to_value(it, tok, v, item, depth + 1);
+		}
+	}
+	else
+		elog(ERROR, "unexpected jsonb iterator token %d", (int) tok);
+}
+
+/* Converts into the current memory context. */
+void
+tt_jsonb_to_value(Jsonb *jb, tt_value *dst)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		if (!JsonbExtractScalar(&jb->root, &v))
+			elog(ERROR, "could not extract jsonb scalar");
+		scalar_to_value(&v, dst);
+		return;
+	}
+	it = JsonbIteratorInit(&jb->root);
+	tok = JsonbIteratorNext(&it, &v, false);
+	container_to_value(&it, tok, &v, dst, 0);
+}
+
+void
+tt_jsonbvalue_to_value(JsonbValue *jbv, tt_value *dst)
+{
+	if (jbv->type == jbvBinary)
+	{
+		JsonbIterator *it = JsonbIteratorInit(jbv->val.binary.data);
+		JsonbValue	v;
+		JsonbIteratorToken tok = JsonbIteratorNext(&it, &v, false);
+
+		container_to_value(&it, tok, &v, dst, 0);
+	}
+	else
+		scalar_to_value(jbv, dst);
+}
+
+/* ---------------------------------------------------------------------
+ * tree -> jsonb.  Values made by engines are checked here: valid encoding,
+ * finite numbers, known type tags.
+ * ---------------------------------------------------------------------
+ */
+static void
+bad_value(const char *transform, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("transform \"%s\" returned an invalid value", transform),
+			 errdetail("%s", detail)));
+}
+
+static void
+check_string(const tt_str *s, const char *transform, const char *what)
+{
+	if (s->ptr == NULL && s->len > 0)
+		bad_value(transform, psprintf("A %s has a NULL pointer.", what));
+	if (s->len > 0 && !pg_verify_mbstr(GetDatabaseEncoding(), s->ptr, s->len, true))
+		bad_value(transform,
+				  psprintf("A %s is not valid %s (or contains a NUL byte).",
+						   what, GetDatabaseEncodingName()));
+}
+
+static void
+numeric_to_jbv(const char *text, const char *transform, JsonbValue *out)
+{
+	Datum		d;
+
+	/* numeric_in accepts NaN, Infinity and spaces, which JSON cannot hold */
+	if (text[0] == '\0' || strspn(text, "0123456789+-.eE") != strlen(text))
+		bad_value(transform, psprintf("\"%s\" is not a JSON number.", text));
+	d = DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+							ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	out->type = jbvNumeric;
+	out->val.numeric = DatumGetNumeric(d);
+}
+
+static void
+scalar_to_jbv(const tt_value *v, const char *transform, JsonbValue *out)
+{
+	char		buf[64];
+
+	switch (v->type)
+	{
+		case TT_NULL:
+			out->type = jbvNull;
+			break;
+		case TT_BOOL:
+			out->type = jbvBool;
+			out->val.boolean = v->u.b != 0;
+			break;
+		case TT_INT:
+			out->type = jbvNumeric;
+			out->val.numeric = int64_to_numeric(v->u.i);
+			break;
+		case TT_FLOAT:
+			if (isnan(v->u.f) || isinf(v->u.f))
+				bad_value(transform, "NaN and infinity cannot be stored in jsonb.");
+			tt_format_double(v->u.f, buf, sizeof(buf));
+			numeric_to_jbv(buf, transform, out);
+			break;
+		case TT_NUMERIC:
+			{
+				char	   *text;
+
+				check_string(&v->u.str, transform, "numeric");
+				text = pnstrdup(v->u.str.ptr, v->u.str.len);
+				numeric_to_jbv(text, transform, out);
+				break;
+			}
+		case TT_STRING:
+			check_string(&v->u.str, transform, "string");
+			out->type = jbvString;
+			out->val.string.val = (char *) v->u.str.ptr;
+			out->val.string.len = v->u.str.len;
+			break;
+		case TT_TIMESTAMP:
+			{
+				char	   *s = JsonEncodeDateTime(NULL,
+												   tt_timestamp_to_pg(v->u.ts),
+												   TIMESTAMPTZOID, NULL);
+
+				out->type = jbvString;
+				out->val.string.val = s;
+				out->val.string.len = strlen(s);
+				break;
+			}
+		default:
+			bad_value(transform, psprintf("Unknown value type tag %u.", v->type));
+	}
+}
+
+static JsonbValue *
+push_value(JsonbParseState **st, JsonbIteratorToken tok, const tt_value *v,
+		   const char *transform, int depth)
+{
+	JsonbValue	jbv;
+	uint32		i;
+
+	check_stack_depth();
+	if (depth > TT_MAX_DEPTH)
+		bad_value(transform, "Values are nested too deeply.");
+	if (v->type == TT_OBJECT)
+	{
+		if (v->u.obj.count > 0 && v->u.obj.members == NULL)
+			bad_value(transform, "An object has a NULL member array.");
+		pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+		for (i = 0; i < v->u.obj.count; i++)
+		{
+			const tt_member *m = &v->u.obj.members[i];
+
+			check_string(&m->key, transform, "key");
+			jbv.type = jbvString;
+			jbv.val.string.val = (char *) m->key.ptr;
+			jbv.val.string.len = m->key.len;
+			pushJsonbValue(st, WJB_KEY, &jbv);
+			push_value(st, WJB_VALUE, &m->value, transform, depth + 1);
+		}
+		return pushJsonbValue(st, WJB_END_OBJECT, NULL);
+	}
+	if (v->type == TT_ARRAY)
+	{
+		if (v->u.arr.count > 0 && v->u.arr.items == NULL)
+			bad_value(transform, "An array has a NULL item array.");
+		pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+		for (i = 0; i < v->u.arr.count; i++)
+			push_value(st, WJB_ELEM, &v->u.arr.items[i], transform, depth + 1);
+		return pushJsonbValue(st, WJB_END_ARRAY, NULL);
+	}
+	scalar_to_jbv(v, transform, &jbv);
+	return pushJsonbValue(st, tok, &jbv);
+}
+
+Jsonb *
+tt_value_to_jsonb(const tt_value *v, const char *transform)
+{
+	JsonbParseState *st = NULL;
+	JsonbValue *res;
+
+	if (v->type == TT_OBJECT || v->type == TT_ARRAY)
+		res = push_value(&st, WJB_VALUE, v, transform, 0);
+	else
+	{
+		JsonbValue	jbv;
+
+		scalar_to_jbv(v, transform, &jbv);
+		/* a raw scalar is stored as a one-element pseudo array */
+		pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+		st->contVal.val.array.rawScalar = true;
+		pushJsonbValue(&st, WJB_ELEM, &jbv);
+		res = pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	}
+	return JsonbValueToJsonb(res);
+}
