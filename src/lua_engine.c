@@ -120,14 +120,21 @@ deadline_stop(void)
 	tt_lua_deadline_ns = 0;
 }
 
-/* Lua side: raise the error that ends an interrupted script */
+/*
+ * Lua side: raise the error that ends an interrupted script.  Level 2 is
+ * the user's function that ran the check (0 = us, 1 = the checker).
+ */
 static int
 lua_abort(lua_State *L)
 {
+	luaL_where(L, 2);
 	if (tt_lua_abort_reason == TT_ABORT_TIMEOUT)
-		return luaL_error(L, "transform exceeded talaria.transform_timeout (%d ms)",
-						  tt_transform_timeout_ms);
-	return luaL_error(L, "transform interrupted");
+		lua_pushfstring(L, "transform exceeded talaria.transform_timeout (%d ms)",
+						tt_transform_timeout_ms);
+	else
+		lua_pushliteral(L, "transform interrupted");
+	lua_concat(L, 2);
+	return lua_error(L);
 }
 
 /* ---------------------------------------------------------------------
@@ -371,6 +378,7 @@ typedef struct SetupArgs
 	const char *source;
 	char	   *code;			/* instrumented source (malloc) */
 	size_t		codelen;
+	bool		syntax_error;	/* the failure was the compiler's */
 } SetupArgs;
 
 static void
@@ -480,7 +488,10 @@ state_setup(lua_State *L)
 							  lua_pushfstring(L, "=%s", a->name), "t");
 	lua_remove(L, -2);			/* the chunk name */
 	if (status != 0)
+	{
+		a->syntax_error = (status == LUA_ERRSYNTAX);
 		return lua_error(L);
+	}
 	lua_pushvalue(L, env_idx);
 	lua_setfenv(L, -2);
 	lua_pushvalue(L, checker_idx);
@@ -558,6 +569,7 @@ state_create(const char *name, const char *source)
 	args.st = st;
 	args.name = name;
 	args.source = source;
+	args.syntax_error = false;
 	args.code = tt_lua_instrument(source, strlen(source), &args.codelen,
 								  errbuf, sizeof(errbuf));
 	if (args.code == NULL)
@@ -580,7 +592,7 @@ state_create(const char *name, const char *source)
 	state_close(st);
 	if (reason == TT_ABORT_CANCEL)
 		CHECK_FOR_INTERRUPTS();
-	if (rc == LUA_ERRSYNTAX)
+	if (args.syntax_error)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("syntax error in transform \"%s\": %s", name, msg)));

@@ -1,0 +1,97 @@
+-- Values cross into Lua and back without loss.
+SET client_min_messages = warning;
+SELECT talaria.register_lua('identity', 'function main(row) return row end');
+
+-- untouched values come back unchanged (jsonb equality and text)
+WITH docs(doc) AS (VALUES
+  ('{"big": 123456789012345678901234567890, "beyond53": 9007199254740993, "i64max": 9223372036854775807, "i64min": -9223372036854775808}'::jsonb),
+  ('{"num": 3.141592653589793238462643383279, "small": 1e-30, "f": 0.1, "neg": -2.5, "zero": 0, "exp": 1.5e30}'),
+  ('{"ascii": "plain", "unicode": "héllo wörld ✓", "astral": "😀𝄞", "escapes": "tab\tnewline\nquote\"backslash\\", "empty": ""}'),
+  ('{"empty_object": {}, "empty_array": [], "null": null, "true": true, "false": false}'),
+  ('{"nested": [{"a": [1, {"b": null, "c": []}]}, [[], [{}]], "x"], "deep": {"a": {"b": {"c": {"d": [1, 2, 3]}}}}}'),
+  ('[1, "two", null, {"three": 3}]'),
+  ('[]'), ('{}'), ('"just a string"'), ('42'), ('12345678901234567890'), ('true'), ('null')
+)
+SELECT doc, talaria.transform_row('identity', doc) = doc AS same,
+       talaria.transform_row('identity', doc)::text = doc::text AS same_text
+FROM docs;
+
+-- the Lua view of values: types, null vs missing, exact numbers
+SELECT talaria.register_lua('inspect', $$
+local json = require("json")
+function main(row)
+  local out = {}
+  for k, v in pairs(row) do
+    local t = type(v)
+    if v == json.null then t = 'json.null' end
+    if t == 'userdata' then t = 'exact number ' .. tostring(v) end
+    if t == 'table' then t = (next(v) == nil) and 'empty table' or 'table' end
+    out[k] = t
+  end
+  out.missing_is_nil = (row.no_such_key == nil)
+  return out
+end
+$$);
+SELECT talaria.transform_row('inspect',
+  '{"n": 1, "f": 1.5, "big": 9007199254740993, "dec": 0.1234567890123456789, "s": "x", "b": false, "nul": null, "o": {}, "a": [], "t": {"k": 1}}');
+
+-- exact numbers still do arithmetic (as doubles) and compare
+SELECT talaria.register_lua('arith', $$
+function main(row)
+  return { sum = row.big + 1, twice = row.big * 2, text = tostring(row.big),
+           concat = 'v=' .. row.big, cmp = row.big > row.small, cmp_num = tonumber(row.big) > 1, eq = row.big == row.big2,
+           num = tonumber(row.big), neg = -row.small }
+end
+$$);
+SELECT talaria.transform_row('arith', '{"big": 12345678901234567890, "big2": 12345678901234567890, "small": 0.10000000000000000001}');
+
+-- results: Lua numbers, integers, nil drops, scalars, arrays vs objects
+SELECT talaria.register_lua('results', $$
+local json = require("json")
+function main(row)
+  if row.kind == 'nil' then return nil end
+  if row.kind == 'null' then return json.null end
+  if row.kind == 'int' then return 2^53 end
+  if row.kind == 'bigint' then return 2^62 end
+  if row.kind == 'float' then return 1/3 end
+  if row.kind == 'string' then return 'text' end
+  if row.kind == 'bool' then return true end
+  if row.kind == 'array' then return {1, 2, {x = 'y'}} end
+  if row.kind == 'empty' then return {} end
+  if row.kind == 'sparse' then return {[1] = 'a', [3] = 'c'} end
+  if row.kind == 'keep_empty_array' then row.list[#row.list + 1] = nil return row end
+  return row
+end
+$$);
+SELECT k, talaria.transform_row('results', jsonb_build_object('kind', k, 'list', '[]'::jsonb)) AS result,
+       talaria.transform_row('results', jsonb_build_object('kind', k, 'list', '[]'::jsonb)) IS NULL AS is_sql_null
+FROM unnest(ARRAY['nil', 'null', 'int', 'bigint', 'float', 'string', 'bool', 'array', 'empty', 'keep_empty_array']) AS k;
+
+-- SQL NULL in, SQL NULL out (STRICT)
+SELECT talaria.transform_row('identity', NULL) IS NULL AS null_in_null_out;
+
+-- results that cannot be JSON are clear errors
+SELECT talaria.transform_row('results', '{"kind": "sparse"}');
+SELECT talaria.register_lua('bad_results', $$
+function main(row)
+  if row.kind == 'function' then return function() end end
+  if row.kind == 'nan' then return 0/0 end
+  if row.kind == 'inf' then return { x = math.huge } end
+  if row.kind == 'mixed' then return { 1, 2, x = 3 } end
+  if row.kind == 'numkey' then return { [1.5] = 'x' } end
+  if row.kind == 'cycle' then local t = {} t.self = t return t end
+  if row.kind == 'nul' then return 'a\0b' end
+  if row.kind == 'badutf8' then return string.char(255, 254) end
+  if row.kind == 'boolkey' then return { [true] = 1 } end
+  return row
+end
+$$);
+SELECT talaria.transform_row('bad_results', '{"kind": "function"}');
+SELECT talaria.transform_row('bad_results', '{"kind": "nan"}');
+SELECT talaria.transform_row('bad_results', '{"kind": "inf"}');
+SELECT talaria.transform_row('bad_results', '{"kind": "mixed"}');
+SELECT talaria.transform_row('bad_results', '{"kind": "numkey"}');
+SELECT talaria.transform_row('bad_results', '{"kind": "cycle"}');
+SELECT talaria.transform_row('bad_results', '{"kind": "nul"}');
+SELECT talaria.transform_row('bad_results', '{"kind": "badutf8"}');
+SELECT talaria.transform_row('bad_results', '{"kind": "boolkey"}');
