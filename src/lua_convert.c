@@ -105,14 +105,13 @@ tt_lua_push_number_text(lua_State *L, const char *text, size_t len)
 {
 	int			sig = significant_digits(text, len);
 	TTLuaNumber *box;
+	double		d;
 
-	if (sig >= 0 && sig <= 15 && len < 64)
+	/* beyond a double's range (1e400) it stays exact text too */
+	if (sig >= 0 && sig <= 15 && tt_decimal_to_double(text, len, &d) &&
+		(d != 0 || sig == 0))
 	{
-		char		buf[64];
-
-		memcpy(buf, text, len);
-		buf[len] = '\0';
-		lua_pushnumber(L, strtod(buf, NULL));
+		lua_pushnumber(L, d);
 		return;
 	}
 	box = (TTLuaNumber *) lua_newuserdata(L, offsetof(TTLuaNumber, text) + len + 1);
@@ -249,8 +248,54 @@ tt_lua_convert_init(lua_State *L)
 
 /* ---------------------------------------------------------------------
  * tree -> Lua
+ *
+ * A decimal that becomes a plain Lua number is remembered (its double and
+ * the tree value it came from) so that, if the script hands the same
+ * number back, the result reuses the original text: no formatting, and
+ * "3.0" stays "3.0".  A small linear table: rows rarely hold many
+ * non-integral numbers, and past its size we simply format.
  * ---------------------------------------------------------------------
  */
+#define LUA_MEMO_SIZE 32
+
+typedef struct LuaNumberMemo
+{
+	double		d;
+	const tt_value *from;
+} LuaNumberMemo;
+
+static LuaNumberMemo lua_memo[LUA_MEMO_SIZE];
+static int	lua_memo_count = 0;
+
+void
+tt_lua_memo_reset(void)
+{
+	lua_memo_count = 0;
+}
+
+static void
+push_numeric(lua_State *L, const tt_value *v)
+{
+	tt_lua_push_number_text(L, v->u.str.ptr, v->u.str.len);
+	if (v->host_tag != 0 && lua_memo_count < LUA_MEMO_SIZE &&
+		lua_type(L, -1) == LUA_TNUMBER)
+	{
+		lua_memo[lua_memo_count].d = lua_tonumber(L, -1);
+		lua_memo[lua_memo_count].from = v;
+		lua_memo_count++;
+	}
+}
+
+static const tt_value *
+memo_find(double d)
+{
+	int			i;
+
+	for (i = 0; i < lua_memo_count; i++)
+		if (lua_memo[i].d == d)
+			return lua_memo[i].from;
+	return NULL;
+}
 void
 tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 {
@@ -281,7 +326,7 @@ tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 			lua_pushnumber(L, v->u.f);
 			break;
 		case TT_NUMERIC:
-			tt_lua_push_number_text(L, v->u.str.ptr, v->u.str.len);
+			push_numeric(L, v);
 			break;
 		case TT_STRING:
 			lua_pushlstring(L, v->u.str.ptr, v->u.str.len);
@@ -404,10 +449,13 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 		case LUA_TNUMBER:
 			{
 				double		d = lua_tonumber(L, idx);
+				const tt_value *from;
 
 				if (isnan(d) || isinf(d))
 					luaL_error(L, "cannot convert NaN or infinity to JSON");
-				if (d == floor(d) && fabs(d) < 9.2233720368547758e18)
+				if (lua_memo_count > 0 && (from = memo_find(d)) != NULL)
+					*dst = *from;	/* the original text and its tag */
+				else if (d == floor(d) && fabs(d) < 9.2233720368547758e18)
 				{
 					dst->type = TT_INT;
 					dst->u.i = (int64) d;

@@ -626,6 +626,7 @@ call_main(lua_State *L)
 	tt_value   *result;
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->st->main_ref);
+	tt_lua_memo_reset();
 	tt_lua_push_value(L, a->call->row, 0);
 	lua_call(L, 1, 1);
 	if (lua_isnil(L, -1))
@@ -719,7 +720,8 @@ lua_engine_call(TTTransform *t, tt_call *call)
 		priv->errmsg = error_text(st->L);
 		priv->sqlerrcode = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
 		args.status = TT_ERROR;
-		if (rc == LUA_ERRMEM || priv->oom)
+		if (rc == LUA_ERRMEM || priv->oom ||
+			strcmp(priv->errmsg, "not enough memory") == 0)
 		{
 			priv->errmsg = psprintf("%s (talaria.lua_memory_limit is %d kB)",
 									priv->errmsg, tt_lua_memory_limit_kb);

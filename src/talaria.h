@@ -55,6 +55,9 @@ extern bool tt_arr_reserve(tt_call *call, tt_value *arr, uint32 n);
 extern const char *tt_type_name(uint32 type);
 extern int	tt_format_double(double d, char *buf, size_t buflen);
 extern bool tt_numeric_to_int64(Numeric num, int64 *out);
+extern void tt_numeric_text(Numeric num, tt_value *dst);
+extern void tt_numeric_memo_reset(void);
+extern bool tt_decimal_to_double(const char *text, size_t len, double *out);
 
 /* PG side (may ereport) */
 extern void tt_jsonb_to_value(Jsonb *jb, tt_value *dst);

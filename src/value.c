@@ -418,6 +418,206 @@ tt_numeric_to_int64(Numeric num, int64 *out)
 	return true;
 }
 
+/*
+ * Numeric text without numeric_out, and a side table that remembers which
+ * Numeric a text came from.  A value that goes back to jsonb untouched
+ * (same text pointer, tagged with its slot in host_tag) reuses its Numeric:
+ * no parsing, and the exact original text (trailing zeros included).
+ * Entries are checked by pointer, so a stale tag only costs speed.
+ */
+#define TT_MEMO_SIZE 256
+
+typedef struct NumericMemo
+{
+	const char *text;
+	Numeric		num;
+} NumericMemo;
+
+static NumericMemo tt_memo[TT_MEMO_SIZE];
+static uint32 tt_memo_count = 0;
+
+void
+tt_numeric_memo_reset(void)
+{
+	tt_memo_count = 0;
+}
+
+static Numeric
+memo_lookup(const tt_value *v)
+{
+	uint32		tag = v->host_tag;
+
+	if (tag == 0 || tag > tt_memo_count || tt_memo[tag - 1].text != v->u.str.ptr)
+		return NULL;
+	return tt_memo[tag - 1].num;
+}
+
+/* Decimal text of a finite Numeric, as numeric_out would print it. */
+void
+tt_numeric_text(Numeric num, tt_value *dst)
+{
+	const char *data = VARDATA_ANY(num);
+	size_t		size = VARSIZE_ANY_EXHDR(num);
+	uint16		header;
+	int16		weight;
+	int			dscale;
+	bool		neg;
+	size_t		hdrsize;
+	int			ndigits;
+	int			d;
+	char	   *buf;
+	char	   *p;
+
+	memcpy(&header, data, sizeof(uint16));
+	if ((header & NUM_SIGN_MASK) == NUM_SPECIAL)
+	{
+		char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
+
+		dst->u.str.ptr = s;
+		dst->u.str.len = strlen(s);
+		return;
+	}
+	if ((header & NUM_SIGN_MASK) == NUM_SHORT)
+	{
+		neg = (header & NUM_SHORT_SIGN_MASK) != 0;
+		dscale = (header & NUM_SHORT_DSCALE_MASK) >> NUM_SHORT_DSCALE_SHIFT;
+		weight = (int16) (((header & NUM_SHORT_WEIGHT_SIGN_MASK) ?
+						   ~NUM_SHORT_WEIGHT_MASK : 0) |
+						  (header & NUM_SHORT_WEIGHT_MASK));
+		hdrsize = sizeof(uint16);
+	}
+	else
+	{
+		neg = (header & NUM_SIGN_MASK) == NUM_NEG;
+		dscale = header & NUM_DSCALE_MASK;
+		memcpy(&weight, data + sizeof(uint16), sizeof(int16));
+		hdrsize = 2 * sizeof(uint16);
+	}
+	ndigits = (int) ((size - hdrsize) / sizeof(int16));
+
+	p = buf = palloc(Max(weight + 1, 1) * 4 + dscale + 4 + 2);
+	if (neg && ndigits > 0)
+		*p++ = '-';
+	if (weight < 0)
+		*p++ = '0';
+	else
+	{
+		for (d = 0; d <= weight; d++)
+		{
+			int16		dig = 0;
+
+			if (d < ndigits)
+				memcpy(&dig, data + hdrsize + d * sizeof(int16), sizeof(int16));
+			if (d == 0)
+				p += sprintf(p, "%d", dig);
+			else
+			{
+				p[0] = '0' + dig / 1000;
+				p[1] = '0' + (dig / 100) % 10;
+				p[2] = '0' + (dig / 10) % 10;
+				p[3] = '0' + dig % 10;
+				p += 4;
+			}
+		}
+	}
+	if (dscale > 0)
+	{
+		char	   *end;
+
+		*p++ = '.';
+		end = p + dscale;
+		for (d = weight + 1; p < end; d++)
+		{
+			int16		dig = 0;
+			char		four[4];
+			int			k;
+
+			if (d >= 0 && d < ndigits)
+				memcpy(&dig, data + hdrsize + d * sizeof(int16), sizeof(int16));
+			four[0] = '0' + dig / 1000;
+			four[1] = '0' + (dig / 100) % 10;
+			four[2] = '0' + (dig / 10) % 10;
+			four[3] = '0' + dig % 10;
+			for (k = 0; k < 4 && p < end; k++)
+				*p++ = four[k];
+		}
+	}
+	*p = '\0';
+	dst->u.str.ptr = buf;
+	dst->u.str.len = (uint32) (p - buf);
+	if (tt_memo_count < TT_MEMO_SIZE)
+	{
+		tt_memo[tt_memo_count].text = buf;
+		tt_memo[tt_memo_count].num = num;
+		dst->host_tag = ++tt_memo_count;
+	}
+}
+
+/*
+ * Decimal text to double.  Clinger's fast path when the digits fit 2^53
+ * and the power of ten is exact (one correctly rounded operation);
+ * strtod otherwise.  Returns false if the text is not a finite number.
+ */
+bool
+tt_decimal_to_double(const char *text, size_t len, double *out)
+{
+	static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+		1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+	1e20, 1e21, 1e22};
+	uint64		m = 0;
+	int			frac = 0;
+	int			ndig = 0;
+	bool		neg = false;
+	bool		dot = false;
+	size_t		i = 0;
+	char		buf[128];
+	char	   *end;
+
+	if (i < len && (text[i] == '-' || text[i] == '+'))
+		neg = (text[i++] == '-');
+	for (; i < len; i++)
+	{
+		char		c = text[i];
+
+		if (c >= '0' && c <= '9')
+		{
+			if (m == 0 && c == '0')
+			{
+				if (dot)
+					frac++;
+				continue;
+			}
+			if (++ndig > 15)
+				break;
+			m = m * 10 + (c - '0');
+			if (dot)
+				frac++;
+		}
+		else if (c == '.' && !dot)
+			dot = true;
+		else
+			break;
+	}
+	if (i == len && ndig > 0 && frac <= 22)
+	{
+		double		d = (double) m / pow10[frac];
+
+		*out = neg ? -d : d;
+		return true;
+	}
+	if (i == len && ndig == 0)
+	{
+		*out = neg ? -0.0 : 0.0;
+		return true;
+	}
+	if (len >= sizeof(buf))
+		return false;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	*out = strtod(buf, &end);
+	return end != buf && *end == '\0' && !isinf(*out) && !isnan(*out);
+}
+
 /* ---------------------------------------------------------------------
  * Timestamps: the tree holds Unix microseconds, PostgreSQL 2000-based ones
  * ---------------------------------------------------------------------
@@ -465,12 +665,8 @@ scalar_to_value(JsonbValue *v, tt_value *dst)
 				dst->type = TT_INT;
 			else
 			{
-				char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out,
-																	NumericGetDatum(v->val.numeric)));
-
 				dst->type = TT_NUMERIC;
-				dst->u.str.ptr = s;
-				dst->u.str.len = strlen(s);
+				tt_numeric_text(v->val.numeric, dst);
 			}
 			break;
 		default:
@@ -556,6 +752,7 @@ tt_jsonb_to_value(Jsonb *jb, tt_value *dst)
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 
+	tt_numeric_memo_reset();
 	if (JB_ROOT_IS_SCALAR(jb))
 	{
 		if (!JsonbExtractScalar(&jb->root, &v))
@@ -649,7 +846,14 @@ scalar_to_jbv(const tt_value *v, const char *transform, JsonbValue *out)
 		case TT_NUMERIC:
 			{
 				char	   *text;
+				Numeric		num = memo_lookup(v);
 
+				if (num)
+				{
+					out->type = jbvNumeric;
+					out->val.numeric = num;
+					break;
+				}
 				check_string(&v->u.str, transform, "numeric");
 				text = pnstrdup(v->u.str.ptr, v->u.str.len);
 				numeric_to_jbv(text, transform, out);
@@ -677,12 +881,48 @@ scalar_to_jbv(const tt_value *v, const char *transform, JsonbValue *out)
 	}
 }
 
+/* jsonb's key order: shorter first, then bytewise */
+static inline int
+key_cmp(const tt_str *a, const tt_str *b)
+{
+	if (a->len != b->len)
+		return a->len < b->len ? -1 : 1;
+	return memcmp(a->ptr, b->ptr, a->len);
+}
+
+/*
+ * Members in jsonb key order, so that pushJsonbValue's own sort finds them
+ * presorted.  Objects from jsonb are mostly in order already, which makes
+ * this insertion sort close to linear.
+ */
+static const tt_member **
+sorted_members(const tt_value *v)
+{
+	const tt_member **order = palloc(Max(v->u.obj.count, 1) * sizeof(tt_member *));
+	uint32		i;
+
+	for (i = 0; i < v->u.obj.count; i++)
+	{
+		const tt_member *m = &v->u.obj.members[i];
+		uint32		j = i;
+
+		while (j > 0 && key_cmp(&order[j - 1]->key, &m->key) > 0)
+		{
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = m;
+	}
+	return order;
+}
+
 static JsonbValue *
 push_value(JsonbParseState **st, JsonbIteratorToken tok, const tt_value *v,
 		   const char *transform, int depth)
 {
 	JsonbValue	jbv;
 	uint32		i;
+	const tt_member **order;
 
 	check_stack_depth();
 	if (depth > TT_MAX_DEPTH)
@@ -692,9 +932,10 @@ push_value(JsonbParseState **st, JsonbIteratorToken tok, const tt_value *v,
 		if (v->u.obj.count > 0 && v->u.obj.members == NULL)
 			bad_value(transform, "An object has a NULL member array.");
 		pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+		order = sorted_members(v);
 		for (i = 0; i < v->u.obj.count; i++)
 		{
-			const tt_member *m = &v->u.obj.members[i];
+			const tt_member *m = order[i];
 
 			check_string(&m->key, transform, "key");
 			jbv.type = jbvString;

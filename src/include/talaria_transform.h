@@ -11,10 +11,15 @@
  *
  * Stability: the library exports TT_DECLARE_PLUGIN() which records the ABI
  * version and the sizes of the structs it was compiled with.  The host
- * refuses (with an ERROR, never a crash) a plugin whose ABI major version
- * differs.  Later minor versions only append members to tt_host, so a
- * plugin built against an older header keeps working; a plugin checks
- * host->size before using a member added after its own header version.
+ * refuses (with an ERROR, at registration and at load, never a crash and
+ * never calling the plugin) a library whose
+ *	 - abi_version differs from the host's TT_ABI_VERSION, or
+ *	 - sizeof_value differs from the host's sizeof(tt_value), or
+ *	 - sizeof_call or sizeof_host is larger than the host's (the plugin was
+ *	   built against a newer header than the server's).
+ * Compatible revisions of this header only append members at the end of
+ * tt_host and tt_call, so a plugin built against an older header keeps
+ * working with a newer host.  Anything else changes TT_ABI_VERSION.
  *
  * Copyright (c) 2026, the talaria_transform authors
  *
@@ -62,7 +67,8 @@ typedef struct tt_str
 struct tt_value
 {
 	uint32_t	type;			/* a tt_type */
-	uint32_t	_pad;
+	uint32_t	host_tag;		/* the host's: copy it along with the value,
+								 * write 0 in values you build yourself */
 	union
 	{
 		int			b;
@@ -70,6 +76,8 @@ struct tt_value
 		double		f;
 		int64_t		ts;
 		tt_str		str;		/* TT_STRING, TT_NUMERIC */
+		/* count <= cap: cap is the number of slots allocated (put/append
+		 * keep it up to date; set it yourself when you allocate slots) */
 		struct
 		{
 			tt_member  *members;
@@ -163,10 +171,30 @@ typedef struct tt_plugin_info
 
 #define TT_PLUGIN_INFO_SYMBOL "talaria_plugin_info"
 
+/* Exported with C linkage and default visibility, also from C++ and from
+ * code built with -fvisibility=hidden. */
+#if defined(__GNUC__)
+#define TT_EXPORT __attribute__((visibility("default")))
+#else
+#define TT_EXPORT
+#endif
+#ifdef __cplusplus
+#define TT_EXTERN_C extern "C"
+#else
+#define TT_EXTERN_C
+#endif
+
+/* Once per library, at file scope. */
 #define TT_DECLARE_PLUGIN() \
-	const tt_plugin_info talaria_plugin_info = { \
+	TT_EXTERN_C TT_EXPORT const tt_plugin_info talaria_plugin_info = { \
 		TT_ABI_VERSION, sizeof(tt_value), sizeof(tt_call), sizeof(tt_host) \
 	}
+
+/* Defines a transform function: TT_TRANSFORM(trim) { ... return TT_OK; } */
+#define TT_TRANSFORM(name) TT_EXTERN_C TT_EXPORT int name(tt_call *call)
+
+/* A string literal as the (key, keylen) pair: host->get(row, TT_KEY("id")) */
+#define TT_KEY(literal) (literal), (sizeof(literal) - 1)
 
 #ifdef __cplusplus
 }
