@@ -20,10 +20,38 @@ PG_CPPFLAGS = -Isrc -Isrc/include $(LUA_CFLAGS)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = $(LUA_LIBS)
 
-EXTRA_CLEAN = test/plugins/*.so test/results test/output_iso
+EXTRA_CLEAN = test/plugins/*.so test/plugins/*.o test/results test/output_iso
+
+# pg_regress loads the test plugins from $libdir/talaria_test_plugins
+REGRESS_PREP = install-test-plugins
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 $(OBJS): src/talaria.h src/lua_common.h src/include/talaria_transform.h
+
+# Sample and test native plugins: each built the way a plugin author
+# builds one, a single cc command against the public header alone.
+TEST_PLUGINS = $(patsubst %.c,%.so,$(wildcard test/plugins/*.c))
+TEST_PLUGIN_DIR = $(pkglibdir)/talaria_test_plugins
+
+test/plugins/%.so: test/plugins/%.c src/include/talaria_transform.h
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -Isrc/include -o $@ $<
+
+test/plugins/trim.o: test/plugins/trim.c src/include/talaria_transform.h
+	$(CC) -c -fPIC -O2 -Isrc/include -o $@ $<
+
+test-plugins: $(TEST_PLUGINS) test/plugins/trim.o
+
+# Installed under $libdir so the tests name them the same way on every
+# machine; also a few files that registration must refuse.
+install-test-plugins: test-plugins
+	$(MKDIR_P) '$(DESTDIR)$(TEST_PLUGIN_DIR)' '$(DESTDIR)$(TEST_PLUGIN_DIR)_outside'
+	$(INSTALL_SHLIB) $(TEST_PLUGINS) '$(DESTDIR)$(TEST_PLUGIN_DIR)/'
+	$(INSTALL_DATA) test/plugins/trim.o '$(DESTDIR)$(TEST_PLUGIN_DIR)/object.so'
+	$(INSTALL_DATA) test/plugins/notelf.txt '$(DESTDIR)$(TEST_PLUGIN_DIR)/notelf.so'
+	$(INSTALL_SHLIB) test/plugins/trim.so '$(DESTDIR)$(TEST_PLUGIN_DIR)_outside/'
+	ln -sf ../talaria_test_plugins_outside/trim.so '$(DESTDIR)$(TEST_PLUGIN_DIR)/escape.so'
+
+.PHONY: test-plugins install-test-plugins
