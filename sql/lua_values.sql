@@ -17,6 +17,10 @@ SELECT left(doc::text, 60) AS doc, talaria.transform_row('identity', doc) = doc 
        talaria.transform_row('identity', doc)::text = doc::text AS same_text
 FROM docs;
 
+-- text kept for untouched decimals; an integer equal to a decimal of the
+-- same row is ambiguous and is written in its shortest form
+SELECT talaria.transform_row('identity', '{"a": 20, "b": 20.00, "c": 3.0, "d": [1.50, 2.500]}');
+
 -- the Lua view of values: types, null vs missing, exact numbers
 SELECT talaria.register_lua('inspect', $$
 local json = require("json")

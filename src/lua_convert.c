@@ -266,11 +266,13 @@ typedef struct LuaNumberMemo
 
 static LuaNumberMemo lua_memo[LUA_MEMO_SIZE];
 static int	lua_memo_count = 0;
+static bool lua_memo_decimals = false;	/* any entry with a source text? */
 
 void
 tt_lua_memo_reset(void)
 {
 	lua_memo_count = 0;
+	lua_memo_decimals = false;
 }
 
 static void
@@ -283,19 +285,48 @@ push_numeric(lua_State *L, const tt_value *v)
 		lua_memo[lua_memo_count].d = lua_tonumber(L, -1);
 		lua_memo[lua_memo_count].from = v;
 		lua_memo_count++;
+		lua_memo_decimals = true;
 	}
 }
 
+/* an integer pushed as a number: remembered so it can veto a decimal */
+static void
+memo_int(double d)
+{
+	if (lua_memo_count < LUA_MEMO_SIZE)
+	{
+		lua_memo[lua_memo_count].d = d;
+		lua_memo[lua_memo_count].from = NULL;
+		lua_memo_count++;
+	}
+}
+
+/*
+ * The tree value a number came from, if exactly one source text gave this
+ * double (20 and 20.00 in the same row are ambiguous: format it afresh).
+ */
 static const tt_value *
 memo_find(double d)
 {
+	const tt_value *found = NULL;
+	bool		seen = false;
 	int			i;
 
 	for (i = 0; i < lua_memo_count; i++)
-		if (lua_memo[i].d == d)
-			return lua_memo[i].from;
-	return NULL;
+	{
+		const tt_value *f = lua_memo[i].from;
+
+		if (lua_memo[i].d != d)
+			continue;
+		if (seen && (f == NULL || found == NULL || f->u.str.len != found->u.str.len ||
+					 memcmp(f->u.str.ptr, found->u.str.ptr, f->u.str.len) != 0))
+			return NULL;
+		found = f;
+		seen = true;
+	}
+	return found;
 }
+
 void
 tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 {
@@ -313,7 +344,10 @@ tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 			break;
 		case TT_INT:
 			if (v->u.i <= TT_MAX_SAFE_INT && v->u.i >= -TT_MAX_SAFE_INT)
+			{
 				lua_pushnumber(L, (lua_Number) v->u.i);
+				memo_int((double) v->u.i);
+			}
 			else
 			{
 				char		buf[32];
@@ -453,7 +487,7 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 
 				if (isnan(d) || isinf(d))
 					luaL_error(L, "cannot convert NaN or infinity to JSON");
-				if (lua_memo_count > 0 && (from = memo_find(d)) != NULL)
+				if (lua_memo_decimals && (from = memo_find(d)) != NULL)
 					*dst = *from;	/* the original text and its tag */
 				else if (d == floor(d) && fabs(d) < 9.2233720368547758e18)
 				{

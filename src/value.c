@@ -805,81 +805,20 @@ check_string(const tt_str *s, const char *transform, const char *what)
 						   what, GetDatabaseEncodingName()));
 }
 
-static void
-numeric_to_jbv(const char *text, const char *transform, JsonbValue *out)
+
+/*
+ * The jsonb writer.  We build the on-disk format straight from the tree
+ * (the layout documented in utils/jsonb.h, as jsonb_util.c's
+ * convertToJsonb writes it) instead of going through pushJsonbValue and
+ * JsonbValueToJsonb: no intermediate JsonbValue copies, one sort per object
+ * that is usually already in order.  Engine output is checked on the way:
+ * valid encoding, finite numbers, known type tags, no NULL pointers.
+ */
+typedef struct JbWriter
 {
-	Datum		d;
-
-	/* numeric_in accepts NaN, Infinity and spaces, which JSON cannot hold */
-	if (text[0] == '\0' || strspn(text, "0123456789+-.eE") != strlen(text))
-		bad_value(transform, psprintf("\"%s\" is not a JSON number.", text));
-	d = DirectFunctionCall3(numeric_in, CStringGetDatum(text),
-							ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-	out->type = jbvNumeric;
-	out->val.numeric = DatumGetNumeric(d);
-}
-
-static void
-scalar_to_jbv(const tt_value *v, const char *transform, JsonbValue *out)
-{
-	char		buf[64];
-
-	switch (v->type)
-	{
-		case TT_NULL:
-			out->type = jbvNull;
-			break;
-		case TT_BOOL:
-			out->type = jbvBool;
-			out->val.boolean = v->u.b != 0;
-			break;
-		case TT_INT:
-			out->type = jbvNumeric;
-			out->val.numeric = int64_to_numeric(v->u.i);
-			break;
-		case TT_FLOAT:
-			if (isnan(v->u.f) || isinf(v->u.f))
-				bad_value(transform, "NaN and infinity cannot be stored in jsonb.");
-			tt_format_double(v->u.f, buf, sizeof(buf));
-			numeric_to_jbv(buf, transform, out);
-			break;
-		case TT_NUMERIC:
-			{
-				char	   *text;
-				Numeric		num = memo_lookup(v);
-
-				if (num)
-				{
-					out->type = jbvNumeric;
-					out->val.numeric = num;
-					break;
-				}
-				check_string(&v->u.str, transform, "numeric");
-				text = pnstrdup(v->u.str.ptr, v->u.str.len);
-				numeric_to_jbv(text, transform, out);
-				break;
-			}
-		case TT_STRING:
-			check_string(&v->u.str, transform, "string");
-			out->type = jbvString;
-			out->val.string.val = (char *) v->u.str.ptr;
-			out->val.string.len = v->u.str.len;
-			break;
-		case TT_TIMESTAMP:
-			{
-				char	   *s = JsonEncodeDateTime(NULL,
-												   tt_timestamp_to_pg(v->u.ts),
-												   TIMESTAMPTZOID, NULL);
-
-				out->type = jbvString;
-				out->val.string.val = s;
-				out->val.string.len = strlen(s);
-				break;
-			}
-		default:
-			bad_value(transform, psprintf("Unknown value type tag %u.", v->type));
-	}
-}
+	StringInfoData buf;
+	const char *transform;
+} JbWriter;
 
 /* jsonb's key order: shorter first, then bytewise */
 static inline int
@@ -891,92 +830,253 @@ key_cmp(const tt_str *a, const tt_str *b)
 }
 
 /*
- * Members in jsonb key order, so that pushJsonbValue's own sort finds them
- * presorted.  Objects from jsonb are mostly in order already, which makes
- * this insertion sort close to linear.
+ * Members in jsonb key order without duplicates (the last one wins, as in
+ * jsonb_in).  Objects from jsonb are in order already, so this insertion
+ * sort is close to linear.  Returns the number kept.
  */
-static const tt_member **
-sorted_members(const tt_value *v)
+static uint32
+sorted_members(const tt_value *v, const tt_member **order)
 {
-	const tt_member **order = palloc(Max(v->u.obj.count, 1) * sizeof(tt_member *));
 	uint32		i;
+	uint32		n = 0;
 
 	for (i = 0; i < v->u.obj.count; i++)
 	{
 		const tt_member *m = &v->u.obj.members[i];
-		uint32		j = i;
+		uint32		j = n;
+		int			c = 1;
 
-		while (j > 0 && key_cmp(&order[j - 1]->key, &m->key) > 0)
-		{
-			order[j] = order[j - 1];
+		while (j > 0 && (c = key_cmp(&order[j - 1]->key, &m->key)) > 0)
 			j--;
+		if (j > 0 && c == 0)
+		{
+			order[j - 1] = m;	/* duplicate key: keep the later one */
+			continue;
 		}
+		memmove(&order[j + 1], &order[j], (n - j) * sizeof(tt_member *));
 		order[j] = m;
+		n++;
 	}
-	return order;
+	return n;
 }
 
-static JsonbValue *
-push_value(JsonbParseState **st, JsonbIteratorToken tok, const tt_value *v,
-		   const char *transform, int depth)
+static void
+pad_to_int(StringInfo buf)
 {
-	JsonbValue	jbv;
+	int			pad = INTALIGN(buf->len) - buf->len;
+
+	if (pad > 0)
+	{
+		enlargeStringInfo(buf, pad);
+		memset(buf->data + buf->len, 0, pad);
+		buf->len += pad;
+	}
+}
+
+static int
+reserve(StringInfo buf, int len)
+{
+	int			off = buf->len;
+
+	enlargeStringInfo(buf, len);
+	buf->len += len;
+	buf->data[buf->len] = '\0';
+	return off;
+}
+
+static Numeric
+number_to_numeric(const tt_value *v, const char *transform)
+{
+	char		buf[64];
+	Numeric		num;
+	const char *text;
+
+	switch (v->type)
+	{
+		case TT_INT:
+			return int64_to_numeric(v->u.i);
+		case TT_FLOAT:
+			if (isnan(v->u.f) || isinf(v->u.f))
+				bad_value(transform, "NaN and infinity cannot be stored in jsonb.");
+			tt_format_double(v->u.f, buf, sizeof(buf));
+			text = buf;
+			break;
+		default:				/* TT_NUMERIC */
+			if ((num = memo_lookup(v)) != NULL)
+				return num;
+			check_string(&v->u.str, transform, "numeric");
+			text = pnstrdup(v->u.str.ptr, v->u.str.len);
+			break;
+	}
+	/* numeric_in accepts NaN, Infinity and spaces, which JSON cannot hold */
+	if (text[0] == '\0' || strspn(text, "0123456789+-.eE") != strlen(text))
+		bad_value(transform, psprintf("\"%s\" is not a JSON number.", text));
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+}
+
+static void write_value(JbWriter *w, const tt_value *v, JEntry *entry,
+						int depth, bool raw_scalar);
+
+/* Writes the data of one scalar; returns its JEntry (length, no offset). */
+static JEntry
+write_scalar(JbWriter *w, const tt_value *v)
+{
+	StringInfo	buf = &w->buf;
+
+	switch (v->type)
+	{
+		case TT_NULL:
+			return JENTRY_ISNULL;
+		case TT_BOOL:
+			return v->u.b ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE;
+		case TT_INT:
+		case TT_FLOAT:
+		case TT_NUMERIC:
+			{
+				Numeric		num = number_to_numeric(v, w->transform);
+				int			len = VARSIZE_ANY(num);
+				int			before = buf->len;
+
+				if (VARATT_IS_SHORT(num))
+					num = (Numeric) PG_DETOAST_DATUM(NumericGetDatum(num));
+				len = VARSIZE(num);
+				pad_to_int(buf);
+				appendBinaryStringInfo(buf, (char *) num, len);
+				return JENTRY_ISNUMERIC | (buf->len - before);
+			}
+		case TT_STRING:
+			check_string(&v->u.str, w->transform, "string");
+			appendBinaryStringInfo(buf, v->u.str.ptr, v->u.str.len);
+			return JENTRY_ISSTRING | v->u.str.len;
+		case TT_TIMESTAMP:
+			{
+				char	   *s = JsonEncodeDateTime(NULL, tt_timestamp_to_pg(v->u.ts),
+												   TIMESTAMPTZOID, NULL);
+				int			len = strlen(s);
+
+				appendBinaryStringInfo(buf, s, len);
+				return JENTRY_ISSTRING | len;
+			}
+		default:
+			bad_value(w->transform, psprintf("Unknown value type tag %u.", v->type));
+	}
+	return 0;					/* keep compiler quiet */
+}
+
+/* Stores a child's JEntry, turning every JB_OFFSET_STRIDE'th into an offset. */
+static inline void
+put_entry(JbWriter *w, int entries_at, int i, JEntry meta, uint32 *totallen)
+{
+	*totallen += JBE_OFFLENFLD(meta);
+	if (*totallen > JENTRY_OFFLENMASK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("transform \"%s\" returned a value too large for jsonb",
+						w->transform),
+				 errdetail("Total size of jsonb array elements exceeds the maximum of %u bytes.",
+						   JENTRY_OFFLENMASK)));
+	if ((i % JB_OFFSET_STRIDE) == 0)
+		meta = (meta & JENTRY_TYPEMASK) | *totallen | JENTRY_HAS_OFF;
+	memcpy(w->buf.data + entries_at + i * sizeof(JEntry), &meta, sizeof(JEntry));
+}
+
+static void
+write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
+				bool raw_scalar)
+{
+	StringInfo	buf = &w->buf;
+	int			base = buf->len;
+	uint32		header;
+	uint32		totallen = 0;
+	int			entries_at;
 	uint32		i;
-	const tt_member **order;
 
 	check_stack_depth();
 	if (depth > TT_MAX_DEPTH)
-		bad_value(transform, "Values are nested too deeply.");
+		bad_value(w->transform, "Values are nested too deeply.");
+	pad_to_int(buf);
 	if (v->type == TT_OBJECT)
 	{
-		if (v->u.obj.count > 0 && v->u.obj.members == NULL)
-			bad_value(transform, "An object has a NULL member array.");
-		pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
-		order = sorted_members(v);
-		for (i = 0; i < v->u.obj.count; i++)
-		{
-			const tt_member *m = order[i];
+		const tt_member **order;
+		uint32		n;
 
-			check_string(&m->key, transform, "key");
-			jbv.type = jbvString;
-			jbv.val.string.val = (char *) m->key.ptr;
-			jbv.val.string.len = m->key.len;
-			pushJsonbValue(st, WJB_KEY, &jbv);
-			push_value(st, WJB_VALUE, &m->value, transform, depth + 1);
+		if (v->u.obj.count > 0 && v->u.obj.members == NULL)
+			bad_value(w->transform, "An object has a NULL member array.");
+		if (v->u.obj.count > JB_CMASK / 2)
+			bad_value(w->transform, "An object has too many members.");
+		order = palloc(Max(v->u.obj.count, 1) * sizeof(tt_member *));
+		n = sorted_members(v, order);
+		header = n | JB_FOBJECT;
+		appendBinaryStringInfo(buf, (char *) &header, sizeof(uint32));
+		entries_at = reserve(buf, sizeof(JEntry) * n * 2);
+		for (i = 0; i < n; i++)
+		{
+			check_string(&order[i]->key, w->transform, "key");
+			appendBinaryStringInfo(buf, order[i]->key.ptr, order[i]->key.len);
+			put_entry(w, entries_at, i, JENTRY_ISSTRING | order[i]->key.len, &totallen);
 		}
-		return pushJsonbValue(st, WJB_END_OBJECT, NULL);
+		for (i = 0; i < n; i++)
+		{
+			JEntry		meta;
+
+			write_value(w, &order[i]->value, &meta, depth + 1, false);
+			put_entry(w, entries_at, i + n, meta, &totallen);
+		}
+		pfree(order);
 	}
-	if (v->type == TT_ARRAY)
+	else
 	{
-		if (v->u.arr.count > 0 && v->u.arr.items == NULL)
-			bad_value(transform, "An array has a NULL item array.");
-		pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
-		for (i = 0; i < v->u.arr.count; i++)
-			push_value(st, WJB_ELEM, &v->u.arr.items[i], transform, depth + 1);
-		return pushJsonbValue(st, WJB_END_ARRAY, NULL);
+		uint32		n = raw_scalar ? 1 : v->u.arr.count;
+
+		if (!raw_scalar && n > 0 && v->u.arr.items == NULL)
+			bad_value(w->transform, "An array has a NULL item array.");
+		if (n > JB_CMASK)
+			bad_value(w->transform, "An array has too many items.");
+		header = n | JB_FARRAY | (raw_scalar ? JB_FSCALAR : 0);
+		appendBinaryStringInfo(buf, (char *) &header, sizeof(uint32));
+		entries_at = reserve(buf, sizeof(JEntry) * n);
+		for (i = 0; i < n; i++)
+		{
+			JEntry		meta;
+
+			write_value(w, raw_scalar ? v : &v->u.arr.items[i], &meta, depth + 1, false);
+			put_entry(w, entries_at, i, meta, &totallen);
+		}
 	}
-	scalar_to_jbv(v, transform, &jbv);
-	return pushJsonbValue(st, tok, &jbv);
+	totallen = buf->len - base;
+	if (totallen > JENTRY_OFFLENMASK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("transform \"%s\" returned a value too large for jsonb",
+						w->transform)));
+	*entry = JENTRY_ISCONTAINER | totallen;
+}
+
+static void
+write_value(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
+			bool raw_scalar)
+{
+	if (raw_scalar || v->type == TT_OBJECT || v->type == TT_ARRAY)
+		write_container(w, v, entry, depth, raw_scalar);
+	else
+		*entry = write_scalar(w, v);
 }
 
 Jsonb *
 tt_value_to_jsonb(const tt_value *v, const char *transform)
 {
-	JsonbParseState *st = NULL;
-	JsonbValue *res;
+	JbWriter	w;
+	JEntry		entry;
+	Jsonb	   *res;
 
-	if (v->type == TT_OBJECT || v->type == TT_ARRAY)
-		res = push_value(&st, WJB_VALUE, v, transform, 0);
-	else
-	{
-		JsonbValue	jbv;
-
-		scalar_to_jbv(v, transform, &jbv);
-		/* a raw scalar is stored as a one-element pseudo array */
-		pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
-		st->contVal.val.array.rawScalar = true;
-		pushJsonbValue(&st, WJB_ELEM, &jbv);
-		res = pushJsonbValue(&st, WJB_END_ARRAY, NULL);
-	}
-	return JsonbValueToJsonb(res);
+	w.transform = transform;
+	initStringInfo(&w.buf);
+	reserve(&w.buf, VARHDRSZ);
+	/* a scalar at the top is a one-element array flagged as scalar */
+	write_value(&w, v, &entry, 0, v->type != TT_OBJECT && v->type != TT_ARRAY);
+	res = (Jsonb *) w.buf.data;
+	SET_VARSIZE(res, w.buf.len);
+	return res;
 }
