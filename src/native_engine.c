@@ -28,9 +28,10 @@
  * file, then register_native again" reaches every backend on its next call.
  *
  * Calling is one indirect call.  What the plugin hands back is then walked
- * once (type tags, pointers, encoding, sizes, timestamp range) so that no
- * consumer of the value tree ever reads garbage; a bad result becomes an
- * error naming the transform, and the backend goes on.
+ * once (type tags, pointers, counts against capacities, sizes, nesting,
+ * timestamp range) so that no consumer of the value tree reads beyond
+ * what was allocated; a bad result becomes an error naming the transform,
+ * and the backend goes on.  The consumers verify the text's encoding.
  *
  *-------------------------------------------------------------------------
  */
@@ -48,7 +49,6 @@
 #endif
 
 #include "datatype/timestamp.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "talaria.h"
@@ -176,6 +176,7 @@ resolve_library(const char *library)
 {
 	char		expanded[MAXPGPATH];
 	char		real[PATH_MAX];
+	struct stat st;
 
 	if (!expand_libdir(library, expanded, sizeof(expanded)) ||
 		!is_absolute_path(expanded))
@@ -183,10 +184,14 @@ resolve_library(const char *library)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("library path \"%s\" is not absolute", library),
 				 errhint("Give an absolute path, or one that starts with $libdir/.")));
-	if (realpath(expanded, real) == NULL)
+	if (realpath(expanded, real) == NULL || stat(real, &st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not access library file \"%s\": %m", library)));
+	if (!S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("library \"%s\" is not a regular file", library)));
 	if (!library_dir_allowed(real))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -621,7 +626,11 @@ result_fail(ResultCheck *rc, int sqlerrcode, const char *problem)
 	return false;
 }
 
-static bool
+/*
+ * The text itself (encoding, NUL bytes) is verified where it is consumed,
+ * by the jsonb writer and the column conversion, once.
+ */
+static inline bool
 check_str(ResultCheck *rc, const tt_str *s, const char *what)
 {
 	if (s->len > NATIVE_MAX_BYTES)
@@ -631,11 +640,6 @@ check_str(ResultCheck *rc, const tt_str *s, const char *what)
 	if (s->len > 0 && s->ptr == NULL)
 		return result_fail(rc, ERRCODE_DATA_EXCEPTION,
 						   psprintf("a %s has a NULL pointer", what));
-	if (s->len > 0 &&
-		!pg_verify_mbstr(GetDatabaseEncoding(), s->ptr, s->len, true))
-		return result_fail(rc, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-						   psprintf("a %s is not valid %s (or contains a NUL byte)",
-									what, GetDatabaseEncodingName()));
 	rc->bytes += s->len;
 	return true;
 }
@@ -764,6 +768,8 @@ native_call(TTTransform *t, tt_call *call)
 	rc.path = "";
 	if (check_value(&rc, call->result, 0))
 		return TT_OK;
+	if (strlen(rc.path) > 120)	/* a cycle: keep both ends */
+		rc.path = psprintf("%.60s...%s", rc.path, rc.path + strlen(rc.path) - 40);
 	priv->errmsg = psprintf("returned an invalid value at $%s: %s",
 							rc.path, rc.problem);
 	priv->sqlerrcode = rc.sqlerrcode;
