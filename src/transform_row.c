@@ -56,6 +56,7 @@ tt_transform_row(PG_FUNCTION_ARGS)
 	}
 
 	MemoryContextSwitchTo(cache->rowcxt);
+	tt_numeric_memo_reset();
 	tt_jsonb_to_value(input, &row);
 	result = tt_transform_run(cache->transform, &row, cache->rowcxt, &dropped);
 	if (dropped)

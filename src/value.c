@@ -674,108 +674,129 @@ scalar_to_value(JsonbValue *v, tt_value *dst)
 	}
 }
 
+
+/*
+ * Reads a jsonb container straight from its on-disk layout (utils/jsonb.h:
+ * a header, the children's JEntries, then their data; every
+ * JB_OFFSET_STRIDE'th JEntry holds an end offset instead of a length).
+ * Cheaper than JsonbIterator, which builds a JsonbValue per child.
+ */
+static void read_container(const JsonbContainer *c, tt_value *dst, int depth);
+
 static void
-container_to_value(JsonbIterator **it, JsonbIteratorToken tok,
-				   JsonbValue *v, tt_value *dst, int depth)
+read_child(const JsonbContainer *c, const char *base, uint32 i, uint32 off,
+		   uint32 len, tt_value *dst, int depth)
 {
-	check_stack_depth();
+	JEntry		je = c->children[i];
+
 	memset(dst, 0, sizeof(tt_value));
-	if (tok == WJB_BEGIN_OBJECT)
+	if (JBE_ISSTRING(je))
 	{
-		uint32		n = v->val.object.nPairs;
+		dst->type = TT_STRING;
+		dst->u.str.ptr = base + off;
+		dst->u.str.len = len;
+	}
+	else if (JBE_ISNUMERIC(je))
+	{
+		Numeric		num = (Numeric) (base + INTALIGN(off));
 
-		dst->type = TT_OBJECT;
-		dst->u.obj.cap = n;
-		dst->u.obj.members = n ? palloc(n * sizeof(tt_member)) : NULL;
-		for (;;)
+		if (tt_numeric_to_int64(num, &dst->u.i))
+			dst->type = TT_INT;
+		else
 		{
-			tt_member  *m;
-
-			tok = JsonbIteratorNext(it, v, false);
-			if (tok == WJB_END_OBJECT)
-				break;
-			Assert(tok == WJB_KEY);
-			if (dst->u.obj.count == dst->u.obj.cap)
-			{
-				dst->u.obj.cap = Max(8, dst->u.obj.cap * 2);
-				dst->u.obj.members = dst->u.obj.members ?
-					repalloc(dst->u.obj.members, dst->u.obj.cap * sizeof(tt_member)) :
-					palloc(dst->u.obj.cap * sizeof(tt_member));
-			}
-			m = &dst->u.obj.members[dst->u.obj.count++];
-			m->key.ptr = v->val.string.val;
-			m->key.len = v->val.string.len;
-			tok = JsonbIteratorNext(it, v, false);
-			if (tok == WJB_VALUE)
-				scalar_to_value(v, &m->value);
-			else
-				container_to_value(it, tok, v, &m->value, depth + 1);
+			dst->type = TT_NUMERIC;
+			tt_numeric_text(num, dst);
 		}
 	}
-	else if (tok == WJB_BEGIN_ARRAY)
+	else if (JBE_ISBOOL_TRUE(je) || JBE_ISBOOL_FALSE(je))
 	{
-		uint32		n = v->val.array.nElems;
-
-		dst->type = TT_ARRAY;
-		dst->u.arr.cap = n;
-		dst->u.arr.items = n ? palloc(n * sizeof(tt_value)) : NULL;
-		for (;;)
-		{
-			tt_value   *item;
-
-			tok = JsonbIteratorNext(it, v, false);
-			if (tok == WJB_END_ARRAY)
-				break;
-			if (dst->u.arr.count == dst->u.arr.cap)
-			{
-				dst->u.arr.cap = Max(8, dst->u.arr.cap * 2);
-				dst->u.arr.items = dst->u.arr.items ?
-					repalloc(dst->u.arr.items, dst->u.arr.cap * sizeof(tt_value)) :
-					palloc(dst->u.arr.cap * sizeof(tt_value));
-			}
-			item = &dst->u.arr.items[dst->u.arr.count++];
-			if (tok == WJB_ELEM)
-				scalar_to_value(v, item);
-			else
-				container_to_value(it, tok, v, item, depth + 1);
-		}
+		dst->type = TT_BOOL;
+		dst->u.b = JBE_ISBOOL_TRUE(je) ? 1 : 0;
 	}
+	else if (JBE_ISNULL(je))
+		dst->type = TT_NULL;
 	else
-		elog(ERROR, "unexpected jsonb iterator token %d", (int) tok);
+		read_container((const JsonbContainer *) (base + INTALIGN(off)), dst, depth + 1);
 }
 
-/* Converts into the current memory context. */
+/* the offset and length of every child, in order */
+#define NEXT_CHILD(c, i, off, len) \
+	do { \
+		JEntry je_ = (c)->children[i]; \
+		(off) += (len); \
+		(len) = JBE_HAS_OFF(je_) ? JBE_OFFLENFLD(je_) - (off) : JBE_OFFLENFLD(je_); \
+	} while (0)
+
+static void
+read_container(const JsonbContainer *c, tt_value *dst, int depth)
+{
+	uint32		count = c->header & JB_CMASK;
+	uint32		i;
+	uint32		off = 0;
+	uint32		len = 0;
+
+	check_stack_depth();
+	memset(dst, 0, sizeof(tt_value));
+	if (c->header & JB_FOBJECT)
+	{
+		const char *base = (const char *) &c->children[count * 2];
+		tt_member  *m = count ? palloc(count * sizeof(tt_member)) : NULL;
+
+		for (i = 0; i < count; i++)
+		{
+			NEXT_CHILD(c, i, off, len);
+			m[i].key.ptr = base + off;
+			m[i].key.len = len;
+		}
+		for (i = 0; i < count; i++)
+		{
+			NEXT_CHILD(c, count + i, off, len);
+			read_child(c, base, count + i, off, len, &m[i].value, depth);
+		}
+		dst->type = TT_OBJECT;
+		dst->u.obj.members = m;
+		dst->u.obj.count = dst->u.obj.cap = count;
+	}
+	else
+	{
+		const char *base = (const char *) &c->children[count];
+		tt_value   *items = count ? palloc(count * sizeof(tt_value)) : NULL;
+
+		for (i = 0; i < count; i++)
+		{
+			NEXT_CHILD(c, i, off, len);
+			read_child(c, base, i, off, len, &items[i], depth);
+		}
+		dst->type = TT_ARRAY;
+		dst->u.arr.items = items;
+		dst->u.arr.count = dst->u.arr.cap = count;
+	}
+}
+
+/*
+ * Converts into the current memory context.  Strings and keys point into
+ * the jsonb, which the caller keeps alive for the row.
+ */
 void
 tt_jsonb_to_value(Jsonb *jb, tt_value *dst)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	tt_numeric_memo_reset();
 	if (JB_ROOT_IS_SCALAR(jb))
 	{
-		if (!JsonbExtractScalar(&jb->root, &v))
-			elog(ERROR, "could not extract jsonb scalar");
-		scalar_to_value(&v, dst);
+		/* a raw scalar is a one-element array flagged as scalar */
+		tt_value	arr;
+
+		read_container(&jb->root, &arr, 0);
+		*dst = arr.u.arr.items[0];
 		return;
 	}
-	it = JsonbIteratorInit(&jb->root);
-	tok = JsonbIteratorNext(&it, &v, false);
-	container_to_value(&it, tok, &v, dst, 0);
+	read_container(&jb->root, dst, 0);
 }
 
 void
 tt_jsonbvalue_to_value(JsonbValue *jbv, tt_value *dst)
 {
 	if (jbv->type == jbvBinary)
-	{
-		JsonbIterator *it = JsonbIteratorInit(jbv->val.binary.data);
-		JsonbValue	v;
-		JsonbIteratorToken tok = JsonbIteratorNext(&it, &v, false);
-
-		container_to_value(&it, tok, &v, dst, 0);
-	}
+		read_container(jbv->val.binary.data, dst, 0);
 	else
 		scalar_to_value(jbv, dst);
 }
