@@ -1,0 +1,872 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest.c
+ *	  talaria.ingest(): the trigger of an ingest pipeline, and the
+ *	  COPY-like buffered insert into the (time-partitioned) target.
+ *
+ * create_pipeline() puts two triggers on the source table, both running
+ * this function:
+ *
+ *	BEFORE INSERT FOR EACH ROW: converts the row to a value tree, runs the
+ *	  transform, converts the result to the target's columns, routes it to
+ *	  its partition and appends it to that partition's buffer; returns NULL,
+ *	  so the source keeps nothing.
+ *	AFTER INSERT FOR EACH STATEMENT: flushes every buffer (multi-insert per
+ *	  partition, index entries, AFTER ROW triggers of the target) and
+ *	  closes the target, so the rows are visible to the next statement.
+ *
+ * A statement's state (transform, conversion maps, the executor state of
+ * the target, buffers) is built at its first row and kept in a
+ * backend-local list keyed by trigger OID: a trigger function's fn_extra
+ * does not live long enough under COPY.  The memory hangs off
+ * TopTransactionContext; on (sub)transaction abort the list forgets the
+ * states (the resource owners release their relations and buffers).  A
+ * BEFORE ROW trigger created by hand without the statement trigger still
+ * works: it then inserts row by row.
+ *
+ * Per row there is no SPI call and no catalog lookup: the transform entry,
+ * the conversion maps, defaults and the partition bounds are resolved once
+ * per statement (again only when a partition had to be created).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "access/tupconvert.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
+#include "executor/execPartition.h"
+#include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
+#include "executor/spi.h"
+#include "ingest.h"
+#include "miscadmin.h"
+#include "partitioning/partdesc.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(tt_ingest);
+
+/* Rows waiting for one partition (or the unpartitioned target). */
+typedef struct PartBuffer
+{
+	ResultRelInfo *rri;
+	TupleTableSlot **slots;
+	int			nused;
+	int			nslots;			/* created so far */
+	BulkInsertState bistate;
+} PartBuffer;
+
+typedef struct ComputedCol
+{
+	int			attindex;
+	char	   *column;
+	char	   *transform_name;
+	TTTransform *transform;
+} ComputedCol;
+
+typedef struct IngestState
+{
+	Oid			tgoid;
+	Oid			source;
+	SubTransactionId subid;
+	MemoryContext cxt;
+	MemoryContext rowcxt;
+	bool		batched;		/* a statement trigger will flush */
+	bool		dead_letter;
+	int64		rowno;
+	TTTransform *transform;
+	TTSourceMap *smap;
+	CommandId	cid;
+	int			batch_size;
+
+	/* the target, rebuilt after a partition is created */
+	Oid			target;
+	bool		is_time;
+	TTTimeTable tt;
+	int64		cover_lo;		/* last range known to have a partition */
+	int64		cover_hi;
+	EState	   *estate;
+	ModifyTableState *mtstate;
+	ResultRelInfo *root;
+	PartitionTupleRouting *proute;
+	PartitionDesc pd;
+	TTTargetMap *tmap;
+	TupleTableSlot *work;
+	bool	   *isset;
+	List	   *buffers;
+	int			nbuffered;
+
+	ComputedCol *computed;
+	int			ncomputed;
+
+	/* talaria.dead_letters, opened at the first dead letter */
+	Relation	dl_rel;
+	ResultRelInfo *dl_rri;
+	TupleTableSlot *dl_slot;
+} IngestState;
+
+static IngestState **states = NULL;
+static int	nstates = 0;
+static int	maxstates = 0;
+static bool callbacks_registered = false;
+
+static void close_target(IngestState *st);
+
+/* ---------------------------------------------------------------------
+ * The list of open states, and forgetting them on abort
+ * ---------------------------------------------------------------------
+ */
+static void
+forget_state(int i)
+{
+	states[i] = states[--nstates];
+}
+
+static void
+destroy_state(IngestState *st)
+{
+	int			i;
+
+	close_target(st);
+	if (st->dl_rel)
+	{
+		ExecCloseIndices(st->dl_rri);
+		ExecDropSingleTupleTableSlot(st->dl_slot);
+		table_close(st->dl_rel, NoLock);
+		st->dl_rel = NULL;
+	}
+	for (i = 0; i < nstates; i++)
+		if (states[i] == st)
+		{
+			forget_state(i);
+			break;
+		}
+	MemoryContextDelete(st->cxt);
+}
+
+static void
+ingest_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			/* every statement trigger has run: nothing may be pending */
+			while (nstates > 0)
+			{
+				IngestState *st = states[nstates - 1];
+
+				if (st->nbuffered > 0)
+					elog(ERROR, "talaria ingest: rows left unflushed at commit");
+				destroy_state(st);
+			}
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			/* memory goes with TopTransactionContext, the rest with the owners */
+			nstates = 0;
+			break;
+	}
+}
+
+static void
+ingest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			i;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (i = nstates - 1; i >= 0; i--)
+		if (states[i]->subid >= mySubid)
+			forget_state(i);
+}
+
+static IngestState *
+find_state(Oid tgoid)
+{
+	int			i;
+
+	for (i = 0; i < nstates; i++)
+		if (states[i]->tgoid == tgoid)
+			return states[i];
+	return NULL;
+}
+
+static void
+remember_state(IngestState *st)
+{
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(ingest_xact_callback, NULL);
+		RegisterSubXactCallback(ingest_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	if (nstates == maxstates)
+	{
+		maxstates = Max(8, maxstates * 2);
+		states = states ?
+			repalloc(states, maxstates * sizeof(IngestState *)) :
+			MemoryContextAlloc(TopMemoryContext, maxstates * sizeof(IngestState *));
+	}
+	states[nstates++] = st;
+}
+
+/* ---------------------------------------------------------------------
+ * The target: executor state, routing, buffers
+ * ---------------------------------------------------------------------
+ */
+static void
+open_target(IngestState *st)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->cxt);
+	RangeTblEntry *rte;
+	Relation	rel;
+	ResultRelInfo *root;
+	AclResult	aclresult;
+
+	LockRelationOid(st->target, RowExclusiveLock);
+	st->estate = CreateExecutorState();
+	st->estate->es_output_cid = st->cid;
+
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = st->target;
+	rte->relkind = get_rel_relkind(st->target);
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	ExecInitRangeTable(st->estate, list_make1(rte));
+	root = makeNode(ResultRelInfo);
+	ExecInitResultRelation(st->estate, root, 1);
+	rel = root->ri_RelationDesc;
+	st->root = root;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("pipeline target \"%s\" is not a table",
+						RelationGetRelationName(rel))));
+	aclresult = pg_class_aclcheck(st->target, GetUserId(), ACL_INSERT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(rel));
+	if (check_enable_rls(st->target, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pipeline target \"%s\" has row-level security enabled",
+						RelationGetRelationName(rel)),
+				 errdetail("Ingest pipelines do not apply row security policies.")));
+	if (rel->trigdesc && rel->trigdesc->trig_insert_before_row)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pipeline target \"%s\" has BEFORE INSERT row triggers",
+						RelationGetRelationName(rel)),
+				 errhint("Do that work in the transform or a computed column.")));
+
+	st->mtstate = makeNode(ModifyTableState);
+	st->mtstate->ps.plan = NULL;
+	st->mtstate->ps.state = st->estate;
+	st->mtstate->operation = CMD_INSERT;
+	st->mtstate->mt_nrels = 1;
+	st->mtstate->resultRelInfo = root;
+	st->mtstate->rootResultRelInfo = root;
+
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		st->proute = ExecSetupPartitionTupleRouting(st->estate, rel);
+		st->pd = PartitionDirectoryLookup(st->estate->es_partition_directory, rel);
+	}
+	else
+	{
+		st->proute = NULL;
+		st->pd = NULL;
+		ExecOpenIndices(root, false);
+	}
+	st->tmap = tt_target_map_create(rel, st->estate, st->cxt);
+	st->work = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel),
+									  &TTSOpsVirtual);
+	st->isset = palloc0(sizeof(bool) * Max(1, RelationGetDescr(rel)->natts));
+	st->cover_lo = 0;
+	st->cover_hi = 0;
+	st->buffers = NIL;
+	st->nbuffered = 0;
+	MemoryContextSwitchTo(old);
+}
+
+/* Inserts one partition's buffered rows, the way COPY does. */
+static void
+flush_buffer(IngestState *st, PartBuffer *buf)
+{
+	ResultRelInfo *rri = buf->rri;
+	EState	   *estate = st->estate;
+	MemoryContext old;
+	int			i;
+
+	if (buf->nused == 0)
+		return;
+	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+	table_multi_insert(rri->ri_RelationDesc, buf->slots, buf->nused,
+					   st->cid, 0, buf->bistate);
+	MemoryContextSwitchTo(old);
+	for (i = 0; i < buf->nused; i++)
+	{
+		List	   *recheck = NIL;
+
+		if (rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(rri, buf->slots[i], estate,
+											false, false, NULL, NIL);
+		ExecARInsertTriggers(estate, rri, buf->slots[i], recheck, NULL);
+		list_free(recheck);
+		ExecClearTuple(buf->slots[i]);
+	}
+	ResetPerTupleExprContext(estate);
+	st->nbuffered -= buf->nused;
+	buf->nused = 0;
+}
+
+static void
+flush_all(IngestState *st)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->buffers)
+		flush_buffer(st, (PartBuffer *) lfirst(lc));
+}
+
+static void
+close_target(IngestState *st)
+{
+	ListCell   *lc;
+
+	if (st->estate == NULL)
+		return;
+	flush_all(st);
+	foreach(lc, st->buffers)
+	{
+		PartBuffer *buf = (PartBuffer *) lfirst(lc);
+
+		FreeBulkInsertState(buf->bistate);
+		table_finish_bulk_insert(buf->rri->ri_RelationDesc, 0);
+		buf->rri->ri_CopyMultiInsertBuffer = NULL;
+	}
+	if (st->proute)
+		ExecCleanupTupleRouting(st->mtstate, st->proute);
+	ExecCloseResultRelations(st->estate);
+	ExecCloseRangeTableRelations(st->estate);
+	ExecResetTupleTable(st->estate->es_tupleTable, false);
+	FreeExecutorState(st->estate);
+	st->estate = NULL;
+	st->proute = NULL;
+	st->buffers = NIL;
+	st->nbuffered = 0;
+}
+
+static PartBuffer *
+buffer_for(IngestState *st, ResultRelInfo *rri)
+{
+	PartBuffer *buf = (PartBuffer *) rri->ri_CopyMultiInsertBuffer;
+
+	if (buf == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+		buf = palloc0(sizeof(PartBuffer));
+		buf->rri = rri;
+		buf->slots = palloc0(sizeof(TupleTableSlot *) * st->batch_size);
+		buf->bistate = GetBulkInsertState();
+		rri->ri_CopyMultiInsertBuffer = (struct CopyMultiInsertBuffer *) buf;
+		st->buffers = lappend(st->buffers, buf);
+		MemoryContextSwitchTo(old);
+	}
+	if (buf->nused == buf->nslots)
+	{
+		/* the slot and the tuples it will hold outlive the row context */
+		MemoryContext old = MemoryContextSwitchTo(st->estate->es_query_cxt);
+
+		buf->slots[buf->nslots++] = table_slot_create(rri->ri_RelationDesc,
+													  &st->estate->es_tupleTable);
+		MemoryContextSwitchTo(old);
+	}
+	return buf;
+}
+
+/*
+ * The row's time has no partition: flush, close the target, have the
+ * partition created, and reopen with routing that sees it.  The row's
+ * values survive as a heap tuple in the row context.
+ */
+static void
+new_partition(IngestState *st, int64 key)
+{
+	TupleDesc	desc = st->work->tts_tupleDescriptor;
+	MemoryContext old = MemoryContextSwitchTo(st->rowcxt);
+	HeapTuple	tup = heap_form_tuple(desc, st->work->tts_values,
+									  st->work->tts_isnull);
+	Relation	rel;
+
+	MemoryContextSwitchTo(old);
+	close_target(st);
+	tt_partition_create(&st->tt, key);
+	open_target(st);
+
+	ExecClearTuple(st->work);
+	heap_deform_tuple(tup, st->work->tts_tupleDescriptor,
+					  st->work->tts_values, st->work->tts_isnull);
+	ExecStoreVirtualTuple(st->work);
+	rel = st->root->ri_RelationDesc;
+	if (!tt_partition_covers(rel, st->pd, &st->tt, key,
+							 &st->cover_lo, &st->cover_hi))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not create a partition of \"%s\" for %s",
+						RelationGetRelationName(rel),
+						timestamptz_to_str((TimestampTz) key)),
+				 errhint("The server log has the reason.")));
+}
+
+/* Routes the row in st->work and appends it to its partition's buffer. */
+static void
+buffer_row(IngestState *st)
+{
+	ResultRelInfo *rri = st->root;
+	TupleTableSlot *slot = st->work;
+	PartBuffer *buf;
+	TupleTableSlot *bslot;
+	Relation	rel;
+
+	if (st->is_time)
+	{
+		int64		key = tt_time_key(slot->tts_values[st->tt.attnum - 1],
+									  st->tt.typid);
+
+		if (key < st->cover_lo || key >= st->cover_hi)
+		{
+			if (!tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
+									 key, &st->cover_lo, &st->cover_hi))
+				new_partition(st, key);
+			slot = st->work;
+		}
+	}
+	if (st->proute)
+		rri = ExecFindPartition(st->mtstate, st->root, st->proute, slot,
+								st->estate);
+	rel = rri->ri_RelationDesc;
+	if (rri != st->root && rel->trigdesc && rel->trigdesc->trig_insert_before_row)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("partition \"%s\" of pipeline target has BEFORE INSERT row triggers",
+						RelationGetRelationName(rel))));
+
+	buf = buffer_for(st, rri);
+	bslot = buf->slots[buf->nused];
+	if (rri->ri_RootToPartitionMap != NULL)
+		bslot = execute_attr_map_slot(rri->ri_RootToPartitionMap->attrMap,
+									  slot, bslot);
+	else
+		ExecCopySlot(bslot, slot);
+	if (rel->rd_att->constr)
+	{
+		if (rel->rd_att->constr->has_generated_stored)
+			ExecComputeStoredGenerated(rri, st->estate, bslot, CMD_INSERT);
+		ExecConstraints(rri, bslot, st->estate);
+	}
+	buf->nused++;
+	st->nbuffered++;
+	if (buf->nused >= st->batch_size || st->nbuffered >= 4 * st->batch_size)
+		flush_all(st);
+}
+
+/* ---------------------------------------------------------------------
+ * Building the state at a statement's first row
+ * ---------------------------------------------------------------------
+ */
+static bool
+has_flush_trigger(Relation source, Trigger *rowtrig)
+{
+	TriggerDesc *td = source->trigdesc;
+	int			i;
+
+	if (td == NULL)
+		return false;
+	for (i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+
+		if (t->tgfoid == rowtrig->tgfoid &&
+			!TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_AFTER(t->tgtype) &&
+			TRIGGER_FOR_INSERT(t->tgtype) && t->tgenabled == rowtrig->tgenabled)
+			return true;
+	}
+	return false;
+}
+
+static void
+load_computed(IngestState *st)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	uint64		i;
+	int			ret;
+
+	args[0] = ObjectIdGetDatum(st->target);
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT column_name::text, transform FROM talaria.computed_columns"
+								" WHERE target = $1 ORDER BY column_name",
+								1, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read talaria.computed_columns: %s",
+			 SPI_result_code_string(ret));
+	st->ncomputed = (int) SPI_processed;
+	st->computed = MemoryContextAllocZero(st->cxt,
+										  sizeof(ComputedCol) * Max(1, st->ncomputed));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		ComputedCol *c = &st->computed[i];
+
+		c->column = MemoryContextStrdup(st->cxt,
+										SPI_getvalue(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1));
+		c->transform_name = MemoryContextStrdup(st->cxt,
+												SPI_getvalue(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc, 2));
+	}
+	SPI_finish();
+	for (i = 0; i < st->ncomputed; i++)
+	{
+		ComputedCol *c = &st->computed[i];
+
+		c->transform = tt_transform_lookup(c->transform_name);
+		c->attindex = tt_target_attindex(st->tmap, c->column);
+		if (c->attindex < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("computed column \"%s\" of \"%s\" does not exist",
+							c->column, get_rel_name(st->target))));
+	}
+}
+
+static IngestState *
+create_state(TriggerData *td)
+{
+	Trigger    *trig = td->tg_trigger;
+	MemoryContext cxt;
+	IngestState *st;
+	MemoryContext old;
+	const char *mode;
+
+	if (trig->tgnargs < 2 || trig->tgnargs > 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("trigger \"%s\" on \"%s\" has %d arguments",
+						trig->tgname, RelationGetRelationName(td->tg_relation),
+						trig->tgnargs),
+				 errhint("Use talaria.ingest('transform', 'target' [, 'abort' | 'dead_letter']).")));
+	mode = trig->tgnargs == 3 ? trig->tgargs[2] : "abort";
+	if (strcmp(mode, "abort") != 0 && strcmp(mode, "dead_letter") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid on_error \"%s\" in trigger \"%s\"", mode, trig->tgname),
+				 errhint("Use 'abort' or 'dead_letter'.")));
+
+	cxt = AllocSetContextCreate(TopTransactionContext, "talaria ingest",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	st = palloc0(sizeof(IngestState));
+	st->cxt = cxt;
+	st->rowcxt = AllocSetContextCreate(cxt, "talaria ingest row",
+									   ALLOCSET_DEFAULT_SIZES);
+	st->tgoid = trig->tgoid;
+	st->source = RelationGetRelid(td->tg_relation);
+	st->subid = GetCurrentSubTransactionId();
+	st->dead_letter = strcmp(mode, "dead_letter") == 0;
+	st->batched = has_flush_trigger(td->tg_relation, trig);
+	st->batch_size = st->batched ? tt_ingest_batch_size : 1;
+	st->cid = GetCurrentCommandId(true);
+	MemoryContextSwitchTo(old);
+
+	/* registered before anything that can fail: destroy_state cleans up */
+	remember_state(st);
+	st->transform = tt_transform_lookup(trig->tgargs[0]);
+	st->target = DatumGetObjectId(DirectFunctionCall1(regclassin,
+													  CStringGetDatum(trig->tgargs[1])));
+	if (st->target == st->source)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline source and target are the same table \"%s\"",
+						RelationGetRelationName(td->tg_relation))));
+	st->smap = tt_source_map_create(RelationGetDescr(td->tg_relation), cxt);
+	open_target(st);
+	st->is_time = st->proute != NULL &&
+		tt_time_table_get(st->root->ri_RelationDesc, &st->tt);
+	load_computed(st);
+	return st;
+}
+
+/* ---------------------------------------------------------------------
+ * One row
+ * ---------------------------------------------------------------------
+ */
+static void
+ingest_error_context(void *arg)
+{
+	IngestState *st = (IngestState *) arg;
+
+	errcontext("talaria ingest: transform \"%s\", row " INT64_FORMAT " of the statement",
+			   st->transform->name, st->rowno);
+}
+
+static void
+store_dead_letter(IngestState *st, HeapTuple source, TTCallError *err)
+{
+	TupleDesc	desc;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	tt_value	row;
+	MemoryContext old = MemoryContextSwitchTo(st->rowcxt);
+
+	if (st->dl_rel == NULL)
+	{
+		Oid			relid = get_relname_relid("dead_letters",
+											  get_namespace_oid(TT_SCHEMA, false));
+
+		MemoryContextSwitchTo(st->cxt);
+		st->dl_rel = table_open(relid, RowExclusiveLock);
+		st->dl_rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(st->dl_rri, st->dl_rel, 0, NULL, 0);
+		ExecOpenIndices(st->dl_rri, false);
+		st->dl_slot = MakeSingleTupleTableSlot(RelationGetDescr(st->dl_rel),
+											   &TTSOpsHeapTuple);
+		MemoryContextSwitchTo(st->rowcxt);
+	}
+	desc = RelationGetDescr(st->dl_rel);
+	/* the source row again: a native transform may have changed it */
+	tt_source_row(st->smap, source, &row);
+	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[1] = CStringGetTextDatum(st->transform->name);
+	values[2] = ObjectIdGetDatum(st->target);
+	values[3] = PointerGetDatum(tt_value_to_jsonb(&row, st->transform->name));
+	values[4] = CStringGetTextDatum(err->message);
+	values[5] = CStringGetTextDatum(unpack_sql_state(err->sqlerrcode));
+	ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), st->dl_slot, false);
+	table_tuple_insert(st->dl_rel, st->dl_slot, st->cid, 0, NULL);
+	if (st->dl_rri->ri_NumIndices > 0)
+		list_free(ExecInsertIndexTuples(st->dl_rri, st->dl_slot, st->estate,
+										false, false, NULL, NIL));
+	ExecClearTuple(st->dl_slot);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+row_failed(IngestState *st, HeapTuple source, TTCallError *err)
+{
+	if (!st->dead_letter)
+		ereport(ERROR,
+				(errcode(err->sqlerrcode),
+				 errmsg("transform \"%s\" failed on row " INT64_FORMAT " of the statement: %s",
+						st->transform->name, st->rowno, err->message)));
+	store_dead_letter(st, source, err);
+}
+
+/* Result -> st->work: columns, computed columns, defaults.  May ereport. */
+static bool
+convert_result(IngestState *st, tt_value *result, TTCallError *err)
+{
+	TupleTableSlot *slot = st->work;
+	int			natts = slot->tts_tupleDescriptor->natts;
+	int			i;
+
+	ExecClearTuple(slot);
+	memset(st->isset, 0, sizeof(bool) * natts);
+	if (!tt_target_set_result(st->tmap, result, slot->tts_values,
+							  slot->tts_isnull, st->isset,
+							  st->transform->name, err))
+		return false;
+	for (i = 0; i < st->ncomputed; i++)
+	{
+		ComputedCol *c = &st->computed[i];
+		tt_value   *cres = NULL;
+		TTCallError cerr;
+		int			status;
+
+		status = tt_transform_call(c->transform, result, st->rowcxt, &cres, &cerr);
+		if (status == TT_ERROR)
+		{
+			err->message = psprintf("computed column \"%s\" (transform \"%s\"): %s",
+									c->column, c->transform->name, cerr.message);
+			err->sqlerrcode = cerr.sqlerrcode;
+			return false;
+		}
+		if (!tt_target_set_column(st->tmap, c->attindex,
+								  status == TT_DROP ? NULL : cres,
+								  slot->tts_values, slot->tts_isnull,
+								  c->transform->name, err))
+			return false;
+		st->isset[c->attindex] = true;
+	}
+	if (!tt_target_finish(st->tmap, slot->tts_values, slot->tts_isnull,
+						  st->isset, GetPerTupleExprContext(st->estate), err))
+		return false;
+	if (st->is_time && slot->tts_isnull[st->tt.attnum - 1])
+	{
+		err->message = psprintf("time column \"%s\" of \"%s\" is null",
+								get_attname(st->target, st->tt.attnum, false),
+								get_rel_name(st->target));
+		err->sqlerrcode = ERRCODE_NOT_NULL_VIOLATION;
+		return false;
+	}
+	ExecStoreVirtualTuple(slot);
+	return true;
+}
+
+/* In dead_letter mode: errors raised while converting become dead letters. */
+static bool
+convert_result_guarded(IngestState *st, tt_value *result, TTCallError *err)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		ok = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		ok = convert_result(st, result, err);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		int			class;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		/* cancellation, resources, system errors: never a dead letter */
+		class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			class == ERRCODE_INSUFFICIENT_RESOURCES ||
+			class == ERRCODE_OPERATOR_INTERVENTION ||
+			class == ERRCODE_SYSTEM_ERROR ||
+			class == ERRCODE_INTERNAL_ERROR)
+			ReThrowError(edata);
+		err->message = edata->message;
+		err->sqlerrcode = edata->sqlerrcode;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+static void
+process_row(IngestState *st, HeapTuple tuple)
+{
+	ErrorContextCallback errcb;
+	MemoryContext old;
+	tt_value	row;
+	tt_value   *result = NULL;
+	TTCallError err;
+	int			status;
+
+	st->rowno++;
+	errcb.callback = ingest_error_context;
+	errcb.arg = st;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	old = MemoryContextSwitchTo(st->rowcxt);
+	ResetPerTupleExprContext(st->estate);
+	tt_source_row(st->smap, tuple, &row);
+	status = tt_transform_call(st->transform, &row, st->rowcxt, &result, &err);
+	if (status == TT_ERROR)
+		row_failed(st, tuple, &err);
+	else if (status == TT_OK)
+	{
+		bool		ok = st->dead_letter ?
+			convert_result_guarded(st, result, &err) :
+			convert_result(st, result, &err);
+
+		if (ok)
+			buffer_row(st);
+		else
+			row_failed(st, tuple, &err);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->rowcxt);
+	error_context_stack = errcb.previous;
+}
+
+/* ---------------------------------------------------------------------
+ * The trigger function
+ * ---------------------------------------------------------------------
+ */
+Datum
+tt_ingest(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	IngestState *st;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("talaria.ingest() must be called as a trigger")));
+	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("talaria.ingest() must be fired by INSERT"),
+				 errdetail("Trigger \"%s\" on \"%s\".", td->tg_trigger->tgname,
+						   RelationGetRelationName(td->tg_relation))));
+
+	if (TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+	{
+		Oid			source = RelationGetRelid(td->tg_relation);
+		int			i;
+
+		if (!TRIGGER_FIRED_AFTER(td->tg_event))
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("talaria.ingest() statement trigger \"%s\" must be AFTER INSERT",
+							td->tg_trigger->tgname)));
+		/* the statement is over: flush and close its pipelines */
+		for (i = nstates - 1; i >= 0; i--)
+		{
+			if (i < nstates && states[i]->source == source)
+				destroy_state(states[i]);
+		}
+		return PointerGetDatum(NULL);
+	}
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("talaria.ingest() row trigger \"%s\" must be BEFORE INSERT",
+						td->tg_trigger->tgname)));
+
+	st = find_state(td->tg_trigger->tgoid);
+	if (st == NULL)
+		st = create_state(td);
+	process_row(st, td->tg_trigtuple);
+	if (!st->batched)
+		destroy_state(st);
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,87 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest.h
+ *	  Private declarations of the ingest pipeline: the row conversion layer
+ *	  (row_convert.c), time partitions (partition.c) and the trigger
+ *	  (ingest.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TT_INGEST_H
+#define TT_INGEST_H
+
+#include "access/tupdesc.h"
+#include "executor/execdesc.h"
+#include "nodes/execnodes.h"
+#include "partitioning/partdefs.h"
+#include "utils/relcache.h"
+
+#include "talaria.h"
+
+/* ---------------------------------------------------------------------
+ * row_convert.c: heap tuple -> tree, tree -> target columns
+ * ---------------------------------------------------------------------
+ */
+typedef struct TTSourceMap TTSourceMap;
+typedef struct TTTargetMap TTTargetMap;
+
+/* Built once per statement; lives in cxt. */
+extern TTSourceMap *tt_source_map_create(TupleDesc desc, MemoryContext cxt);
+
+/* The row as to_jsonb(NEW) would show it, allocated in the current context. */
+extern void tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst);
+
+/*
+ * Target side.  Conversion errors detected here (unknown key, value out of
+ * range, NOT NULL) are returned in err (return value false) without
+ * ereport; type input functions and jsonb checks may still ereport.
+ */
+extern TTTargetMap *tt_target_map_create(Relation rel, EState *estate,
+										 MemoryContext cxt);
+extern int	tt_target_attindex(TTTargetMap *map, const char *name);
+extern bool tt_target_set_result(TTTargetMap *map, const tt_value *result,
+								 Datum *values, bool *isnull, bool *isset,
+								 const char *transform, TTCallError *err);
+extern bool tt_target_set_column(TTTargetMap *map, int attindex,
+								 const tt_value *v, Datum *values,
+								 bool *isnull, const char *transform,
+								 TTCallError *err);
+extern bool tt_target_finish(TTTargetMap *map, Datum *values, bool *isnull,
+							 const bool *isset, ExprContext *econtext,
+							 TTCallError *err);
+
+/* ---------------------------------------------------------------------
+ * partition.c: time tables and partitions on demand
+ * ---------------------------------------------------------------------
+ */
+typedef struct TTTimeTable
+{
+	Oid			relid;
+	AttrNumber	attnum;			/* the partition key column */
+	Oid			typid;			/* timestamptz, timestamp or date */
+	bool		registered_here;	/* by the current transaction */
+} TTTimeTable;
+
+/* Looks the target up in talaria.time_tables (SPI; once per statement). */
+extern bool tt_time_table_get(Relation rel, TTTimeTable *tt);
+
+/* The key as microseconds since 2000-01-01 (UTC wall time). */
+extern int64 tt_time_key(Datum d, Oid typid);
+
+/*
+ * Does a partition (or the default partition) of rel cover the key?  On
+ * success the covered range [*lo, *hi) is returned for caching.
+ */
+extern bool tt_partition_covers(Relation rel, PartitionDesc pd,
+								const TTTimeTable *tt, int64 key,
+								int64 *lo, int64 *hi);
+
+/*
+ * Creates the partition of tt covering key in its own transaction (in a
+ * background worker), or in the current one when that one already holds
+ * a lock that the worker would wait for.  The caller must not have the
+ * target open.
+ */
+extern void tt_partition_create(const TTTimeTable *tt, int64 key);
+
+#endif							/* TT_INGEST_H */

@@ -1,0 +1,769 @@
+/*-------------------------------------------------------------------------
+ *
+ * row_convert.c
+ *	  The conversion layer of ingest pipelines: a source heap tuple becomes
+ *	  a value tree (the row a transform sees), and a transform's result
+ *	  becomes the values of the target's columns.
+ *
+ * Everything that needs the catalog (types, I/O functions, defaults, the
+ * name -> column map) is resolved once per statement into a map; per row
+ * the work is a deform, a few comparisons and the conversions themselves.
+ * jsonb <-> tree is value.c's job; this file only calls it.
+ *
+ * The row a transform sees is what to_jsonb(NEW) would give, except that
+ * timestamps stay timestamps (TT_TIMESTAMP, Unix microseconds; timestamp
+ * without time zone is read as UTC, a date as midnight UTC).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "executor/executor.h"
+#include "ingest.h"
+#include "mb/pg_wchar.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+/* How a column is converted; TK_OTHER goes through text and the input
+ * (or output) function, which also covers domains and type modifiers. */
+typedef enum TTTypeKind
+{
+	TK_OTHER = 0,
+	TK_BOOL,
+	TK_INT2,
+	TK_INT4,
+	TK_INT8,
+	TK_FLOAT4,
+	TK_FLOAT8,
+	TK_NUMERIC,
+	TK_TEXT,
+	TK_JSON,
+	TK_JSONB,
+	TK_TIMESTAMPTZ,
+	TK_TIMESTAMP,
+	TK_DATE
+} TTTypeKind;
+
+static TTTypeKind
+type_kind(Oid typid, int32 typmod)
+{
+	switch (typid)
+	{
+		case BOOLOID:
+			return TK_BOOL;
+		case INT2OID:
+			return TK_INT2;
+		case INT4OID:
+			return TK_INT4;
+		case INT8OID:
+			return TK_INT8;
+		case FLOAT4OID:
+			return TK_FLOAT4;
+		case FLOAT8OID:
+			return TK_FLOAT8;
+		case NUMERICOID:
+			return typmod < 0 ? TK_NUMERIC : TK_OTHER;
+		case TEXTOID:
+			return TK_TEXT;
+		case VARCHAROID:
+			return typmod < 0 ? TK_TEXT : TK_OTHER;
+		case JSONOID:
+			return TK_JSON;
+		case JSONBOID:
+			return TK_JSONB;
+		case TIMESTAMPTZOID:
+			return typmod < 0 ? TK_TIMESTAMPTZ : TK_OTHER;
+		case TIMESTAMPOID:
+			return typmod < 0 ? TK_TIMESTAMP : TK_OTHER;
+		case DATEOID:
+			return TK_DATE;
+	}
+	return TK_OTHER;
+}
+
+/* ---------------------------------------------------------------------
+ * Source side: heap tuple -> tree
+ * ---------------------------------------------------------------------
+ */
+typedef struct TTSourceCol
+{
+	const char *name;
+	uint32		namelen;
+	bool		dropped;
+	bool		varlena;
+	TTTypeKind	kind;
+	bool		is_name;		/* "name" type: fixed-length string */
+	FmgrInfo	out;			/* TK_OTHER, TK_JSON */
+} TTSourceCol;
+
+struct TTSourceMap
+{
+	TupleDesc	desc;
+	int			natts;
+	int			nlive;
+	TTSourceCol *cols;
+	Datum	   *values;
+	bool	   *nulls;
+};
+
+TTSourceMap *
+tt_source_map_create(TupleDesc desc, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	TTSourceMap *map = palloc0(sizeof(TTSourceMap));
+	int			i;
+
+	map->desc = CreateTupleDescCopy(desc);
+	map->natts = desc->natts;
+	map->cols = palloc0(sizeof(TTSourceCol) * Max(1, desc->natts));
+	map->values = palloc(sizeof(Datum) * Max(1, desc->natts));
+	map->nulls = palloc(sizeof(bool) * Max(1, desc->natts));
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		TTSourceCol *col = &map->cols[i];
+		Oid			base = getBaseType(att->atttypid);
+		Oid			outfn;
+		bool		isvarlena;
+
+		col->dropped = att->attisdropped;
+		if (col->dropped)
+			continue;
+		map->nlive++;
+		col->name = pstrdup(NameStr(att->attname));
+		col->namelen = strlen(col->name);
+		col->varlena = att->attlen == -1;
+		col->is_name = base == NAMEOID || base == BPCHAROID;
+		col->kind = col->is_name ? TK_OTHER : type_kind(base, -1);
+		if (col->kind == TK_OTHER || col->kind == TK_JSON ||
+			col->kind == TK_NUMERIC)
+		{
+			getTypeOutputInfo(att->atttypid, &outfn, &isvarlena);
+			fmgr_info_cxt(outfn, &col->out, cxt);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	return map;
+}
+
+static void
+set_string(tt_value *dst, const char *s, size_t len)
+{
+	dst->type = TT_STRING;
+	dst->u.str.ptr = s;
+	dst->u.str.len = (uint32) len;
+}
+
+static void
+set_timestamp(tt_value *dst, Timestamp ts)
+{
+	if (TIMESTAMP_NOT_FINITE(ts))
+	{
+		const char *s = TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity";
+
+		set_string(dst, s, strlen(s));
+		return;
+	}
+	dst->type = TT_TIMESTAMP;
+	dst->u.ts = tt_timestamp_from_pg(TimestampTzGetDatum(ts));
+}
+
+static void
+source_value(TTSourceCol *col, Datum d, tt_value *dst)
+{
+	memset(dst, 0, sizeof(tt_value));
+	switch (col->kind)
+	{
+		case TK_BOOL:
+			dst->type = TT_BOOL;
+			dst->u.b = DatumGetBool(d) ? 1 : 0;
+			return;
+		case TK_INT2:
+			dst->type = TT_INT;
+			dst->u.i = DatumGetInt16(d);
+			return;
+		case TK_INT4:
+			dst->type = TT_INT;
+			dst->u.i = DatumGetInt32(d);
+			return;
+		case TK_INT8:
+			dst->type = TT_INT;
+			dst->u.i = DatumGetInt64(d);
+			return;
+		case TK_FLOAT4:
+		case TK_FLOAT8:
+			{
+				double		f = col->kind == TK_FLOAT4 ?
+					(double) DatumGetFloat4(d) : DatumGetFloat8(d);
+
+				if (isnan(f) || isinf(f))
+				{
+					/* what to_jsonb gives: a string */
+					const char *s = isnan(f) ? "NaN" : f > 0 ? "Infinity" : "-Infinity";
+
+					set_string(dst, s, strlen(s));
+					return;
+				}
+				dst->type = TT_FLOAT;
+				dst->u.f = f;
+				return;
+			}
+		case TK_NUMERIC:
+			{
+				Numeric		num = DatumGetNumeric(d);
+				char	   *s;
+
+				if (tt_numeric_to_int64(num, &dst->u.i))
+				{
+					dst->type = TT_INT;
+					return;
+				}
+				s = OutputFunctionCall(&col->out, d);
+				if (numeric_is_nan(num) || numeric_is_inf(num))
+					set_string(dst, s, strlen(s));
+				else
+				{
+					dst->type = TT_NUMERIC;
+					dst->u.str.ptr = s;
+					dst->u.str.len = strlen(s);
+				}
+				return;
+			}
+		case TK_TEXT:
+			{
+				text	   *t = DatumGetTextPP(d);
+
+				set_string(dst, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				return;
+			}
+		case TK_JSONB:
+			tt_jsonb_to_value(DatumGetJsonbP(d), dst);
+			return;
+		case TK_JSON:
+			{
+				char	   *s = OutputFunctionCall(&col->out, d);
+				Datum		jb = DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+
+				tt_jsonb_to_value(DatumGetJsonbP(jb), dst);
+				return;
+			}
+		case TK_TIMESTAMPTZ:
+		case TK_TIMESTAMP:
+			set_timestamp(dst, DatumGetTimestamp(d));
+			return;
+		case TK_DATE:
+			{
+				DateADT		date = DatumGetDateADT(d);
+
+				if (DATE_NOT_FINITE(date))
+				{
+					const char *s = DATE_IS_NOBEGIN(date) ? "-infinity" : "infinity";
+
+					set_string(dst, s, strlen(s));
+					return;
+				}
+				set_timestamp(dst, (Timestamp) date * USECS_PER_DAY);
+				return;
+			}
+		case TK_OTHER:
+			{
+				char	   *s = OutputFunctionCall(&col->out, d);
+
+				set_string(dst, s, strlen(s));
+				return;
+			}
+	}
+}
+
+void
+tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst)
+{
+	int			i;
+	uint32		n = 0;
+
+	heap_deform_tuple(tuple, map->desc, map->values, map->nulls);
+	memset(dst, 0, sizeof(tt_value));
+	dst->type = TT_OBJECT;
+	dst->u.obj.cap = map->nlive;
+	dst->u.obj.members = palloc(sizeof(tt_member) * Max(1, map->nlive));
+	for (i = 0; i < map->natts; i++)
+	{
+		TTSourceCol *col = &map->cols[i];
+		tt_member  *m;
+
+		if (col->dropped)
+			continue;
+		m = &dst->u.obj.members[n++];
+		m->key.ptr = col->name;
+		m->key.len = col->namelen;
+		if (map->nulls[i])
+		{
+			memset(&m->value, 0, sizeof(tt_value));
+			m->value.type = TT_NULL;
+		}
+		else
+			source_value(col, map->values[i], &m->value);
+	}
+	dst->u.obj.count = n;
+}
+
+/* ---------------------------------------------------------------------
+ * Target side: tree -> column values
+ * ---------------------------------------------------------------------
+ */
+typedef struct TTTargetCol
+{
+	const char *name;
+	uint32		namelen;
+	bool		dropped;
+	bool		generated;
+	bool		notnull;
+	TTTypeKind	kind;
+	Oid			typid;
+	int32		typmod;
+	Oid			ioparam;
+	FmgrInfo	in;
+	ExprState  *defexpr;		/* NULL: no default (NULL) */
+} TTTargetCol;
+
+struct TTTargetMap
+{
+	const char *relname;
+	int			natts;
+	TTTargetCol *cols;
+	int		   *guess;			/* member position -> column index, last seen */
+	int			nguess;
+};
+
+TTTargetMap *
+tt_target_map_create(Relation rel, EState *estate, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TTTargetMap *map = palloc0(sizeof(TTTargetMap));
+	int			i;
+
+	map->relname = pstrdup(RelationGetRelationName(rel));
+	map->natts = desc->natts;
+	map->cols = palloc0(sizeof(TTTargetCol) * Max(1, desc->natts));
+	map->nguess = 64;
+	map->guess = palloc(sizeof(int) * map->nguess);
+	for (i = 0; i < map->nguess; i++)
+		map->guess[i] = -1;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		TTTargetCol *col = &map->cols[i];
+		Oid			infn;
+		Node	   *def;
+
+		col->dropped = att->attisdropped;
+		if (col->dropped)
+			continue;
+		col->name = pstrdup(NameStr(att->attname));
+		col->namelen = strlen(col->name);
+		col->generated = att->attgenerated != '\0';
+		col->notnull = att->attnotnull;
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+		col->kind = type_kind(att->atttypid, att->atttypmod);
+		getTypeInputInfo(att->atttypid, &infn, &col->ioparam);
+		fmgr_info_cxt(infn, &col->in, cxt);
+		if (col->generated)
+			continue;
+		/* like COPY: defaults (and identity) built once, run per row */
+		def = build_column_default(rel, i + 1);
+		if (def != NULL)
+			col->defexpr = ExecPrepareExpr((Expr *) def, estate);
+	}
+	MemoryContextSwitchTo(old);
+	return map;
+}
+
+int
+tt_target_attindex(TTTargetMap *map, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < map->natts; i++)
+		if (!map->cols[i].dropped && strcmp(map->cols[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static int
+find_column(TTTargetMap *map, const tt_str *key, uint32 pos)
+{
+	int			i;
+
+	/* results usually list their keys in the same order row after row */
+	if (pos < (uint32) map->nguess && map->guess[pos] >= 0)
+	{
+		TTTargetCol *col = &map->cols[map->guess[pos]];
+
+		if (col->namelen == key->len && memcmp(col->name, key->ptr, key->len) == 0)
+			return map->guess[pos];
+	}
+	for (i = 0; i < map->natts; i++)
+	{
+		TTTargetCol *col = &map->cols[i];
+
+		if (!col->dropped && col->namelen == key->len &&
+			memcmp(col->name, key->ptr, key->len) == 0)
+		{
+			if (pos < (uint32) map->nguess)
+				map->guess[pos] = i;
+			return i;
+		}
+	}
+	return -1;
+}
+
+static bool
+fail(TTCallError *err, int sqlerrcode, const char *fmt,...)
+	pg_attribute_printf(3, 4);
+
+static bool
+fail(TTCallError *err, int sqlerrcode, const char *fmt,...)
+{
+	va_list		ap;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(ap, fmt);
+		needed = appendStringInfoVA(&buf, fmt, ap);
+		va_end(ap);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	err->message = buf.data;
+	err->sqlerrcode = sqlerrcode;
+	return false;
+}
+
+static bool
+valid_text(const tt_str *s)
+{
+	if (s->len == 0)
+		return true;
+	if (s->ptr == NULL)
+		return false;
+	return pg_verify_mbstr(GetDatabaseEncoding(), s->ptr, s->len, true);
+}
+
+/*
+ * The value as text for an input function; NULL with err set when it
+ * cannot be text (invalid encoding).  May ereport (jsonb checks).
+ */
+static char *
+render_text(const tt_value *v, const char *colname, const char *transform,
+			TTCallError *err)
+{
+	char		buf[64];
+
+	switch (v->type)
+	{
+		case TT_BOOL:
+			return pstrdup(v->u.b ? "true" : "false");
+		case TT_INT:
+			snprintf(buf, sizeof(buf), INT64_FORMAT, (int64) v->u.i);
+			return pstrdup(buf);
+		case TT_FLOAT:
+			if (isnan(v->u.f))
+				return pstrdup("NaN");
+			if (isinf(v->u.f))
+				return pstrdup(v->u.f > 0 ? "Infinity" : "-Infinity");
+			tt_format_double(v->u.f, buf, sizeof(buf));
+			return pstrdup(buf);
+		case TT_NUMERIC:
+		case TT_STRING:
+			if (!valid_text(&v->u.str))
+			{
+				fail(err, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+					 "value for column \"%s\" is not valid %s (or contains a NUL byte)",
+					 colname, GetDatabaseEncodingName());
+				return NULL;
+			}
+			return pnstrdup(v->u.str.ptr, v->u.str.len);
+		case TT_TIMESTAMP:
+			{
+				/* UTC, so that timestamp without time zone reads UTC too */
+				char	   *s = JsonEncodeDateTime(NULL, tt_timestamp_to_pg(v->u.ts),
+												   TIMESTAMPOID, NULL);
+
+				return psprintf("%s+00:00", s);
+			}
+		case TT_OBJECT:
+		case TT_ARRAY:
+			{
+				Jsonb	   *jb = tt_value_to_jsonb(v, transform);
+
+				return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+			}
+	}
+	fail(err, ERRCODE_DATA_EXCEPTION, "value for column \"%s\" has unknown type tag %u",
+		 colname, v->type);
+	return NULL;
+}
+
+static bool
+int_in_range(TTTargetCol *col, int64 i, int64 min, int64 max, TTCallError *err)
+{
+	if (i < min || i > max)
+		return fail(err, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+					"value " INT64_FORMAT " is out of range for column \"%s\" of type %s",
+					i, col->name, format_type_be(col->typid));
+	return true;
+}
+
+/* Unix seconds (integer or float) -> PostgreSQL timestamp */
+static bool
+epoch_to_pg(TTTargetCol *col, const tt_value *v, Timestamp *out, TTCallError *err)
+{
+	double		secs = v->type == TT_INT ? (double) v->u.i : v->u.f;
+	double		us = secs * 1000000.0 -
+		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+	if (isnan(us) || us < (double) MIN_TIMESTAMP || us >= (double) END_TIMESTAMP)
+		return fail(err, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
+					"value for column \"%s\" is out of range for type %s",
+					col->name, format_type_be(col->typid));
+	*out = (Timestamp) rint(us);
+	return true;
+}
+
+static bool
+convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
+			  Datum *value, const char *transform, TTCallError *err)
+{
+	char	   *s;
+	Timestamp	ts = 0;
+
+	switch (col->kind)
+	{
+		case TK_BOOL:
+			if (v->type == TT_BOOL)
+			{
+				*value = BoolGetDatum(v->u.b != 0);
+				return true;
+			}
+			break;
+		case TK_INT2:
+			if (v->type == TT_INT)
+			{
+				if (!int_in_range(col, v->u.i, PG_INT16_MIN, PG_INT16_MAX, err))
+					return false;
+				*value = Int16GetDatum((int16) v->u.i);
+				return true;
+			}
+			break;
+		case TK_INT4:
+			if (v->type == TT_INT)
+			{
+				if (!int_in_range(col, v->u.i, PG_INT32_MIN, PG_INT32_MAX, err))
+					return false;
+				*value = Int32GetDatum((int32) v->u.i);
+				return true;
+			}
+			break;
+		case TK_INT8:
+			if (v->type == TT_INT)
+			{
+				*value = Int64GetDatum(v->u.i);
+				return true;
+			}
+			break;
+		case TK_FLOAT8:
+			if (v->type == TT_INT || v->type == TT_FLOAT)
+			{
+				*value = Float8GetDatum(v->type == TT_INT ? (double) v->u.i : v->u.f);
+				return true;
+			}
+			break;
+		case TK_FLOAT4:
+			if (v->type == TT_INT || (v->type == TT_FLOAT &&
+									  (isnan(v->u.f) || fabs(v->u.f) <= FLT_MAX)))
+			{
+				*value = Float4GetDatum(v->type == TT_INT ? (float4) v->u.i :
+										(float4) v->u.f);
+				return true;
+			}
+			break;
+		case TK_NUMERIC:
+			if (v->type == TT_INT)
+			{
+				*value = NumericGetDatum(int64_to_numeric(v->u.i));
+				return true;
+			}
+			break;
+		case TK_TEXT:
+			if (v->type == TT_STRING)
+			{
+				if (!valid_text(&v->u.str))
+					break;		/* render_text reports it */
+				*value = PointerGetDatum(cstring_to_text_with_len(v->u.str.ptr,
+																  v->u.str.len));
+				return true;
+			}
+			s = render_text(v, col->name, transform, err);
+			if (s == NULL)
+				return false;
+			*value = PointerGetDatum(cstring_to_text(s));
+			return true;
+		case TK_JSONB:
+			*value = PointerGetDatum(tt_value_to_jsonb(v, transform));
+			return true;
+		case TK_JSON:
+			{
+				Jsonb	   *jb = tt_value_to_jsonb(v, transform);
+
+				s = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+				*value = InputFunctionCall(&col->in, s, col->ioparam, col->typmod);
+				return true;
+			}
+		case TK_TIMESTAMPTZ:
+		case TK_TIMESTAMP:
+		case TK_DATE:
+			if (v->type == TT_TIMESTAMP)
+				ts = DatumGetTimestamp(tt_timestamp_to_pg(v->u.ts));
+			else if (v->type == TT_INT || v->type == TT_FLOAT)
+			{
+				if (!epoch_to_pg(col, v, &ts, err))
+					return false;
+			}
+			else
+				break;
+			if (!IS_VALID_TIMESTAMP(ts))
+				return fail(err, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
+							"value for column \"%s\" is out of range for type %s",
+							col->name, format_type_be(col->typid));
+			if (col->kind == TK_DATE)
+			{
+				int64		days = ts / USECS_PER_DAY;
+
+				if (ts < 0 && ts % USECS_PER_DAY != 0)
+					days--;
+				*value = DateADTGetDatum((DateADT) days);
+			}
+			else
+				*value = TimestampGetDatum(ts);
+			return true;
+		case TK_OTHER:
+			break;
+	}
+	/* generic: the value's text through the column type's input function */
+	s = render_text(v, col->name, transform, err);
+	if (s == NULL)
+		return false;
+	*value = InputFunctionCall(&col->in, s, col->ioparam, col->typmod);
+	return true;
+}
+
+bool
+tt_target_set_column(TTTargetMap *map, int attindex, const tt_value *v,
+					 Datum *values, bool *isnull, const char *transform,
+					 TTCallError *err)
+{
+	TTTargetCol *col = &map->cols[attindex];
+
+	if (v == NULL || v->type == TT_NULL)
+	{
+		values[attindex] = (Datum) 0;
+		isnull[attindex] = true;
+		return true;
+	}
+	if (!convert_value(map, col, v, &values[attindex], transform, err))
+		return false;
+	isnull[attindex] = false;
+	return true;
+}
+
+bool
+tt_target_set_result(TTTargetMap *map, const tt_value *result,
+					 Datum *values, bool *isnull, bool *isset,
+					 const char *transform, TTCallError *err)
+{
+	uint32		i;
+
+	if (result->type != TT_OBJECT)
+		return fail(err, ERRCODE_DATATYPE_MISMATCH,
+					"transform must return an object or nil for ingest, not %s",
+					tt_type_name(result->type));
+	for (i = 0; i < result->u.obj.count; i++)
+	{
+		const tt_member *m = &result->u.obj.members[i];
+		int			idx = find_column(map, &m->key, i);
+
+		if (idx < 0)
+		{
+			if (!valid_text(&m->key))
+				return fail(err, ERRCODE_UNDEFINED_COLUMN,
+							"a key is not valid %s", GetDatabaseEncodingName());
+			return fail(err, ERRCODE_UNDEFINED_COLUMN,
+						"key \"%.*s\" has no column in table \"%s\"",
+						(int) m->key.len, m->key.ptr, map->relname);
+		}
+		if (map->cols[idx].generated)
+			return fail(err, ERRCODE_GENERATED_ALWAYS,
+						"key \"%s\" names generated column of table \"%s\"",
+						map->cols[idx].name, map->relname);
+		if (!tt_target_set_column(map, idx, &m->value, values, isnull,
+								  transform, err))
+			return false;
+		isset[idx] = true;
+	}
+	return true;
+}
+
+/* Defaults for the columns the result left out, then NOT NULL checks. */
+bool
+tt_target_finish(TTTargetMap *map, Datum *values, bool *isnull,
+				 const bool *isset, ExprContext *econtext, TTCallError *err)
+{
+	int			i;
+
+	for (i = 0; i < map->natts; i++)
+	{
+		TTTargetCol *col = &map->cols[i];
+
+		if (col->dropped || col->generated)
+		{
+			values[i] = (Datum) 0;
+			isnull[i] = true;
+			continue;
+		}
+		if (!isset[i])
+		{
+			if (col->defexpr)
+				values[i] = ExecEvalExpr(col->defexpr, econtext, &isnull[i]);
+			else
+			{
+				values[i] = (Datum) 0;
+				isnull[i] = true;
+			}
+		}
+		if (isnull[i] && col->notnull)
+			return fail(err, ERRCODE_NOT_NULL_VIOLATION,
+						"null value in column \"%s\" of table \"%s\" violates not-null constraint",
+						col->name, map->relname);
+	}
+	return true;
+}
