@@ -141,6 +141,29 @@ lua_abort(lua_State *L)
  * Memory
  * ---------------------------------------------------------------------
  */
+
+/*
+ * The states' memory comes from LuaJIT's own allocator (much faster than
+ * malloc for Lua's many small objects), borrowed from a state that is never
+ * used otherwise; we only add the accounting.  A backend is one thread.
+ */
+static lua_Alloc backing_alloc = NULL;
+static void *backing_ud = NULL;
+
+static bool
+backing_init(void)
+{
+	lua_State  *donor;
+
+	if (backing_alloc != NULL)
+		return true;
+	donor = luaL_newstate();
+	if (donor == NULL)
+		return false;
+	backing_alloc = lua_getallocf(donor, &backing_ud);
+	return true;
+}
+
 static void *
 lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -149,13 +172,13 @@ lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 	if (nsize == 0)
 	{
-		free(ptr);
+		backing_alloc(backing_ud, ptr, osize, 0);
 		st->used -= osize;
 		return NULL;
 	}
 	if (nsize > osize && st->used - osize + nsize > st->limit)
 		return NULL;
-	p = realloc(ptr, nsize);
+	p = backing_alloc(backing_ud, ptr, osize, nsize);
 	if (p == NULL)
 		return NULL;
 	st->used = st->used - osize + nsize;
@@ -549,7 +572,7 @@ state_create(const char *name, const char *source)
 	char	   *msg;
 	int			reason;
 
-	st = calloc(1, sizeof(TTLuaState));
+	st = backing_init() ? calloc(1, sizeof(TTLuaState)) : NULL;
 	if (st == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
