@@ -34,8 +34,9 @@ SELECT talaria.register_native('n', '$libdir/talaria_test_plugins/trim.so', 'tri
 \set VERBOSITY default
 RESET talaria.native_library_path;
 SHOW talaria.native_library_path;
--- several directories; entries that do not exist are skipped
-SET talaria.native_library_path = '/nonexistent:relative/dir:$libdir/talaria_test_plugins_outside';
+-- several directories, spaces around entries ignored; entries that do not
+-- exist are skipped
+SET talaria.native_library_path = '/nonexistent:relative/dir: $libdir/talaria_test_plugins_outside ';
 SELECT talaria.register_native('outside', '$libdir/talaria_test_plugins_outside/trim.so', 'trim');
 SELECT talaria.transform_row('outside', '{"key1": 1, "a": 2}');
 SELECT talaria.drop_transform('outside');

@@ -155,7 +155,14 @@ library_dir_allowed(const char *real)
 	{
 		char		expanded[MAXPGPATH];
 		char		canon[PATH_MAX];
+		char	   *end;
 
+		/* "$libdir: /opt/plugins" means what it says */
+		while (isspace((unsigned char) *entry))
+			entry++;
+		end = entry + strlen(entry);
+		while (end > entry && isspace((unsigned char) end[-1]))
+			*--end = '\0';
 		if (!expand_libdir(entry, expanded, sizeof(expanded)) ||
 			!is_absolute_path(expanded) ||
 			realpath(expanded, canon) == NULL)
