@@ -396,6 +396,205 @@ tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 }
 
 /* ---------------------------------------------------------------------
+ * Row shapes
+ *
+ * Rows of one table share their keys.  For a key set seen before we call a
+ * small compiled Lua function whose body is a table constructor with those
+ * keys as constants ({["id"] = a1, ["city"] = a2, ...}): the keys are
+ * interned once, at compile time, and the table comes out of a template
+ * with its hash part already laid out, instead of a string interning and a
+ * rawset through the C API per key and row.  Only the values are pushed.
+ * A few shapes are kept per state; a state that keeps meeting new shapes
+ * stops compiling them and uses the generic path.
+ * ---------------------------------------------------------------------
+ */
+#define SHAPE_SLOTS 4
+#define SHAPE_MAX_KEYS 120		/* Lua allows 200 locals; stay well below */
+#define SHAPE_MAX_BUILDS 16
+
+typedef struct Shape
+{
+	uint32		nkeys;
+	size_t		keybytes;
+	char	   *keys;			/* (uint32 len, bytes) per key, malloc */
+	int			builder_ref;	/* registry reference of the constructor */
+	uint64		last_used;
+} Shape;
+
+struct TTLuaShapes
+{
+	Shape		slots[SHAPE_SLOTS];
+	uint32		builds;
+	uint64		clock;
+};
+
+TTLuaShapes *
+tt_lua_shapes_create(void)
+{
+	return calloc(1, sizeof(TTLuaShapes));
+}
+
+void
+tt_lua_shapes_free(TTLuaShapes *shapes)
+{
+	int			i;
+
+	if (shapes == NULL)
+		return;
+	for (i = 0; i < SHAPE_SLOTS; i++)
+		free(shapes->slots[i].keys);
+	free(shapes);
+}
+
+static bool
+shape_matches(const Shape *sh, const tt_value *row)
+{
+	const char *p = sh->keys;
+	uint32		i;
+
+	if (sh->keys == NULL || sh->nkeys != row->u.obj.count)
+		return false;
+	for (i = 0; i < sh->nkeys; i++)
+	{
+		const tt_str *k = &row->u.obj.members[i].key;
+		uint32		len;
+
+		memcpy(&len, p, sizeof(uint32));
+		if (len != k->len || memcmp(p + sizeof(uint32), k->ptr, len) != 0)
+			return false;
+		p += sizeof(uint32) + len;
+	}
+	return true;
+}
+
+/* Appends a Lua string literal for any bytes, in decimal escapes. */
+static void
+add_literal(luaL_Buffer *b, const char *s, uint32 len)
+{
+	uint32		i;
+	char		esc[8];
+
+	luaL_addchar(b, '"');
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || c == '_' || c == ' ' || c == '-' || c == '.')
+			luaL_addchar(b, (char) c);
+		else
+		{
+			snprintf(esc, sizeof(esc), "\\%03u", c);
+			luaL_addstring(b, esc);
+		}
+	}
+	luaL_addchar(b, '"');
+}
+
+/*
+ * Compiles the constructor for the row's keys into slot sh; on failure
+ * (memory) raises a Lua error like any other push.
+ */
+static void
+shape_build(lua_State *L, Shape *sh, const tt_value *row)
+{
+	luaL_Buffer b;
+	uint32		i;
+	size_t		bytes = 0;
+	char	   *keys;
+	char	   *p;
+
+	luaL_buffinit(L, &b);
+	luaL_addstring(&b, "local a1");
+	for (i = 2; i <= row->u.obj.count; i++)
+	{
+		char		name[16];
+
+		snprintf(name, sizeof(name), ", a%u", i);
+		luaL_addstring(&b, name);
+	}
+	luaL_addstring(&b, " = ...\nreturn {");
+	for (i = 0; i < row->u.obj.count; i++)
+	{
+		char		name[16];
+
+		luaL_addchar(&b, '[');
+		add_literal(&b, row->u.obj.members[i].key.ptr, row->u.obj.members[i].key.len);
+		snprintf(name, sizeof(name), "] = a%u,", i + 1);
+		luaL_addstring(&b, name);
+		bytes += sizeof(uint32) + row->u.obj.members[i].key.len;
+	}
+	luaL_addstring(&b, "}\n");
+	luaL_pushresult(&b);
+	if (luaL_loadbuffer(L, lua_tostring(L, -1), lua_objlen(L, -1), "=talaria row") != 0)
+		lua_error(L);
+	lua_remove(L, -2);
+
+	keys = malloc(Max(bytes, 1));
+	if (keys == NULL)
+		luaL_error(L, "not enough memory");
+	for (p = keys, i = 0; i < row->u.obj.count; i++)
+	{
+		uint32		len = row->u.obj.members[i].key.len;
+
+		memcpy(p, &len, sizeof(uint32));
+		memcpy(p + sizeof(uint32), row->u.obj.members[i].key.ptr, len);
+		p += sizeof(uint32) + len;
+	}
+	if (sh->keys)
+	{
+		free(sh->keys);
+		luaL_unref(L, LUA_REGISTRYINDEX, sh->builder_ref);
+	}
+	sh->builder_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	sh->keys = keys;
+	sh->keybytes = bytes;
+	sh->nkeys = row->u.obj.count;
+}
+
+/* Pushes the row (a tree object) as a table, through its shape if it can. */
+void
+tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
+{
+	Shape	   *sh = NULL;
+	Shape	   *oldest;
+	uint32		i;
+
+	if (shapes == NULL || row->type != TT_OBJECT || row->u.obj.count == 0 ||
+		row->u.obj.count > SHAPE_MAX_KEYS)
+	{
+		tt_lua_push_value(L, row, 0);
+		return;
+	}
+	oldest = &shapes->slots[0];
+	for (i = 0; i < SHAPE_SLOTS && sh == NULL; i++)
+	{
+		if (shape_matches(&shapes->slots[i], row))
+			sh = &shapes->slots[i];
+		else if (shapes->slots[i].last_used < oldest->last_used)
+			oldest = &shapes->slots[i];
+	}
+	if (sh == NULL)
+	{
+		if (shapes->builds >= SHAPE_MAX_BUILDS)
+		{
+			tt_lua_push_value(L, row, 0);
+			return;
+		}
+		shapes->builds++;
+		sh = oldest;
+		shape_build(L, sh, row);
+	}
+	sh->last_used = ++shapes->clock;
+
+	luaL_checkstack(L, (int) row->u.obj.count + 2, "row too wide");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sh->builder_ref);
+	for (i = 0; i < row->u.obj.count; i++)
+		tt_lua_push_value(L, &row->u.obj.members[i].value, 1);
+	lua_call(L, (int) row->u.obj.count, 1);
+}
+
+/* ---------------------------------------------------------------------
  * Lua -> tree
  * ---------------------------------------------------------------------
  */

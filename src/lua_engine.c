@@ -47,6 +47,7 @@ typedef struct TTLuaState
 	size_t		used;			/* bytes allocated by this state */
 	size_t		limit;			/* talaria.lua_memory_limit in bytes */
 	int			main_ref;		/* registry reference of main() */
+	TTLuaShapes *shapes;		/* row constructors by key set */
 } TTLuaState;
 
 /* interrupt state, read by the checker from compiled traces */
@@ -555,6 +556,7 @@ state_close(TTLuaState *st)
 		return;
 	if (st->L)
 		lua_close(st->L);
+	tt_lua_shapes_free(st->shapes);
 	free(st);
 }
 
@@ -579,6 +581,7 @@ state_create(const char *name, const char *source)
 				 errmsg("out of memory")));
 	st->limit = (size_t) tt_lua_memory_limit_kb * 1024;
 	st->main_ref = LUA_NOREF;
+	st->shapes = tt_lua_shapes_create();	/* NULL: the generic path */
 	st->L = lua_newstate(lua_alloc, st);
 	if (st->L == NULL)
 	{
@@ -650,7 +653,7 @@ call_main(lua_State *L)
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->st->main_ref);
 	tt_lua_memo_reset();
-	tt_lua_push_value(L, a->call->row, 0);
+	tt_lua_push_row(L, a->st->shapes, a->call->row);
 	lua_call(L, 1, 1);
 	if (lua_isnil(L, -1))
 	{
