@@ -9,7 +9,7 @@ HEADERS_talaria_transform = src/include/talaria_transform.h
 
 # pg_regress tests: every sql/*.sql that is not an install/upgrade script
 REGRESS = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/talaria_transform--%,$(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --load-extension=talaria_transform
+REGRESS_OPTS = --inputdir=. --load-extension=talaria_transform --encoding=UTF8
 ISOLATION = $(sort $(patsubst test/specs/%.spec,%,$(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --load-extension=talaria_transform
 

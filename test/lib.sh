@@ -39,7 +39,7 @@ tt_start_cluster() {
 	TT_PORT=$(tt_free_port) || return 1
 	chown postgres "$TT_DATA" "$TT_SOCKDIR"
 	export TT_DATA TT_SOCKDIR TT_PORT
-	runuser -u postgres -- initdb -D "$TT_DATA" -A trust -U postgres >/dev/null || return 1
+	runuser -u postgres -- initdb -D "$TT_DATA" -A trust -U postgres --no-locale -E UTF8 >/dev/null || return 1
 	cat >>"$TT_DATA/postgresql.conf" <<CONF
 listen_addresses = ''
 port = $TT_PORT
