@@ -841,43 +841,97 @@ typedef struct JbWriter
 	const char *transform;
 } JbWriter;
 
-/* jsonb's key order: shorter first, then bytewise */
+/*
+ * Members in jsonb key order without duplicates (the last one wins, as in
+ * jsonb_in).  Keys are compared by length, then by their first 8 bytes as
+ * a big-endian number, and only then with memcmp, so most comparisons are
+ * two integer compares.  Objects from jsonb arrive sorted and Lua tables in
+ * hash order; both are short, so insertion sort (qsort past 64 members).
+ */
+typedef struct SortKey
+{
+	uint32		len;
+	uint64		prefix;
+	const tt_member *m;
+	uint32		seq;			/* original position, for last-wins */
+} SortKey;
+
 static inline int
-key_cmp(const tt_str *a, const tt_str *b)
+sortkey_cmp(const SortKey *a, const SortKey *b)
 {
 	if (a->len != b->len)
 		return a->len < b->len ? -1 : 1;
-	return memcmp(a->ptr, b->ptr, a->len);
+	if (a->prefix != b->prefix)
+		return a->prefix < b->prefix ? -1 : 1;
+	if (a->len > 8)
+	{
+		int			c = memcmp(a->m->key.ptr + 8, b->m->key.ptr + 8, a->len - 8);
+
+		if (c != 0)
+			return c;
+	}
+	return 0;
 }
 
-/*
- * Members in jsonb key order without duplicates (the last one wins, as in
- * jsonb_in).  Objects from jsonb are in order already, so this insertion
- * sort is close to linear.  Returns the number kept.
- */
+static int
+sortkey_qsort_cmp(const void *a, const void *b)
+{
+	int			c = sortkey_cmp((const SortKey *) a, (const SortKey *) b);
+
+	if (c != 0)
+		return c;
+	return ((const SortKey *) a)->seq < ((const SortKey *) b)->seq ? -1 : 1;
+}
+
 static uint32
 sorted_members(const tt_value *v, const tt_member **order)
 {
+	uint32		count = v->u.obj.count;
+	SortKey		local[64];
+	SortKey    *keys = count <= lengthof(local) ? local : palloc(count * sizeof(SortKey));
 	uint32		i;
-	uint32		n = 0;
+	uint32		n;
 
-	for (i = 0; i < v->u.obj.count; i++)
+	for (i = 0; i < count; i++)
 	{
 		const tt_member *m = &v->u.obj.members[i];
-		uint32		j = n;
-		int			c = 1;
+		uint64		prefix = 0;
+		uint32		j;
 
-		while (j > 0 && (c = key_cmp(&order[j - 1]->key, &m->key)) > 0)
-			j--;
-		if (j > 0 && c == 0)
-		{
-			order[j - 1] = m;	/* duplicate key: keep the later one */
-			continue;
-		}
-		memmove(&order[j + 1], &order[j], (n - j) * sizeof(tt_member *));
-		order[j] = m;
-		n++;
+		for (j = 0; j < 8; j++)
+			prefix = (prefix << 8) | (j < m->key.len ? (unsigned char) m->key.ptr[j] : 0);
+		keys[i].len = m->key.len;
+		keys[i].prefix = prefix;
+		keys[i].m = m;
+		keys[i].seq = i;
 	}
+	if (count > lengthof(local))
+		qsort(keys, count, sizeof(SortKey), sortkey_qsort_cmp);
+	else
+	{
+		for (i = 1; i < count; i++)
+		{
+			SortKey		k = keys[i];
+			uint32		j = i;
+
+			/* stable: equal keys keep their order */
+			while (j > 0 && sortkey_cmp(&keys[j - 1], &k) > 0)
+			{
+				keys[j] = keys[j - 1];
+				j--;
+			}
+			keys[j] = k;
+		}
+	}
+	/* drop duplicates, keeping the last of each run */
+	for (i = 0, n = 0; i < count; i++)
+	{
+		if (i + 1 < count && sortkey_cmp(&keys[i], &keys[i + 1]) == 0)
+			continue;
+		order[n++] = keys[i].m;
+	}
+	if (keys != local)
+		pfree(keys);
 	return n;
 }
 
