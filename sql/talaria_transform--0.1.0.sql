@@ -292,12 +292,12 @@ $$;
 COMMENT ON FUNCTION talaria.create_time_table(regclass, name, interval, interval, int) IS 'Make a RANGE-partitioned table a time table: partitions on demand, premake, retention';
 
 -- Premake ahead and drop partitions wholly older than retention, for every
--- time table the caller owns.  A partition in use is skipped (NOTICE) and
--- dropped by a later run: dropping waits at most lock_timeout for ingesters.
+-- time table the caller owns.  Dropping a partition takes ACCESS EXCLUSIVE
+-- on the parent; it is tried with NOWAIT so that ingesters never queue
+-- behind it: a table in use is skipped (NOTICE) and handled by a later run.
 CREATE FUNCTION talaria.run_maintenance() RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    SET lock_timeout = '1s'
     AS $$
 DECLARE
     tt      talaria.time_tables;
@@ -323,6 +323,8 @@ BEGIN
                           ELSE p.hi::timestamp END;
             CONTINUE WHEN upper > cutoff;
             BEGIN
+                EXECUTE format('LOCK TABLE ONLY %s, %s IN ACCESS EXCLUSIVE MODE NOWAIT',
+                               tt.target, p.part);
                 EXECUTE format('DROP TABLE %s', p.part);
             EXCEPTION WHEN lock_not_available THEN
                 RAISE NOTICE 'partition "%" is in use; it will be dropped by a later run_maintenance()', p.part;
