@@ -797,6 +797,7 @@ process_row(IngestState *st, HeapTuple tuple)
 
 	old = MemoryContextSwitchTo(st->rowcxt);
 	ResetPerTupleExprContext(st->estate);
+	tt_numeric_memo_reset();
 	tt_source_row(st->smap, tuple, &row);
 	status = tt_transform_call(st->transform, &row, st->rowcxt, &result, &err);
 	if (status == TT_ERROR)

@@ -231,14 +231,16 @@ source_value(TTSourceCol *col, Datum d, tt_value *dst)
 					dst->type = TT_INT;
 					return;
 				}
-				s = OutputFunctionCall(&col->out, d);
 				if (numeric_is_nan(num) || numeric_is_inf(num))
+				{
+					s = OutputFunctionCall(&col->out, d);
 					set_string(dst, s, strlen(s));
+				}
 				else
 				{
+					/* tagged: an untouched value goes back without parsing */
 					dst->type = TT_NUMERIC;
-					dst->u.str.ptr = s;
-					dst->u.str.len = strlen(s);
+					tt_numeric_text(num, dst);
 				}
 				return;
 			}
@@ -611,6 +613,11 @@ convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 			if (v->type == TT_INT)
 			{
 				*value = NumericGetDatum(int64_to_numeric(v->u.i));
+				return true;
+			}
+			if (tt_value_source_numeric(v) != NULL)
+			{
+				*value = NumericGetDatum(tt_value_source_numeric(v));
 				return true;
 			}
 			break;

@@ -57,6 +57,7 @@ extern int	tt_format_double(double d, char *buf, size_t buflen);
 extern bool tt_numeric_to_int64(Numeric num, int64 *out);
 extern void tt_numeric_text(Numeric num, tt_value *dst);
 extern void tt_numeric_memo_reset(void);
+extern Numeric tt_value_source_numeric(const tt_value *v);
 extern bool tt_decimal_to_double(const char *text, size_t len, double *out);
 
 /* PG side (may ereport) */

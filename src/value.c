@@ -452,6 +452,13 @@ memo_lookup(const tt_value *v)
 	return tt_memo[tag - 1].num;
 }
 
+/* The Numeric a tree decimal was read from, if it is untouched; or NULL. */
+Numeric
+tt_value_source_numeric(const tt_value *v)
+{
+	return v->type == TT_NUMERIC ? memo_lookup(v) : NULL;
+}
+
 /* Decimal text of a finite Numeric, as numeric_out would print it. */
 void
 tt_numeric_text(Numeric num, tt_value *dst)
