@@ -48,7 +48,7 @@ COPY raw FROM '/tmp/talaria_demo.tsv';
 \! rm -f /tmp/talaria_demo.tsv
 
 \echo '== partitions created, rows per partition'
-SELECT tableoid::regclass AS partition, count(*) AS rows FROM events GROUP BY 1 ORDER BY 1::text;
+SELECT tableoid::regclass AS partition, count(*) AS rows FROM events GROUP BY 1 ORDER BY tableoid::regclass::text;
 
 \echo '== a few stored rows (key1..key5 gone, slow computed)'
 SELECT ts, user_id, kind, slow, event FROM events ORDER BY ts LIMIT 3;
