@@ -28,7 +28,6 @@
  */
 #include "postgres.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -365,37 +364,6 @@ typedef struct TTJsonDecode
 	bool		has_big;		/* marker strings stand for big integers */
 } TTJsonDecode;
 
-/*
- * Push a talaria.number box for text strtod cannot hold at all (overflow to
- * infinity, underflow): the text alone would become a plain inf or 0.
- */
-static void
-push_number_box(lua_State *L, const char *text, size_t len)
-{
-	size_t		size = offsetof(TTLuaNumber, text) + len + 1;
-	TTLuaNumber *box = (TTLuaNumber *) lua_newuserdata(L, size);
-
-	box->len = len;
-	memcpy(box->text, text, len);
-	box->text[len] = '\0';
-	luaL_getmetatable(L, TT_LUA_NUMBER_MT);
-	lua_setmetatable(L, -2);
-}
-
-/* text: a validated JSON number, NUL-terminated */
-static void
-push_json_number_text(lua_State *L, const char *text, size_t len)
-{
-	double		d;
-
-	errno = 0;
-	d = strtod(text, NULL);
-	if (errno == ERANGE || !isfinite(d))
-		push_number_box(L, text, len);
-	else
-		tt_lua_push_number_text(L, text, len);
-}
-
 static void
 push_json(lua_State *L, TTJsonDecode *ctx, json_object *obj, int depth)
 {
@@ -439,7 +407,7 @@ push_json(lua_State *L, TTJsonDecode *ctx, json_object *obj, int depth)
 
 				if (text == NULL)
 					luaL_error(L, "json.decode: out of memory");
-				push_json_number_text(L, text, strlen(text));
+				tt_lua_push_number_text(L, text, strlen(text));
 				break;
 			}
 		case json_type_string:
@@ -448,7 +416,7 @@ push_json(lua_State *L, TTJsonDecode *ctx, json_object *obj, int depth)
 				size_t		len = (size_t) json_object_get_string_len(obj);
 
 				if (ctx->has_big && len > 1 && s[0] == TT_JSON_BIG_MARK)
-					push_json_number_text(L, s + 1, len - 1);
+					tt_lua_push_number_text(L, s + 1, len - 1);
 				else
 					lua_pushlstring(L, s, len);
 				break;
