@@ -178,14 +178,16 @@ $$;
 REVOKE ALL ON FUNCTION talaria._create_partition(regclass, timestamp) FROM PUBLIC;
 
 -- Records and checks; SECURITY DEFINER only to write the catalog row (the
--- caller must own the table; the DDL runs in _premake as the caller).
+-- session's user must own the table; the DDL runs in _premake as the caller).
 CREATE FUNCTION talaria._record_time_table(target regclass, time_column name,
         partition_interval interval, retention interval, premake int) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = target), 'USAGE') THEN
+    -- current_user is the definer here: check the session's user, which
+    -- the public wrapper has already checked as current_user
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = target), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', target USING ERRCODE = 'insufficient_privilege';
     END IF;
     INSERT INTO talaria.time_tables VALUES (target, time_column, partition_interval, retention, premake)
@@ -195,6 +197,7 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION talaria._record_time_table(regclass, name, interval, interval, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION talaria._record_time_table(regclass, name, interval, interval, int) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION talaria._create_partition(regclass, timestamp) TO PUBLIC;
 
 -- Partitions from now through premake intervals ahead.
@@ -401,7 +404,9 @@ CREATE FUNCTION talaria._record_computed_column(target regclass, column_name nam
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = target), 'USAGE') THEN
+    -- current_user is the definer here: check the session's user, which
+    -- the public wrapper has already checked as current_user
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = target), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', target USING ERRCODE = 'insufficient_privilege';
     END IF;
     INSERT INTO talaria.computed_columns VALUES (target, column_name, transform)
@@ -409,6 +414,7 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION talaria._record_computed_column(regclass, name, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION talaria._record_computed_column(regclass, name, text) TO PUBLIC;
 
 CREATE FUNCTION talaria.add_computed_column(target regclass, "column" name, transform text) RETURNS void
     LANGUAGE plpgsql CALLED ON NULL INPUT
@@ -443,3 +449,21 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION talaria.add_computed_column(regclass, name, text) IS 'Set column from the transform''s scalar result for every row a pipeline stores into target';
+
+-- A dropped table leaves no time-table or computed-column rows behind.
+CREATE FUNCTION talaria._forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    DELETE FROM talaria.time_tables t
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = t.target;
+    DELETE FROM talaria.computed_columns c
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.target
+       AND (d.objsubid = 0 OR d.address_args[1] IS NULL AND d.address_names[3] = c.column_name);
+END
+$$;
+CREATE EVENT TRIGGER talaria_forget_dropped ON sql_drop
+    EXECUTE FUNCTION talaria._forget_dropped();
