@@ -55,6 +55,7 @@ extern void tt_lua_to_value(lua_State *L, int idx, tt_call *call,
 extern bool tt_lua_is_array(lua_State *L, int idx, size_t *n);
 extern TTLuaNumber *tt_lua_tonumberbox(lua_State *L, int idx);
 extern void tt_lua_memo_reset(void);
+extern void tt_lua_prepare_row(tt_value *row);
 
 /* lua_json.c: pushes the module table (encode, decode, null) */
 extern int	tt_luaopen_json(lua_State *L);

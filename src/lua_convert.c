@@ -3,9 +3,11 @@
  * lua_convert.c
  *	  The value tree <-> Lua values, losslessly.
  *
- * Runs on the Lua side only (inside lua_cpcall): errors are Lua errors,
- * memory comes from the Lua allocator or the per-row arena (which reports
- * exhaustion as NULL, never by ereport).  Conventions in lua_common.h.
+ * Runs on the Lua side (inside lua_cpcall): errors are Lua errors, memory
+ * comes from the Lua allocator or the per-row arena (which reports
+ * exhaustion as NULL, never by ereport).  The one exception is
+ * tt_lua_prepare_row, which the engine calls on the PostgreSQL side before
+ * entering Lua.  Conventions in lua_common.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -396,6 +398,79 @@ tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 }
 
 /* ---------------------------------------------------------------------
+ * Timestamps
+ *
+ * Lua sees a timestamp as the ISO text to_jsonb() gives it.  The texts made
+ * for a row are remembered, so a string the script hands back unchanged
+ * becomes the timestamp again without parsing (ingest stores it into a
+ * timestamptz column directly).
+ * ---------------------------------------------------------------------
+ */
+#define TS_MEMO_SIZE 16
+
+typedef struct TimestampMemo
+{
+	const char *text;
+	uint32		len;
+	int64		ts;
+	uint32		kind;			/* TT_TS_*, kept in host_tag */
+} TimestampMemo;
+
+static TimestampMemo ts_memo[TS_MEMO_SIZE];
+static int	ts_memo_count = 0;
+
+/* PostgreSQL side, before entering Lua: top-level timestamps to text. */
+void
+tt_lua_prepare_row(tt_value *row)
+{
+	uint32		i;
+
+	ts_memo_count = 0;
+	if (row->type != TT_OBJECT)
+		return;
+	for (i = 0; i < row->u.obj.count; i++)
+	{
+		tt_value   *v = &row->u.obj.members[i].value;
+
+		if (v->type == TT_TIMESTAMP)
+		{
+			char	   *s = tt_timestamp_text(v);
+			int64		ts = v->u.ts;
+			uint32		kind = v->host_tag;
+
+			v->type = TT_STRING;
+			v->host_tag = 0;
+			v->u.str.ptr = s;
+			v->u.str.len = strlen(s);
+			if (ts_memo_count < TS_MEMO_SIZE)
+			{
+				ts_memo[ts_memo_count].text = s;
+				ts_memo[ts_memo_count].len = v->u.str.len;
+				ts_memo[ts_memo_count].ts = ts;
+				ts_memo[ts_memo_count].kind = kind;
+				ts_memo_count++;
+			}
+		}
+	}
+}
+
+static bool
+ts_memo_find(const char *s, size_t len, tt_value *dst)
+{
+	int			i;
+
+	for (i = 0; i < ts_memo_count; i++)
+		if (ts_memo[i].len == len && memcmp(ts_memo[i].text, s, len) == 0)
+		{
+			dst->type = TT_TIMESTAMP;
+			dst->u.ts = ts_memo[i].ts;
+			dst->host_tag = ts_memo[i].kind;
+			return true;
+		}
+	return false;
+}
+
+/* ---------------------------------------------------------------------
  * Row shapes
  *
  * Rows of one table share their keys.  For a key set seen before we call a
@@ -701,6 +776,14 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 				break;
 			}
 		case LUA_TSTRING:
+			if (ts_memo_count > 0)
+			{
+				size_t		len;
+				const char *s = lua_tolstring(L, idx, &len);
+
+				if (ts_memo_find(s, len, dst))
+					break;
+			}
 			dst->type = TT_STRING;
 			copy_string(L, idx, call, &dst->u.str);
 			break;

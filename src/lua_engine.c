@@ -669,30 +669,6 @@ call_main(lua_State *L)
 	return 0;
 }
 
-/* Timestamps reach Lua as the text to_jsonb() would give them. */
-static void
-timestamps_to_text(tt_value *row)
-{
-	uint32		i;
-
-	if (row->type != TT_OBJECT)
-		return;
-	for (i = 0; i < row->u.obj.count; i++)
-	{
-		tt_value   *v = &row->u.obj.members[i].value;
-
-		if (v->type == TT_TIMESTAMP)
-		{
-			char	   *s = JsonEncodeDateTime(NULL, tt_timestamp_to_pg(v->u.ts),
-											   TIMESTAMPTZOID, NULL);
-
-			v->type = TT_STRING;
-			v->u.str.ptr = s;
-			v->u.str.len = strlen(s);
-		}
-	}
-}
-
 static void *
 lua_engine_load(TTTransform *t)
 {
@@ -730,7 +706,7 @@ lua_engine_call(TTTransform *t, tt_call *call)
 			fresh = true;
 	}
 	st->limit = (size_t) tt_lua_memory_limit_kb * 1024;
-	timestamps_to_text(call->row);
+	tt_lua_prepare_row(call->row);
 
 	args.st = st;
 	args.call = call;

@@ -168,7 +168,7 @@ set_string(tt_value *dst, const char *s, size_t len)
 }
 
 static void
-set_timestamp(tt_value *dst, Timestamp ts)
+set_timestamp(tt_value *dst, Timestamp ts, uint32 kind)
 {
 	if (TIMESTAMP_NOT_FINITE(ts))
 	{
@@ -179,6 +179,7 @@ set_timestamp(tt_value *dst, Timestamp ts)
 	}
 	dst->type = TT_TIMESTAMP;
 	dst->u.ts = tt_timestamp_from_pg(TimestampTzGetDatum(ts));
+	dst->host_tag = kind;
 }
 
 static void
@@ -264,7 +265,8 @@ source_value(TTSourceCol *col, Datum d, tt_value *dst)
 			}
 		case TK_TIMESTAMPTZ:
 		case TK_TIMESTAMP:
-			set_timestamp(dst, DatumGetTimestamp(d));
+			set_timestamp(dst, DatumGetTimestamp(d),
+						  col->kind == TK_TIMESTAMP ? TT_TS_TIMESTAMP : TT_TS_TIMESTAMPTZ);
 			return;
 		case TK_DATE:
 			{
@@ -277,7 +279,7 @@ source_value(TTSourceCol *col, Datum d, tt_value *dst)
 					set_string(dst, s, strlen(s));
 					return;
 				}
-				set_timestamp(dst, (Timestamp) date * USECS_PER_DAY);
+				set_timestamp(dst, (Timestamp) date * USECS_PER_DAY, TT_TS_DATE);
 				return;
 			}
 		case TK_OTHER:
@@ -622,6 +624,12 @@ convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 			}
 			break;
 		case TK_TEXT:
+			if (v->type == TT_TIMESTAMP)
+			{
+				/* the text the transform saw (to_jsonb's, session time zone) */
+				*value = CStringGetTextDatum(tt_timestamp_text(v));
+				return true;
+			}
 			if (v->type == TT_STRING)
 			{
 				if (!valid_text(&v->u.str))

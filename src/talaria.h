@@ -65,6 +65,11 @@ extern void tt_jsonb_to_value(Jsonb *jb, tt_value *dst);
 extern void tt_jsonbvalue_to_value(JsonbValue *jbv, tt_value *dst);
 extern Jsonb *tt_value_to_jsonb(const tt_value *v, const char *transform);
 extern Datum tt_timestamp_to_pg(int64 unix_us);
+/* host_tag of a TT_TIMESTAMP: the SQL type it came from, for its text */
+#define TT_TS_TIMESTAMPTZ	0
+#define TT_TS_TIMESTAMP		1		/* without time zone, read as UTC */
+#define TT_TS_DATE			2		/* midnight UTC */
+extern char *tt_timestamp_text(const tt_value *v);
 extern int64 tt_timestamp_from_pg(Datum ts);
 
 /* transform.c: the engine-neutral interface */

@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "talaria.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -644,6 +645,24 @@ tt_timestamp_from_pg(Datum ts)
 	return DatumGetTimestampTz(ts) + TT_EPOCH_SHIFT_USEC;
 }
 
+/*
+ * The text to_jsonb() gives the value in its source type: timestamptz in
+ * the session's time zone, timestamp without an offset, date as a date.
+ */
+char *
+tt_timestamp_text(const tt_value *v)
+{
+	Datum		pg = tt_timestamp_to_pg(v->u.ts);
+
+	if (v->host_tag == TT_TS_TIMESTAMP)
+		return JsonEncodeDateTime(NULL, pg, TIMESTAMPOID, NULL);
+	if (v->host_tag == TT_TS_DATE)
+		return JsonEncodeDateTime(NULL,
+								  DateADTGetDatum((DateADT) (DatumGetTimestamp(pg) / USECS_PER_DAY)),
+								  DATEOID, NULL);
+	return JsonEncodeDateTime(NULL, pg, TIMESTAMPTZOID, NULL);
+}
+
 /* ---------------------------------------------------------------------
  * jsonb -> tree.  Strings and keys point into the jsonb, which the caller
  * keeps alive for the row.
@@ -1034,8 +1053,7 @@ write_scalar(JbWriter *w, const tt_value *v)
 			return JENTRY_ISSTRING | v->u.str.len;
 		case TT_TIMESTAMP:
 			{
-				char	   *s = JsonEncodeDateTime(NULL, tt_timestamp_to_pg(v->u.ts),
-												   TIMESTAMPTZOID, NULL);
+				char	   *s = tt_timestamp_text(v);
 				int			len = strlen(s);
 
 				appendBinaryStringInfo(buf, s, len);
