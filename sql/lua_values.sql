@@ -107,3 +107,27 @@ SELECT talaria.transform_row('bad_results', '{"kind": "cycle"}');
 SELECT talaria.transform_row('bad_results', '{"kind": "nul"}');
 SELECT talaria.transform_row('bad_results', '{"kind": "badutf8"}');
 SELECT talaria.transform_row('bad_results', '{"kind": "boolkey"}');
+
+-- every decimal keeps its value through Lua and json.encode: numbers of up
+-- to 15 significant digits as doubles (also beyond 2^53), the rest exact
+SELECT talaria.register_lua('num_text', $$
+local json = require("json")
+function main(row)
+  local out = {}
+  for i, v in ipairs(row) do out[i] = json.encode(v) end
+  return out
+end$$);
+SELECT setseed(0.25);
+WITH nums AS (
+  SELECT (random() * 10 ^ (floor(random() * 40) - 20))::numeric(60, 25) * (CASE WHEN random() < 0.5 THEN -1 ELSE 1 END) AS n
+  FROM generate_series(1, 3000)
+  UNION ALL SELECT round(random() * 1e18)::numeric FROM generate_series(1, 1000)
+  UNION ALL SELECT (random() * 1e6)::numeric(20, 3) FROM generate_series(1, 1000)
+  UNION ALL SELECT x::numeric FROM unnest(ARRAY['0', '0.0', '-0.000', '10000', '99990000.00010000', '1e-30', '1e30', '0.1', '123.4500', '237852396099599000.00']) x
+), j AS (SELECT jsonb_agg(n) AS arr, array_agg(n::text) AS texts FROM nums)
+SELECT count(*) FILTER (WHERE (o.out ->> (i - 1))::numeric <> j.texts[i]::numeric) AS encode_mismatches,
+       count(*) FILTER (WHERE o.ident -> (i - 1) <> j.arr -> (i - 1)) AS identity_mismatches,
+       count(*) AS numbers
+FROM j, LATERAL (SELECT talaria.transform_row('num_text', j.arr) AS out,
+                        talaria.transform_row('identity', j.arr) AS ident) o,
+     generate_series(1, array_length(j.texts, 1)) i;

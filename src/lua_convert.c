@@ -763,7 +763,7 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 					luaL_error(L, "cannot convert NaN or infinity to JSON");
 				if (lua_memo_decimals && (from = memo_find(d)) != NULL)
 					*dst = *from;	/* the original text and its tag */
-				else if (d == floor(d) && fabs(d) < 9.2233720368547758e18)
+				else if (d == floor(d) && fabs(d) <= 9007199254740992.0)
 				{
 					dst->type = TT_INT;
 					dst->u.i = (int64) d;

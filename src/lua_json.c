@@ -610,8 +610,8 @@ new_number(lua_State *L, lua_Number d)
 
 	if (isnan(d) || isinf(d))
 		luaL_error(L, "cannot encode NaN or infinity as JSON");
-	if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
-		d == (lua_Number) (int64_t) d)
+	/* integers only where a double holds every one; beyond, shortest text */
+	if (fabs(d) <= 9007199254740992.0 && d == (lua_Number) (int64_t) d)
 		obj = json_object_new_int64((int64_t) d);
 	else
 	{

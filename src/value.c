@@ -310,15 +310,16 @@ tt_type_name(uint32 type)
 }
 
 /*
- * Shortest decimal text that reads back as the same double; integral values
- * below 2^63 print as integers.  Returns the length.
+ * Shortest decimal text that reads back as the same double (as JSON.stringify
+ * and Python's repr do); integral values within 2^53, where every integer is
+ * exact, print as integers.  Returns the length.
  */
 int
 tt_format_double(double d, char *buf, size_t buflen)
 {
 	int			prec;
 
-	if (d == floor(d) && fabs(d) < 9.2233720368547758e18)
+	if (d == floor(d) && fabs(d) <= 9007199254740992.0)
 		return snprintf(buf, buflen, "%lld", (long long) d);
 	for (prec = 15; prec <= 17; prec++)
 	{
@@ -347,19 +348,24 @@ tt_format_double(double d, char *buf, size_t buflen)
 #define NUM_DSCALE_MASK		0x3FFF
 #define NUM_NBASE			10000
 
-bool
-tt_numeric_to_int64(Numeric num, int64 *out)
+/* A finite Numeric's header, and where its base-10000 digits are. */
+typedef struct NumParts
+{
+	bool		neg;
+	int16		weight;			/* of the first digit, in base 10000 */
+	int			dscale;			/* decimal digits after the point */
+	int			ndigits;
+	const char *digits;			/* int16s, maybe unaligned */
+} NumParts;
+
+/* Returns false for NaN and infinities (and anything malformed). */
+static bool
+numeric_parts(Numeric num, NumParts *np)
 {
 	const char *data = VARDATA_ANY(num);
 	size_t		size = VARSIZE_ANY_EXHDR(num);
 	uint16		header;
-	int16		weight;
-	int			dscale;
-	bool		neg;
 	size_t		hdrsize;
-	int			ndigits;
-	int			i;
-	uint64		acc = 0;
 
 	if (size < sizeof(uint16))
 		return false;
@@ -368,43 +374,60 @@ tt_numeric_to_int64(Numeric num, int64 *out)
 		return false;
 	if ((header & NUM_SIGN_MASK) == NUM_SHORT)
 	{
-		neg = (header & NUM_SHORT_SIGN_MASK) != 0;
-		dscale = (header & NUM_SHORT_DSCALE_MASK) >> NUM_SHORT_DSCALE_SHIFT;
-		weight = (int16) (((header & NUM_SHORT_WEIGHT_SIGN_MASK) ?
-						   ~NUM_SHORT_WEIGHT_MASK : 0) |
-						  (header & NUM_SHORT_WEIGHT_MASK));
+		np->neg = (header & NUM_SHORT_SIGN_MASK) != 0;
+		np->dscale = (header & NUM_SHORT_DSCALE_MASK) >> NUM_SHORT_DSCALE_SHIFT;
+		np->weight = (int16) (((header & NUM_SHORT_WEIGHT_SIGN_MASK) ?
+							   ~NUM_SHORT_WEIGHT_MASK : 0) |
+							  (header & NUM_SHORT_WEIGHT_MASK));
 		hdrsize = sizeof(uint16);
 	}
 	else
 	{
 		if (size < 2 * sizeof(uint16))
 			return false;
-		neg = (header & NUM_SIGN_MASK) == NUM_NEG;
-		dscale = header & NUM_DSCALE_MASK;
-		memcpy(&weight, data + sizeof(uint16), sizeof(int16));
+		np->neg = (header & NUM_SIGN_MASK) == NUM_NEG;
+		np->dscale = header & NUM_DSCALE_MASK;
+		memcpy(&np->weight, data + sizeof(uint16), sizeof(int16));
 		hdrsize = 2 * sizeof(uint16);
 	}
-	if (dscale != 0)
+	np->ndigits = (int) ((size - hdrsize) / sizeof(int16));
+	np->digits = data + hdrsize;
+	return true;
+}
+
+static inline int16
+numeric_digit(const NumParts *np, int i)
+{
+	int16		digit = 0;
+
+	if (i >= 0 && i < np->ndigits)
+		memcpy(&digit, np->digits + i * sizeof(int16), sizeof(int16));
+	return digit;
+}
+
+bool
+tt_numeric_to_int64(Numeric num, int64 *out)
+{
+	NumParts	np;
+	uint64		acc = 0;
+	int			i;
+
+	if (!numeric_parts(num, &np) || np.dscale != 0)
 		return false;
-	ndigits = (int) ((size - hdrsize) / sizeof(int16));
-	if (ndigits == 0)
+	if (np.ndigits == 0)
 	{
 		*out = 0;
 		return true;
 	}
-	if (weight < 0 || weight > 4)
+	if (np.weight < 0 || np.weight > 4)
 		return false;
-	for (i = 0; i <= weight; i++)
+	for (i = 0; i <= np.weight; i++)
 	{
-		int16		digit = 0;
-
-		if (i < ndigits)
-			memcpy(&digit, data + hdrsize + i * sizeof(int16), sizeof(int16));
 		if (__builtin_mul_overflow(acc, (uint64) NUM_NBASE, &acc) ||
-			__builtin_add_overflow(acc, (uint64) digit, &acc))
+			__builtin_add_overflow(acc, (uint64) numeric_digit(&np, i), &acc))
 			return false;
 	}
-	if (neg)
+	if (np.neg)
 	{
 		if (acc > (uint64) PG_INT64_MAX + 1)
 			return false;
@@ -464,20 +487,12 @@ tt_value_source_numeric(const tt_value *v)
 void
 tt_numeric_text(Numeric num, tt_value *dst)
 {
-	const char *data = VARDATA_ANY(num);
-	size_t		size = VARSIZE_ANY_EXHDR(num);
-	uint16		header;
-	int16		weight;
-	int			dscale;
-	bool		neg;
-	size_t		hdrsize;
-	int			ndigits;
+	NumParts	np;
 	int			d;
 	char	   *buf;
 	char	   *p;
 
-	memcpy(&header, data, sizeof(uint16));
-	if ((header & NUM_SIGN_MASK) == NUM_SPECIAL)
+	if (!numeric_parts(num, &np))
 	{
 		char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
 
@@ -485,63 +500,39 @@ tt_numeric_text(Numeric num, tt_value *dst)
 		dst->u.str.len = strlen(s);
 		return;
 	}
-	if ((header & NUM_SIGN_MASK) == NUM_SHORT)
-	{
-		neg = (header & NUM_SHORT_SIGN_MASK) != 0;
-		dscale = (header & NUM_SHORT_DSCALE_MASK) >> NUM_SHORT_DSCALE_SHIFT;
-		weight = (int16) (((header & NUM_SHORT_WEIGHT_SIGN_MASK) ?
-						   ~NUM_SHORT_WEIGHT_MASK : 0) |
-						  (header & NUM_SHORT_WEIGHT_MASK));
-		hdrsize = sizeof(uint16);
-	}
-	else
-	{
-		neg = (header & NUM_SIGN_MASK) == NUM_NEG;
-		dscale = header & NUM_DSCALE_MASK;
-		memcpy(&weight, data + sizeof(uint16), sizeof(int16));
-		hdrsize = 2 * sizeof(uint16);
-	}
-	ndigits = (int) ((size - hdrsize) / sizeof(int16));
 
-	p = buf = palloc(Max(weight + 1, 1) * 4 + dscale + 4 + 2);
-	if (neg && ndigits > 0)
+	p = buf = palloc(Max(np.weight + 1, 1) * 4 + np.dscale + 4 + 2);
+	if (np.neg && np.ndigits > 0)
 		*p++ = '-';
-	if (weight < 0)
+	if (np.weight < 0)
 		*p++ = '0';
-	else
+	for (d = 0; d <= np.weight; d++)
 	{
-		for (d = 0; d <= weight; d++)
-		{
-			int16		dig = 0;
+		int16		dig = numeric_digit(&np, d);
 
-			if (d < ndigits)
-				memcpy(&dig, data + hdrsize + d * sizeof(int16), sizeof(int16));
-			if (d == 0)
-				p += sprintf(p, "%d", dig);
-			else
-			{
-				p[0] = '0' + dig / 1000;
-				p[1] = '0' + (dig / 100) % 10;
-				p[2] = '0' + (dig / 10) % 10;
-				p[3] = '0' + dig % 10;
-				p += 4;
-			}
+		if (d == 0)
+			p += sprintf(p, "%d", dig);
+		else
+		{
+			p[0] = '0' + dig / 1000;
+			p[1] = '0' + (dig / 100) % 10;
+			p[2] = '0' + (dig / 10) % 10;
+			p[3] = '0' + dig % 10;
+			p += 4;
 		}
 	}
-	if (dscale > 0)
+	if (np.dscale > 0)
 	{
 		char	   *end;
 
 		*p++ = '.';
-		end = p + dscale;
-		for (d = weight + 1; p < end; d++)
+		end = p + np.dscale;
+		for (d = np.weight + 1; p < end; d++)
 		{
-			int16		dig = 0;
+			int16		dig = numeric_digit(&np, d);
 			char		four[4];
 			int			k;
 
-			if (d >= 0 && d < ndigits)
-				memcpy(&dig, data + hdrsize + d * sizeof(int16), sizeof(int16));
 			four[0] = '0' + dig / 1000;
 			four[1] = '0' + (dig / 100) % 10;
 			four[2] = '0' + (dig / 10) % 10;
