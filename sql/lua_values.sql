@@ -24,9 +24,12 @@ FROM generate_series(1, 40) i,
                                         E'quote" back\\ nl\n é 😀', i, '', 'empty key') AS doc) d
 WHERE talaria.transform_row('identity', d.doc)::text = d.doc::text;
 
--- text kept for untouched decimals; an integer equal to a decimal of the
--- same row is ambiguous and is written in its shortest form
+-- text kept for untouched decimals; a top-level field left in place keeps
+-- its own text even when another field has the same value; nested, an
+-- integer equal to a decimal of the same row is ambiguous and is written
+-- in its shortest form
 SELECT talaria.transform_row('identity', '{"a": 20, "b": 20.00, "c": 3.0, "d": [1.50, 2.500]}');
+SELECT talaria.transform_row('identity', '{"n": [20, 20.00]}');
 
 -- the Lua view of values: types, null vs missing, exact numbers
 SELECT talaria.register_lua('inspect', $$
