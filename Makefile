@@ -55,3 +55,10 @@ install-test-plugins: test-plugins
 	ln -sf ../talaria_test_plugins_outside/trim.so '$(DESTDIR)$(TEST_PLUGIN_DIR)/escape.so'
 
 .PHONY: test-plugins install-test-plugins
+
+# The benchmark: every path against PostgreSQL's floor and the peers, one
+# run on this machine (test/bench/run.sh; BENCH_ROWS=200000 for a quick run)
+bench:
+	bash test/bench/run.sh
+
+.PHONY: bench
