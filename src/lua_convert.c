@@ -736,32 +736,52 @@ copy_string(lua_State *L, int idx, tt_call *call, tt_str *dst)
 }
 
 /*
- * A number the script left in place: if the row had this key with this
- * very number, give back the row's own value (its exact text and type).
- * Resolves what the memo cannot, such as 20 and 20.00 in one row.
+ * A value the script left in place: if the row had this key with this very
+ * number or string, give back the row's own value (its exact text and type,
+ * no copy; a source text column's datum is then stored as it is).  This
+ * also resolves what the number memo cannot, such as 20 and 20.00 in one
+ * row.
  */
 static bool
-same_number_as_input(lua_State *L, tt_call *call, const char *key, size_t klen,
-					 tt_value *dst)
+same_as_input(lua_State *L, tt_call *call, const char *key, size_t klen,
+			  tt_value *dst)
 {
 	const tt_value *in;
-	double		d;
-	double		orig;
+	int			type = lua_type(L, -1);
 
-	if (lua_type(L, -1) != LUA_TNUMBER)
+	if (type != LUA_TNUMBER && type != LUA_TSTRING)
 		return false;
 	in = tt_obj_get(call->row, key, klen);
 	if (in == NULL)
 		return false;
-	d = lua_tonumber(L, -1);
-	if (in->type == TT_INT)
-		orig = (double) in->u.i;
-	else if (in->type != TT_NUMERIC ||
-			 !tt_decimal_to_double(in->u.str.ptr, in->u.str.len, &orig))
-		return false;
-	if (orig != d || (in->type == TT_INT &&
-					  (in->u.i > TT_MAX_SAFE_INT || in->u.i < -TT_MAX_SAFE_INT)))
-		return false;
+	if (type == LUA_TSTRING)
+	{
+		size_t		len;
+		const char *s;
+
+		if (in->type != TT_STRING)
+			return false;
+		s = lua_tolstring(L, -1, &len);
+		if (len != in->u.str.len || memcmp(s, in->u.str.ptr, len) != 0)
+			return false;
+		/* a timestamp's text goes back as the timestamp */
+		if (ts_memo_count > 0 && ts_memo_find(s, len, dst))
+			return true;
+	}
+	else
+	{
+		double		d = lua_tonumber(L, -1);
+		double		orig;
+
+		if (in->type == TT_INT)
+			orig = (double) in->u.i;
+		else if (in->type != TT_NUMERIC ||
+				 !tt_decimal_to_double(in->u.str.ptr, in->u.str.len, &orig))
+			return false;
+		if (orig != d || (in->type == TT_INT &&
+						  (in->u.i > TT_MAX_SAFE_INT || in->u.i < -TT_MAX_SAFE_INT)))
+			return false;
+	}
 	*dst = *in;
 	return true;
 }
@@ -875,7 +895,7 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 						kcopy = arena_or_error(L, tt_arena_alloc(call, klen + 1));
 						memcpy(kcopy, key, klen + 1);
 						slot = arena_or_error(L, tt_obj_put_nocopy(call, dst, kcopy, klen));
-						if (depth > 0 || !same_number_as_input(L, call, kcopy, klen, slot))
+						if (depth > 0 || !same_as_input(L, call, kcopy, klen, slot))
 							tt_lua_to_value(L, -1, call, slot, depth + 1);
 						lua_pop(L, 1);
 					}

@@ -182,6 +182,35 @@ set_timestamp(tt_value *dst, Timestamp ts, uint32 kind)
 	dst->host_tag = kind;
 }
 
+/*
+ * Text values of the source row, remembered so that a string a transform
+ * hands back untouched (same pointer, tagged with its slot in host_tag) is
+ * stored as the source's own datum: no copy.  Checked by pointer and
+ * length, so a stale tag only costs the copy.
+ */
+#define SOURCE_TEXTS 64
+
+typedef struct SourceText
+{
+	const char *ptr;
+	uint32		len;
+	Datum		datum;
+} SourceText;
+
+static SourceText source_texts[SOURCE_TEXTS];
+static uint32 source_text_count = 0;
+
+static Datum
+source_text_datum(const tt_value *v, bool *found)
+{
+	uint32		tag = v->host_tag;
+
+	*found = (v->type == TT_STRING && tag > 0 && tag <= source_text_count &&
+			  source_texts[tag - 1].ptr == v->u.str.ptr &&
+			  source_texts[tag - 1].len == v->u.str.len);
+	return *found ? source_texts[tag - 1].datum : (Datum) 0;
+}
+
 static void
 source_value(TTSourceCol *col, Datum d, tt_value *dst)
 {
@@ -250,6 +279,13 @@ source_value(TTSourceCol *col, Datum d, tt_value *dst)
 				text	   *t = DatumGetTextPP(d);
 
 				set_string(dst, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				if (source_text_count < SOURCE_TEXTS)
+				{
+					source_texts[source_text_count].ptr = dst->u.str.ptr;
+					source_texts[source_text_count].len = dst->u.str.len;
+					source_texts[source_text_count].datum = PointerGetDatum(t);
+					dst->host_tag = ++source_text_count;
+				}
 				return;
 			}
 		case TK_JSONB:
@@ -299,6 +335,7 @@ tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst)
 	uint32		n = 0;
 
 	heap_deform_tuple(tuple, map->desc, map->values, map->nulls);
+	source_text_count = 0;
 	memset(dst, 0, sizeof(tt_value));
 	dst->type = TT_OBJECT;
 	dst->u.obj.cap = map->nlive;
@@ -632,6 +669,14 @@ convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 			}
 			if (v->type == TT_STRING)
 			{
+				bool		found;
+				Datum		same = source_text_datum(v, &found);
+
+				if (found)
+				{
+					*value = same;	/* the source's own text, untouched */
+					return true;
+				}
 				if (!valid_text(&v->u.str))
 					break;		/* render_text reports it */
 				*value = PointerGetDatum(cstring_to_text_with_len(v->u.str.ptr,
