@@ -42,6 +42,10 @@ mkdir -p "$out"
 
 TT_EXTRA_PACKAGES="postgresql-15-pllua postgresql-plpython3-15 gnuplot-nox"
 tt_install_deps || exit 1
+# which code is measured: the commit, and files changed since (the tree is
+# shared; see the "tree:" line)
+tree=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | awk '{ print $2 }' | tr '\n' ' ')
 tt_build_install || { echo "build failed" >&2; exit 1; }
 # the sample native plugins (test/plugins/trim.c) under $libdir/talaria_test_plugins
 make -s install-test-plugins >/dev/null || { echo "could not install the test plugins" >&2; exit 1; }
@@ -84,6 +88,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo)
 pgv=$(q -c "SHOW server_version")
 echo "machine: nproc=$(nproc) cpu=\"$cpu\" ram=\"$mem\" kernel=$(uname -r) postgres=\"$pgv\" load=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
+echo "tree: $tree${dirty:+ plus uncommitted changes in: $dirty}"
 echo "settings: rows=$ROWS runs=$RUNS (median) uncached_rows=$UNCACHED_ROWS shared_buffers=128MB jit=off parallel=off fsync=off synchronous_commit=off"
 
 # ---------------------------------------------------------------------
