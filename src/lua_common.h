@@ -23,8 +23,7 @@
 #ifndef TT_LUA_COMMON_H
 #define TT_LUA_COMMON_H
 
-#include <lua.h>
-#include <lauxlib.h>
+#include "lua_api.h"
 
 #include "talaria_transform.h"
 

@@ -26,13 +26,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include <lua.h>
-#include <lauxlib.h>
-#include <lualib.h>
-#include <luajit.h>
-
-#include "lua_common.h"
 #include "catalog/pg_type.h"
+#include "lua_api.h"
+#include "lua_common.h"
 #include "miscadmin.h"
 #include "talaria.h"
 #include "utils/json.h"
@@ -574,6 +570,7 @@ state_create(const char *name, const char *source)
 	char	   *msg;
 	int			reason;
 
+	tt_lua_api_load();
 	st = backing_init() ? calloc(1, sizeof(TTLuaState)) : NULL;
 	if (st == NULL)
 		ereport(ERROR,
