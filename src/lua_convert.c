@@ -751,6 +751,9 @@ same_as_input(lua_State *L, tt_call *call, const char *key, size_t klen,
 
 	if (type != LUA_TNUMBER && type != LUA_TSTRING)
 		return false;
+	/* strings only pay off for rows with source datums to reuse */
+	if (type == LUA_TSTRING && call->row->host_tag != TT_ROW_HAS_SOURCE_TEXT)
+		return false;
 	in = tt_obj_get(call->row, key, klen);
 	if (in == NULL)
 		return false;

@@ -359,6 +359,8 @@ tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst)
 			source_value(col, map->values[i], &m->value);
 	}
 	dst->u.obj.count = n;
+	if (source_text_count > 0)
+		dst->host_tag = TT_ROW_HAS_SOURCE_TEXT;
 }
 
 /* ---------------------------------------------------------------------

@@ -70,6 +70,8 @@ extern Datum tt_timestamp_to_pg(int64 unix_us);
 #define TT_TS_TIMESTAMP		1		/* without time zone, read as UTC */
 #define TT_TS_DATE			2		/* midnight UTC */
 extern char *tt_timestamp_text(const tt_value *v);
+/* host_tag of a row object whose strings point at source text datums */
+#define TT_ROW_HAS_SOURCE_TEXT 1
 extern int64 tt_timestamp_from_pg(Datum ts);
 
 /* transform.c: the engine-neutral interface */
