@@ -177,6 +177,20 @@ END
 $$;
 REVOKE ALL ON FUNCTION talaria._create_partition(regclass, timestamp) FROM PUBLIC;
 
+-- For the SECURITY DEFINER catalog writers below: current_user is the
+-- definer there, so check the session's user (the public wrappers have
+-- already checked current_user).
+CREATE FUNCTION talaria._check_session_owns(target regclass) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = target), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', target USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
 -- Records and checks; SECURITY DEFINER only to write the catalog row (the
 -- session's user must own the table; the DDL runs in _premake as the caller).
 CREATE FUNCTION talaria._record_time_table(target regclass, time_column name,
@@ -185,11 +199,7 @@ CREATE FUNCTION talaria._record_time_table(target regclass, time_column name,
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    -- current_user is the definer here: check the session's user, which
-    -- the public wrapper has already checked as current_user
-    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = target), 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table %', target USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM talaria._check_session_owns(target);
     INSERT INTO talaria.time_tables VALUES (target, time_column, partition_interval, retention, premake)
     ON CONFLICT ON CONSTRAINT time_tables_pkey DO UPDATE
        SET time_column = EXCLUDED.time_column, partition_interval = EXCLUDED.partition_interval,
@@ -404,11 +414,7 @@ CREATE FUNCTION talaria._record_computed_column(target regclass, column_name nam
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    -- current_user is the definer here: check the session's user, which
-    -- the public wrapper has already checked as current_user
-    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = target), 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table %', target USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM talaria._check_session_owns(target);
     INSERT INTO talaria.computed_columns VALUES (target, column_name, transform)
     ON CONFLICT ON CONSTRAINT computed_columns_pkey DO UPDATE SET transform = EXCLUDED.transform;
 END
