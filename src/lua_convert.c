@@ -490,7 +490,6 @@ ts_memo_find(const char *s, size_t len, tt_value *dst)
 typedef struct Shape
 {
 	uint32		nkeys;
-	size_t		keybytes;
 	char	   *keys;			/* (uint32 len, bytes) per key, malloc */
 	int			builder_ref;	/* registry reference of the constructor */
 	uint64		last_used;
@@ -623,7 +622,6 @@ shape_build(lua_State *L, Shape *sh, const tt_value *row)
 	}
 	sh->builder_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	sh->keys = keys;
-	sh->keybytes = bytes;
 	sh->nkeys = row->u.obj.count;
 }
 

@@ -395,7 +395,6 @@ typedef struct SetupArgs
 {
 	TTLuaState *st;
 	const char *name;
-	const char *source;
 	char	   *code;			/* instrumented source (malloc) */
 	size_t		codelen;
 	bool		syntax_error;	/* the failure was the compiler's */
@@ -591,7 +590,6 @@ state_create(const char *name, const char *source)
 
 	args.st = st;
 	args.name = name;
-	args.source = source;
 	args.syntax_error = false;
 	args.code = tt_lua_instrument(source, strlen(source), &args.codelen,
 								  errbuf, sizeof(errbuf));

@@ -599,6 +599,7 @@ convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 {
 	char	   *s;
 	Timestamp	ts = 0;
+	Numeric		num;
 
 	switch (col->kind)
 	{
@@ -656,9 +657,9 @@ convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 				*value = NumericGetDatum(int64_to_numeric(v->u.i));
 				return true;
 			}
-			if (tt_value_source_numeric(v) != NULL)
+			if ((num = tt_value_source_numeric(v)) != NULL)
 			{
-				*value = NumericGetDatum(tt_value_source_numeric(v));
+				*value = NumericGetDatum(num);
 				return true;
 			}
 			break;

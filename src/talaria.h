@@ -62,7 +62,6 @@ extern bool tt_decimal_to_double(const char *text, size_t len, double *out);
 
 /* PG side (may ereport) */
 extern void tt_jsonb_to_value(Jsonb *jb, tt_value *dst);
-extern void tt_jsonbvalue_to_value(JsonbValue *jbv, tt_value *dst);
 extern Jsonb *tt_value_to_jsonb(const tt_value *v, const char *transform);
 extern Datum tt_timestamp_to_pg(int64 unix_us);
 /* host_tag of a TT_TIMESTAMP: the SQL type it came from, for its text */
@@ -102,7 +101,6 @@ struct TTTransform
 	char	   *symbol;			/* native symbol */
 	const TTEngine *engine;
 	void	   *engine_state;
-	uint64		calls;			/* for statistics */
 };
 
 /* error from one call, for dead letters */

@@ -167,7 +167,6 @@ tt_transform_call(TTTransform *t, tt_value *row, MemoryContext rowcxt,
 	tt_call_init(&call, &priv, t->name, row, rowcxt);
 	status = t->engine->call(t, &call);
 	MemoryContextSwitchTo(old);
-	t->calls++;
 
 	if (status == TT_OK)
 	{

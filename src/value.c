@@ -659,39 +659,6 @@ tt_timestamp_text(const tt_value *v)
  * keeps alive for the row.
  * ---------------------------------------------------------------------
  */
-static void
-scalar_to_value(JsonbValue *v, tt_value *dst)
-{
-	memset(dst, 0, sizeof(tt_value));
-	switch (v->type)
-	{
-		case jbvNull:
-			dst->type = TT_NULL;
-			break;
-		case jbvBool:
-			dst->type = TT_BOOL;
-			dst->u.b = v->val.boolean ? 1 : 0;
-			break;
-		case jbvString:
-			dst->type = TT_STRING;
-			dst->u.str.ptr = v->val.string.val;
-			dst->u.str.len = v->val.string.len;
-			break;
-		case jbvNumeric:
-			if (tt_numeric_to_int64(v->val.numeric, &dst->u.i))
-				dst->type = TT_INT;
-			else
-			{
-				dst->type = TT_NUMERIC;
-				tt_numeric_text(v->val.numeric, dst);
-			}
-			break;
-		default:
-			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
-	}
-}
-
-
 /*
  * Reads a jsonb container straight from its on-disk layout (utils/jsonb.h:
  * a header, the children's JEntries, then their data; every
@@ -807,15 +774,6 @@ tt_jsonb_to_value(Jsonb *jb, tt_value *dst)
 		return;
 	}
 	read_container(&jb->root, dst, 0);
-}
-
-void
-tt_jsonbvalue_to_value(JsonbValue *jbv, tt_value *dst)
-{
-	if (jbv->type == jbvBinary)
-		read_container(jbv->val.binary.data, dst, 0);
-	else
-		scalar_to_value(jbv, dst);
 }
 
 /* ---------------------------------------------------------------------
