@@ -77,6 +77,27 @@ REVOKE USAGE ON SCHEMA talaria FROM regress_alice, regress_bob;
 DROP ROLE regress_bob;
 DROP ROLE regress_alice;
 
+-- transform_row under a parallel plan: it is parallel restricted, so it
+-- runs in the leader above the Gather, in parallel mode, where no new
+-- snapshot may be taken (loading the transform must not try)
+CREATE TABLE par_rows AS
+  SELECT i, jsonb_build_object('i', i) AS doc FROM generate_series(1, 5000) i;
+ANALYZE par_rows;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT talaria.register_lua('par_double', 'function main(r) r.i = r.i * 2 return r end');
+EXPLAIN (COSTS OFF)
+SELECT sum((talaria.transform_row('par_double', doc)->>'i')::int) FROM par_rows;
+SELECT sum((talaria.transform_row('par_double', doc)->>'i')::int) FROM par_rows;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+DROP TABLE par_rows;
+SELECT talaria.drop_transform('par_double');
+
 -- bad input: nothing invalid is stored
 SELECT talaria.register_lua(NULL, 'function main(r) return r end');
 SELECT talaria.register_lua('nullsrc', NULL);

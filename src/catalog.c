@@ -19,6 +19,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -120,7 +121,8 @@ text_attr(HeapTuple tup, TupleDesc desc, int attnum)
 
 /*
  * Reads one catalog row with the latest snapshot (registrations behave
- * like DDL: committed ones are seen even inside an older snapshot).
+ * like DDL: committed ones are seen even inside an older snapshot), or in
+ * parallel mode with the statement's.
  * Results are palloc'd in the current context.
  */
 bool
@@ -135,7 +137,16 @@ tt_catalog_fetch(const char *name, char *kind, char **source,
 	bool		found = false;
 
 	rel = table_open(transforms_relid(), AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
+
+	/*
+	 * In parallel mode (transform_row above a Gather: it is parallel
+	 * restricted, so it runs in the leader) no new snapshot may be taken;
+	 * the statement's own sees every registration committed before it.
+	 */
+	if (IsInParallelMode() && ActiveSnapshotSet())
+		snap = RegisterSnapshot(GetActiveSnapshot());
+	else
+		snap = RegisterSnapshot(GetLatestSnapshot());
 	ScanKeyInit(&key, Anum_tt_name, BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(name));
 	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
