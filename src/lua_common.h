@@ -32,6 +32,7 @@ extern char tt_lua_null_tag;
 #define TT_LUA_NULL ((void *) &tt_lua_null_tag)
 #define TT_LUA_ARRAY_MT "talaria.array"
 #define TT_LUA_NUMBER_MT "talaria.number"
+#define TT_LUA_ROW_MT "talaria.row"
 #define TT_LUA_MAX_DEPTH 200
 
 /* the userdata behind TT_LUA_NUMBER_MT: length, then the text */
@@ -54,7 +55,8 @@ extern void tt_lua_to_value(lua_State *L, int idx, tt_call *call,
 extern bool tt_lua_is_array(lua_State *L, int idx, size_t *n);
 extern TTLuaNumber *tt_lua_tonumberbox(lua_State *L, int idx);
 extern void tt_lua_memo_reset(void);
-extern void tt_lua_prepare_row(tt_value *row);
+extern void tt_lua_unlazy(lua_State *L, int idx);
+extern void tt_lua_guard_rows(lua_State *L, int env);
 
 /* lua_json.c: pushes the module table (encode, decode, null) */
 extern int	tt_luaopen_json(lua_State *L);

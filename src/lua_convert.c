@@ -5,9 +5,9 @@
  *
  * Runs on the Lua side (inside lua_cpcall): errors are Lua errors, memory
  * comes from the Lua allocator or the per-row arena (which reports
- * exhaustion as NULL, never by ereport).  The one exception is
- * tt_lua_prepare_row, which the engine calls on the PostgreSQL side before
- * entering Lua.  Conventions in lua_common.h.
+ * exhaustion as NULL, never by ereport).  The one PostgreSQL call,
+ * formatting a timestamp, runs under its own PG_TRY (push_timestamp).
+ * Conventions in lua_common.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +21,10 @@
 #include "talaria.h"
 
 char		tt_lua_null_tag;
+
+static void push_timestamp(lua_State *L, const tt_value *v);
+static int	lazy_index(lua_State *L);
+static int	lazy_newindex(lua_State *L);
 
 /* 2^53: beyond it a double no longer holds every integer */
 #define TT_MAX_SAFE_INT INT64CONST(9007199254740992)
@@ -246,6 +250,16 @@ tt_lua_convert_init(lua_State *L)
 	lua_pushliteral(L, "talaria.array");
 	lua_setfield(L, -2, "__metatable");
 	lua_pop(L, 1);
+
+	/* lazy rows (below); the sandbox's getmetatable answers nil for them */
+	luaL_newmetatable(L, TT_LUA_ROW_MT);
+	lua_pushcfunction(L, lazy_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, lazy_newindex);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushliteral(L, "talaria.row");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
 }
 
 /* ---------------------------------------------------------------------
@@ -269,13 +283,6 @@ typedef struct LuaNumberMemo
 static LuaNumberMemo lua_memo[LUA_MEMO_SIZE];
 static int	lua_memo_count = 0;
 static bool lua_memo_decimals = false;	/* any entry with a source text? */
-
-void
-tt_lua_memo_reset(void)
-{
-	lua_memo_count = 0;
-	lua_memo_decimals = false;
-}
 
 static void
 push_numeric(lua_State *L, const tt_value *v)
@@ -389,8 +396,7 @@ tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 			lua_setmetatable(L, -2);
 			break;
 		case TT_TIMESTAMP:
-			/* the engine turns timestamps into text before entering Lua */
-			luaL_error(L, "unexpected timestamp value");
+			push_timestamp(L, v);
 			break;
 		default:
 			luaL_error(L, "unknown value type %d", (int) v->type);
@@ -400,10 +406,10 @@ tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 /* ---------------------------------------------------------------------
  * Timestamps
  *
- * Lua sees a timestamp as the ISO text to_jsonb() gives it.  The texts made
- * for a row are remembered, so a string the script hands back unchanged
- * becomes the timestamp again without parsing (ingest stores it into a
- * timestamptz column directly).
+ * Lua sees a timestamp as the ISO text to_jsonb() gives it, made when the
+ * script first reads the field.  The texts made for a row are remembered,
+ * so a string the script hands back unchanged becomes the timestamp again
+ * without parsing (ingest stores it into a timestamptz column directly).
  * ---------------------------------------------------------------------
  */
 #define TS_MEMO_SIZE 16
@@ -419,38 +425,48 @@ typedef struct TimestampMemo
 static TimestampMemo ts_memo[TS_MEMO_SIZE];
 static int	ts_memo_count = 0;
 
-/* PostgreSQL side, before entering Lua: top-level timestamps to text. */
-void
-tt_lua_prepare_row(tt_value *row)
+/*
+ * Pushes a timestamp's text.  Formatting is PostgreSQL code that may
+ * ereport (palloc): it runs under its own PG_TRY, entirely inside this C
+ * frame, and a failure becomes a Lua error after the PostgreSQL error state
+ * is cleaned up, so no longjmp crosses Lua frames.
+ */
+static void
+push_timestamp(lua_State *L, const tt_value *v)
 {
-	uint32		i;
+	char	   *volatile text = NULL;
+	char		errmsg[256];
+	MemoryContext cxt = CurrentMemoryContext;
+	size_t		len;
 
-	ts_memo_count = 0;
-	if (row->type != TT_OBJECT)
-		return;
-	for (i = 0; i < row->u.obj.count; i++)
+	errmsg[0] = '\0';
+	PG_TRY();
 	{
-		tt_value   *v = &row->u.obj.members[i].value;
+		text = tt_timestamp_text(v);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
 
-		if (v->type == TT_TIMESTAMP)
-		{
-			char	   *s = tt_timestamp_text(v);
-			int64		ts = v->u.ts;
-			uint32		kind = v->host_tag;
-
-			v->type = TT_STRING;
-			v->host_tag = 0;
-			v->u.str.ptr = s;
-			v->u.str.len = strlen(s);
-			if (ts_memo_count < TS_MEMO_SIZE)
-			{
-				ts_memo[ts_memo_count].text = s;
-				ts_memo[ts_memo_count].len = v->u.str.len;
-				ts_memo[ts_memo_count].ts = ts;
-				ts_memo[ts_memo_count].kind = kind;
-				ts_memo_count++;
-			}
-		}
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		strlcpy(errmsg, edata->message ? edata->message : "", sizeof(errmsg));
+		FreeErrorData(edata);
+		text = NULL;
+	}
+	PG_END_TRY();
+	if (text == NULL)
+		luaL_error(L, "cannot convert a timestamp to text: %s", errmsg);
+	len = strlen(text);
+	lua_pushlstring(L, text, len);
+	if (ts_memo_count < TS_MEMO_SIZE)
+	{
+		ts_memo[ts_memo_count].text = text;
+		ts_memo[ts_memo_count].len = (uint32) len;
+		ts_memo[ts_memo_count].ts = v->u.ts;
+		ts_memo[ts_memo_count].kind = v->host_tag;
+		ts_memo_count++;
 	}
 }
 
@@ -471,27 +487,69 @@ ts_memo_find(const char *s, size_t len, tt_value *dst)
 }
 
 /* ---------------------------------------------------------------------
- * Row shapes
+ * Lazy rows
  *
- * Rows of one table share their keys.  For a key set seen before we call a
- * small compiled Lua function whose body is a table constructor with those
- * keys as constants ({["id"] = a1, ["city"] = a2, ...}): the keys are
- * interned once, at compile time, and the table comes out of a template
- * with its hash part already laid out, instead of a string interning and a
- * rawset through the C API per key and row.  Only the values are pushed.
- * A few shapes are kept per state; a state that keeps meeting new shapes
- * stops compiling them and uses the generic path.
+ * The row a script gets is a real Lua table, but its fields become Lua
+ * values only when the script reads them.  Most transforms touch a few
+ * fields of a wide row: pushing every value (interning every string) and
+ * reading every value back cost more than the script itself.
+ *
+ * A lazy row is a table holding, under a private light-userdata key, a
+ * userdata with a deep copy of the row's tree and one flag per field, and
+ * a shared metatable:
+ *	- __index (a key absent from the table): a field not yet flagged is
+ *	  converted, stored in the table and flagged;
+ *	- __newindex (assignment to an absent key): a field is flagged, and a
+ *	  non-nil value stored.
+ * A flagged field's value is whatever the table holds (nothing: deleted);
+ * an unflagged field still has its row value.  So row.key1 = nil costs a
+ * flag, and reading the result back takes the unflagged fields straight
+ * from the input tree (same pointers: a source datum is stored as it is)
+ * and only the table's own keys from Lua.
+ *
+ * Everything that looks at a table's raw contents (pairs, next, rawget,
+ * rawset, setmetatable, getmetatable, table.foreach, table.maxn,
+ * json.encode) first "unlazies" the row: the remaining fields are stored,
+ * the private key and the metatable removed, and it is a plain table.  The
+ * sandbox wraps those functions (tt_lua_guard_rows), so a script cannot
+ * tell a lazy row from a plain one.  The copy makes a row valid after its
+ * call too (a script may keep it in a global); the input tree is used only
+ * during the call that made the row.
+ *
+ * Rows of one table share their keys: the key -> field map is built once
+ * per key set (a "shape", a few kept per state) and set as the userdata's
+ * environment.
  * ---------------------------------------------------------------------
  */
 #define SHAPE_SLOTS 4
-#define SHAPE_MAX_KEYS 120		/* Lua allows 200 locals; stay well below */
+#define SHAPE_MAX_KEYS 2000
 #define SHAPE_MAX_BUILDS 16
+#define LAZY_MAGIC 0x7a4c6152	/* "RaLz" */
+
+/* the private key under which a lazy row keeps its state */
+static char lazy_key_tag;
+
+#define LAZY_KEY ((void *) &lazy_key_tag)
+
+typedef struct LazyRow
+{
+	uint32		magic;
+	uint32		nkeys;
+	uint64		serial;			/* the call that made it */
+	const tt_value *cur;		/* that call's row (only during that call) */
+	tt_member  *members;		/* the copy, in data */
+	uint8	   *flags;			/* per field: the table has the say */
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} LazyRow;
+
+/* the current call; a lazy row with another serial uses its copy */
+static uint64 lazy_serial = 0;
 
 typedef struct Shape
 {
 	uint32		nkeys;
 	char	   *keys;			/* (uint32 len, bytes) per key, malloc */
-	int			builder_ref;	/* registry reference of the constructor */
+	int			keymap_ref;		/* registry reference: key -> field number */
 	uint64		last_used;
 } Shape;
 
@@ -500,7 +558,17 @@ struct TTLuaShapes
 	Shape		slots[SHAPE_SLOTS];
 	uint32		builds;
 	uint64		clock;
+	int			mt_ref;			/* registry reference of the row metatable */
 };
+
+void
+tt_lua_memo_reset(void)
+{
+	lua_memo_count = 0;
+	lua_memo_decimals = false;
+	ts_memo_count = 0;
+	lazy_serial++;
+}
 
 TTLuaShapes *
 tt_lua_shapes_create(void)
@@ -541,73 +609,34 @@ shape_matches(const Shape *sh, const tt_value *row)
 	return true;
 }
 
-/* Appends a Lua string literal for any bytes, in decimal escapes. */
-static void
-add_literal(luaL_Buffer *b, const char *s, uint32 len)
-{
-	uint32		i;
-	char		esc[8];
-
-	luaL_addchar(b, '"');
-	for (i = 0; i < len; i++)
-	{
-		unsigned char c = (unsigned char) s[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			(c >= '0' && c <= '9') || c == '_' || c == ' ' || c == '-' || c == '.')
-			luaL_addchar(b, (char) c);
-		else
-		{
-			snprintf(esc, sizeof(esc), "\\%03u", c);
-			luaL_addstring(b, esc);
-		}
-	}
-	luaL_addchar(b, '"');
-}
-
 /*
- * Compiles the constructor for the row's keys into slot sh; on failure
- * (memory) raises a Lua error like any other push.
+ * Makes slot sh the shape of the row's keys: the key list (to recognise
+ * the next rows) and the key map.  Memory failures raise a Lua error.
  */
 static void
 shape_build(lua_State *L, Shape *sh, const tt_value *row)
 {
-	luaL_Buffer b;
-	uint32		i;
+	uint32		n = row->u.obj.count;
 	size_t		bytes = 0;
 	char	   *keys;
 	char	   *p;
+	uint32		i;
 
-	luaL_buffinit(L, &b);
-	luaL_addstring(&b, "local a1");
-	for (i = 2; i <= row->u.obj.count; i++)
-	{
-		char		name[16];
-
-		snprintf(name, sizeof(name), ", a%u", i);
-		luaL_addstring(&b, name);
-	}
-	luaL_addstring(&b, " = ...\nreturn {");
-	for (i = 0; i < row->u.obj.count; i++)
-	{
-		char		name[16];
-
-		luaL_addchar(&b, '[');
-		add_literal(&b, row->u.obj.members[i].key.ptr, row->u.obj.members[i].key.len);
-		snprintf(name, sizeof(name), "] = a%u,", i + 1);
-		luaL_addstring(&b, name);
+	for (i = 0; i < n; i++)
 		bytes += sizeof(uint32) + row->u.obj.members[i].key.len;
-	}
-	luaL_addstring(&b, "}\n");
-	luaL_pushresult(&b);
-	if (luaL_loadbuffer(L, lua_tostring(L, -1), lua_objlen(L, -1), "=talaria row") != 0)
-		lua_error(L);
-	lua_remove(L, -2);
+	lua_createtable(L, 0, (int) n);
+	for (i = 0; i < n; i++)
+	{
+		const tt_str *k = &row->u.obj.members[i].key;
 
+		lua_pushlstring(L, k->ptr, k->len);
+		lua_pushinteger(L, (lua_Integer) i + 1);
+		lua_rawset(L, -3);
+	}
 	keys = malloc(Max(bytes, 1));
 	if (keys == NULL)
 		luaL_error(L, "not enough memory");
-	for (p = keys, i = 0; i < row->u.obj.count; i++)
+	for (p = keys, i = 0; i < n; i++)
 	{
 		uint32		len = row->u.obj.members[i].key.len;
 
@@ -618,16 +647,16 @@ shape_build(lua_State *L, Shape *sh, const tt_value *row)
 	if (sh->keys)
 	{
 		free(sh->keys);
-		luaL_unref(L, LUA_REGISTRYINDEX, sh->builder_ref);
+		luaL_unref(L, LUA_REGISTRYINDEX, sh->keymap_ref);
 	}
-	sh->builder_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	sh->keymap_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	sh->keys = keys;
-	sh->nkeys = row->u.obj.count;
+	sh->nkeys = n;
 }
 
-/* Pushes the row (a tree object) as a table, through its shape if it can. */
-void
-tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
+/* The shape of an object row, building it if need be; NULL: none. */
+static Shape *
+shape_for(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 {
 	Shape	   *sh = NULL;
 	Shape	   *oldest;
@@ -635,10 +664,7 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 
 	if (shapes == NULL || row->type != TT_OBJECT || row->u.obj.count == 0 ||
 		row->u.obj.count > SHAPE_MAX_KEYS)
-	{
-		tt_lua_push_value(L, row, 0);
-		return;
-	}
+		return NULL;
 	oldest = &shapes->slots[0];
 	for (i = 0; i < SHAPE_SLOTS && sh == NULL; i++)
 	{
@@ -649,22 +675,325 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 	}
 	if (sh == NULL)
 	{
+		/* a state that keeps meeting new key sets stops building shapes */
 		if (shapes->builds >= SHAPE_MAX_BUILDS)
-		{
-			tt_lua_push_value(L, row, 0);
-			return;
-		}
+			return NULL;
 		shapes->builds++;
 		sh = oldest;
 		shape_build(L, sh, row);
 	}
 	sh->last_used = ++shapes->clock;
+	return sh;
+}
 
-	luaL_checkstack(L, (int) row->u.obj.count + 2, "row too wide");
-	lua_rawgeti(L, LUA_REGISTRYINDEX, sh->builder_ref);
-	for (i = 0; i < row->u.obj.count; i++)
-		tt_lua_push_value(L, &row->u.obj.members[i].value, 1);
-	lua_call(L, (int) row->u.obj.count, 1);
+/* Sizes of a tree's deep copy: node arrays (aligned) and string bytes. */
+static void
+tree_measure(lua_State *L, const tt_value *v, size_t *nodes, size_t *strs,
+			 int depth)
+{
+	uint32		i;
+
+	if (depth > TT_LUA_MAX_DEPTH)
+		luaL_error(L, "value nested too deeply");
+	switch (v->type)
+	{
+		case TT_STRING:
+		case TT_NUMERIC:
+			*strs += v->u.str.len;
+			break;
+		case TT_OBJECT:
+			*nodes += MAXALIGN(v->u.obj.count * sizeof(tt_member));
+			for (i = 0; i < v->u.obj.count; i++)
+			{
+				*strs += v->u.obj.members[i].key.len;
+				tree_measure(L, &v->u.obj.members[i].value, nodes, strs, depth + 1);
+			}
+			break;
+		case TT_ARRAY:
+			*nodes += MAXALIGN(v->u.arr.count * sizeof(tt_value));
+			for (i = 0; i < v->u.arr.count; i++)
+				tree_measure(L, &v->u.arr.items[i], nodes, strs, depth + 1);
+			break;
+		default:
+			break;
+	}
+}
+
+typedef struct TreeCopy
+{
+	char	   *nodes;
+	char	   *strs;
+} TreeCopy;
+
+static inline const char *
+copy_bytes(TreeCopy *tc, const char *s, uint32 len)
+{
+	char	   *dst = tc->strs;
+
+	if (len > 0)
+		memcpy(dst, s, len);
+	tc->strs += len;
+	return dst;
+}
+
+/* Deep copy into the regions tree_measure sized. */
+static void
+tree_copy(const tt_value *src, tt_value *dst, TreeCopy *tc)
+{
+	uint32		i;
+
+	*dst = *src;
+	switch (src->type)
+	{
+		case TT_STRING:
+		case TT_NUMERIC:
+			dst->u.str.ptr = copy_bytes(tc, src->u.str.ptr, src->u.str.len);
+			/* a numeric's tag names its source's slot: not the copy's */
+			dst->host_tag = 0;
+			break;
+		case TT_OBJECT:
+			dst->u.obj.members = (tt_member *) tc->nodes;
+			dst->u.obj.cap = src->u.obj.count;
+			tc->nodes += MAXALIGN(src->u.obj.count * sizeof(tt_member));
+			for (i = 0; i < src->u.obj.count; i++)
+			{
+				const tt_member *sm = &src->u.obj.members[i];
+				tt_member  *dm = &dst->u.obj.members[i];
+
+				dm->key.ptr = copy_bytes(tc, sm->key.ptr, sm->key.len);
+				dm->key.len = sm->key.len;
+				tree_copy(&sm->value, &dm->value, tc);
+			}
+			break;
+		case TT_ARRAY:
+			dst->u.arr.items = (tt_value *) tc->nodes;
+			dst->u.arr.cap = src->u.arr.count;
+			tc->nodes += MAXALIGN(src->u.arr.count * sizeof(tt_value));
+			for (i = 0; i < src->u.arr.count; i++)
+				tree_copy(&src->u.arr.items[i], &dst->u.arr.items[i], tc);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * If the table at idx is a lazy row, pushes its state userdata and returns
+ * it; otherwise pushes nothing and returns NULL.
+ */
+static LazyRow *
+lazy_state(lua_State *L, int idx)
+{
+	LazyRow    *lr;
+
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return NULL;
+	lua_pushlightuserdata(L, LAZY_KEY);
+	lua_rawget(L, idx < 0 ? idx - 1 : idx);
+	lr = (LazyRow *) lua_touserdata(L, -1);
+	if (lr == NULL || lua_type(L, -1) != LUA_TUSERDATA || lr->magic != LAZY_MAGIC)
+	{
+		lua_pop(L, 1);
+		return NULL;
+	}
+	return lr;
+}
+
+/*
+ * Field number (0-based) of the key at kidx in the lazy row whose state is
+ * at the top of the stack, or -1.  Leaves the stack as it was.
+ */
+static int
+lazy_field(lua_State *L, LazyRow *lr, int kidx)
+{
+	int			field = -1;
+
+	if (lua_type(L, kidx) != LUA_TSTRING)
+		return -1;
+	lua_getfenv(L, -1);
+	lua_pushvalue(L, kidx);
+	lua_rawget(L, -2);
+	if (lua_type(L, -1) == LUA_TNUMBER)
+	{
+		lua_Integer n = lua_tointeger(L, -1);
+
+		if (n >= 1 && n <= (lua_Integer) lr->nkeys)
+			field = (int) n - 1;
+	}
+	lua_pop(L, 2);
+	return field;
+}
+
+/* Pushes field i of a lazy row: the call's own tree value while it runs. */
+static void
+lazy_push_field(lua_State *L, LazyRow *lr, int i)
+{
+	if (lr->serial == lazy_serial && lr->cur != NULL)
+		tt_lua_push_value(L, &lr->cur->u.obj.members[i].value, 1);
+	else
+		tt_lua_push_value(L, &lr->members[i].value, 1);
+}
+
+/* __index(row, key) */
+static int
+lazy_index(lua_State *L)
+{
+	LazyRow    *lr = lazy_state(L, 1);
+	int			i;
+
+	if (lr == NULL)
+		return 0;
+	i = lazy_field(L, lr, 2);
+	if (i < 0 || lr->flags[i])
+		return 0;
+	lazy_push_field(L, lr, i);
+	lr->flags[i] = 1;
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
+
+/* __newindex(row, key, value) */
+static int
+lazy_newindex(lua_State *L)
+{
+	LazyRow    *lr;
+	bool		is_field = false;
+
+	lua_settop(L, 3);
+	lr = lazy_state(L, 1);
+	if (lr != NULL)
+	{
+		int			i = lazy_field(L, lr, 2);
+
+		if (i >= 0)
+		{
+			lr->flags[i] = 1;
+			is_field = true;
+		}
+		lua_pop(L, 1);
+	}
+	/* deleting a field is its flag alone; anything else goes in the table */
+	if (!is_field || !lua_isnil(L, 3))
+		lua_rawset(L, 1);
+	return 0;
+}
+
+/* Makes the lazy row at idx (if it is one) a plain table. */
+void
+tt_lua_unlazy(lua_State *L, int idx)
+{
+	LazyRow    *lr;
+	uint32		i;
+
+	if (idx < 0)
+		idx = lua_gettop(L) + idx + 1;
+	lr = lazy_state(L, idx);
+	if (lr == NULL)
+		return;
+	luaL_checkstack(L, 4, "row");
+	for (i = 0; i < lr->nkeys; i++)
+	{
+		if (lr->flags[i])
+			continue;
+		lua_pushlstring(L, lr->members[i].key.ptr, lr->members[i].key.len);
+		lazy_push_field(L, lr, (int) i);
+		lua_rawset(L, idx);
+		lr->flags[i] = 1;
+	}
+	lua_pop(L, 1);
+	lua_pushlightuserdata(L, LAZY_KEY);
+	lua_pushnil(L);
+	lua_rawset(L, idx);
+	lua_pushnil(L);
+	lua_setmetatable(L, idx);
+}
+
+static int
+sb_unlazy(lua_State *L)
+{
+	tt_lua_unlazy(L, 1);
+	return 0;
+}
+
+/*
+ * Wraps the sandbox's functions that see a table's raw contents so that
+ * they unlazy a row first.  env is the sandbox environment (absolute).
+ */
+static const char guard_chunk[] =
+"local K, unlazy, env = ...\n"
+"local type, rawget, rawset, next, pairs = env.type, env.rawget, env.rawset, env.next, env.pairs\n"
+"local getmetatable, setmetatable = env.getmetatable, env.setmetatable\n"
+"local foreach, maxn = env.table.foreach, env.table.maxn\n"
+"local function guard(t) if type(t) == 'table' and rawget(t, K) ~= nil then unlazy(t) end end\n"
+"env.pairs = function(t) guard(t) local f, s, c = pairs(t) return f, s, c end\n"
+"env.next = function(t, k) guard(t) local a, b = next(t, k) return a, b end\n"
+"env.rawget = function(t, k) guard(t) local v = rawget(t, k) return v end\n"
+"env.rawset = function(t, k, v) guard(t) local r = rawset(t, k, v) return r end\n"
+"env.setmetatable = function(t, m) guard(t) local r = setmetatable(t, m) return r end\n"
+"env.getmetatable = function(t)\n"
+"  if type(t) == 'table' and rawget(t, K) ~= nil then return nil end\n"
+"  local m = getmetatable(t) return m end\n"
+"if foreach then env.table.foreach = function(t, f) guard(t) local r = foreach(t, f) return r end end\n"
+"if maxn then env.table.maxn = function(t) guard(t) local r = maxn(t) return r end end\n";
+
+void
+tt_lua_guard_rows(lua_State *L, int env)
+{
+	if (luaL_loadbuffer(L, guard_chunk, sizeof(guard_chunk) - 1, "=talaria") != 0)
+		lua_error(L);
+	lua_pushlightuserdata(L, LAZY_KEY);
+	lua_pushcfunction(L, sb_unlazy);
+	lua_pushvalue(L, env);
+	lua_call(L, 3, 0);
+}
+
+/* Pushes the row: a lazy row for an object with a shape, else a table. */
+void
+tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
+{
+	Shape	   *sh = shape_for(L, shapes, row);
+	size_t		nodes = 0;
+	size_t		strs = 0;
+	size_t		head;
+	LazyRow    *lr;
+	TreeCopy	tc;
+	tt_value	copy;
+
+	if (sh == NULL)
+	{
+		tt_lua_push_value(L, row, 0);
+		return;
+	}
+	luaL_checkstack(L, 6, "row");
+	if (shapes->mt_ref == 0)
+	{
+		luaL_getmetatable(L, TT_LUA_ROW_MT);
+		shapes->mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	tree_measure(L, row, &nodes, &strs, 0);
+	head = MAXALIGN(offsetof(LazyRow, data)) + MAXALIGN(row->u.obj.count);
+
+	lua_createtable(L, 0, 2);
+	lr = (LazyRow *) lua_newuserdata(L, head + nodes + strs);
+	lr->magic = LAZY_MAGIC;
+	lr->nkeys = row->u.obj.count;
+	lr->serial = lazy_serial;
+	lr->cur = row;
+	lr->flags = (uint8 *) lr + MAXALIGN(offsetof(LazyRow, data));
+	memset(lr->flags, 0, lr->nkeys);
+	tc.nodes = (char *) lr + head;
+	tc.strs = tc.nodes + nodes;
+	tree_copy(row, &copy, &tc);
+	lr->members = copy.u.obj.members;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, sh->keymap_ref);
+	lua_setfenv(L, -2);
+	lua_pushlightuserdata(L, LAZY_KEY);
+	lua_insert(L, -2);
+	lua_rawset(L, -3);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->mt_ref);
+	lua_setmetatable(L, -2);
 }
 
 /* ---------------------------------------------------------------------
@@ -679,9 +1008,11 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 bool
 tt_lua_is_array(lua_State *L, int idx, size_t *n)
 {
-	size_t		len = lua_objlen(L, idx);
+	size_t		len;
 	size_t		count = 0;
 
+	tt_lua_unlazy(L, idx);
+	len = lua_objlen(L, idx);
 	if (lua_getmetatable(L, idx))
 	{
 		bool		marked;
@@ -787,6 +1118,70 @@ same_as_input(lua_State *L, tt_call *call, const char *key, size_t klen,
 	return true;
 }
 
+/*
+ * Adds the string-keyed entries of the table at idx (absolute) to the
+ * object dst, skipping a lazy row's private key.
+ */
+static void
+table_members_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst,
+					   int depth)
+{
+	lua_pushnil(L);
+	while (lua_next(L, idx))
+	{
+		size_t		klen;
+		const char *key;
+		char	   *kcopy;
+		tt_value   *slot;
+
+		if (lua_type(L, -2) != LUA_TSTRING)
+		{
+			if (lua_type(L, -2) == LUA_TLIGHTUSERDATA &&
+				lua_touserdata(L, -2) == LAZY_KEY)
+			{
+				lua_pop(L, 1);
+				continue;
+			}
+			luaL_error(L, "cannot convert a table with a %s key to JSON (object keys must be strings)",
+					   luaL_typename(L, -2));
+		}
+		key = lua_tolstring(L, -2, &klen);
+		kcopy = arena_or_error(L, tt_arena_alloc(call, klen + 1));
+		memcpy(kcopy, key, klen + 1);
+		slot = arena_or_error(L, tt_obj_put_nocopy(call, dst, kcopy, klen));
+		if (depth > 0 || !same_as_input(L, call, kcopy, klen, slot))
+			tt_lua_to_value(L, -1, call, slot, depth + 1);
+		lua_pop(L, 1);
+	}
+}
+
+/*
+ * Reads back a lazy row made by this call: the fields the script never
+ * touched are the input tree's own values, the rest is in the table.
+ */
+static void
+lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
+			  LazyRow *lr)
+{
+	const tt_value *row = lr->cur;
+	uint32		i;
+
+	dst->type = TT_OBJECT;
+	if (!tt_obj_reserve(call, dst, lr->nkeys + 4))
+		luaL_error(L, "not enough memory for the result");
+	for (i = 0; i < lr->nkeys; i++)
+	{
+		const tt_member *m = &row->u.obj.members[i];
+		tt_member  *out;
+
+		if (lr->flags[i])
+			continue;
+		out = &dst->u.obj.members[dst->u.obj.count++];
+		*out = *m;
+	}
+	table_members_to_value(L, idx, call, dst, depth);
+}
+
 void
 tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 {
@@ -861,8 +1256,20 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 		case LUA_TTABLE:
 			{
 				size_t		n;
+				LazyRow    *lr;
 
 				luaL_checkstack(L, 4, "result nested too deeply");
+				lr = lazy_state(L, idx);
+				if (lr != NULL)
+				{
+					lua_pop(L, 1);
+					/* this call's row: read back without Lua; else unlazy */
+					if (lr->serial == lazy_serial && lr->cur != NULL)
+					{
+						lazy_to_value(L, idx, call, dst, depth, lr);
+						break;
+					}
+				}
 				if (tt_lua_is_array(L, idx, &n))
 				{
 					size_t		i;
@@ -881,25 +1288,7 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 				else
 				{
 					dst->type = TT_OBJECT;
-					lua_pushnil(L);
-					while (lua_next(L, idx))
-					{
-						size_t		klen;
-						const char *key;
-						char	   *kcopy;
-						tt_value   *slot;
-
-						if (lua_type(L, -2) != LUA_TSTRING)
-							luaL_error(L, "cannot convert a table with a %s key to JSON (object keys must be strings)",
-									   luaL_typename(L, -2));
-						key = lua_tolstring(L, -2, &klen);
-						kcopy = arena_or_error(L, tt_arena_alloc(call, klen + 1));
-						memcpy(kcopy, key, klen + 1);
-						slot = arena_or_error(L, tt_obj_put_nocopy(call, dst, kcopy, klen));
-						if (depth > 0 || !same_as_input(L, call, kcopy, klen, slot))
-							tt_lua_to_value(L, -1, call, slot, depth + 1);
-						lua_pop(L, 1);
-					}
+					table_members_to_value(L, idx, call, dst, depth);
 				}
 				break;
 			}

@@ -464,6 +464,8 @@ build_sandbox(lua_State *L, int json_idx, int checker_idx)
 	lua_setfield(L, env, "os");
 	lua_pushvalue(L, env);
 	lua_setfield(L, env, "_G");
+	/* functions that see raw table contents unlazy a row first */
+	tt_lua_guard_rows(L, env);
 }
 
 static int
@@ -701,7 +703,6 @@ lua_engine_call(TTTransform *t, tt_call *call)
 			fresh = true;
 	}
 	st->limit = (size_t) tt_lua_memory_limit_kb * 1024;
-	tt_lua_prepare_row(call->row);
 
 	args.st = st;
 	args.call = call;
