@@ -495,8 +495,9 @@ ts_memo_find(const char *s, size_t len, tt_value *dst)
  * reading every value back cost more than the script itself.
  *
  * A lazy row is a table holding, under a private light-userdata key, a
- * userdata with a deep copy of the row's tree and one flag per field, and
- * a shared metatable:
+ * userdata with a copy of the row's field values (deep for nested ones; the
+ * keys are in the shape's key map) and one flag per field, and a shared
+ * metatable:
  *	- __index (a key absent from the table): a field not yet flagged is
  *	  converted, stored in the table and flagged;
  *	- __newindex (assignment to an absent key): a field is flagged, and a
@@ -537,7 +538,7 @@ typedef struct LazyRow
 	uint32		nkeys;
 	uint64		serial;			/* the call that made it */
 	const tt_value *cur;		/* that call's row (only during that call) */
-	tt_member  *members;		/* the copy, in data */
+	tt_value   *values;			/* the copy of the field values, in data */
 	uint8	   *flags;			/* per field: the table has the say */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } LazyRow;
@@ -611,7 +612,9 @@ shape_matches(const Shape *sh, const tt_value *row)
 
 /*
  * Makes slot sh the shape of the row's keys: the key list (to recognise
- * the next rows) and the key map.  Memory failures raise a Lua error.
+ * the next rows) and the key map (key -> field number, and field number ->
+ * key; lookups by the script's keys only ever use the string side).
+ * Memory failures raise a Lua error.
  */
 static void
 shape_build(lua_State *L, Shape *sh, const tt_value *row)
@@ -624,12 +627,14 @@ shape_build(lua_State *L, Shape *sh, const tt_value *row)
 
 	for (i = 0; i < n; i++)
 		bytes += sizeof(uint32) + row->u.obj.members[i].key.len;
-	lua_createtable(L, 0, (int) n);
+	lua_createtable(L, (int) n, (int) n);
 	for (i = 0; i < n; i++)
 	{
 		const tt_str *k = &row->u.obj.members[i].key;
 
 		lua_pushlstring(L, k->ptr, k->len);
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, -3, (int) i + 1);
 		lua_pushinteger(L, (lua_Integer) i + 1);
 		lua_rawset(L, -3);
 	}
@@ -831,7 +836,7 @@ lazy_push_field(lua_State *L, LazyRow *lr, int i)
 	if (lr->serial == lazy_serial && lr->cur != NULL)
 		tt_lua_push_value(L, &lr->cur->u.obj.members[i].value, 1);
 	else
-		tt_lua_push_value(L, &lr->members[i].value, 1);
+		tt_lua_push_value(L, &lr->values[i], 1);
 }
 
 /* __index(row, key) */
@@ -893,16 +898,17 @@ tt_lua_unlazy(lua_State *L, int idx)
 	if (lr == NULL)
 		return;
 	luaL_checkstack(L, 4, "row");
+	lua_getfenv(L, -1);			/* the key map */
 	for (i = 0; i < lr->nkeys; i++)
 	{
 		if (lr->flags[i])
 			continue;
-		lua_pushlstring(L, lr->members[i].key.ptr, lr->members[i].key.len);
+		lua_rawgeti(L, -1, (int) i + 1);
 		lazy_push_field(L, lr, (int) i);
 		lua_rawset(L, idx);
 		lr->flags[i] = 1;
 	}
-	lua_pop(L, 1);
+	lua_pop(L, 2);
 	lua_pushlightuserdata(L, LAZY_KEY);
 	lua_pushnil(L);
 	lua_rawset(L, idx);
@@ -949,17 +955,50 @@ tt_lua_guard_rows(lua_State *L, int env)
 	lua_call(L, 3, 0);
 }
 
+/*
+ * Sizes the copy of a row's field values: for a flat row (no object or
+ * array values, the usual table row) one pass over the fields; otherwise
+ * tree_measure.  Returns whether the row is flat.
+ */
+static bool
+row_measure(lua_State *L, const tt_value *row, size_t *nodes, size_t *strs)
+{
+	uint32		n = row->u.obj.count;
+	size_t		bytes = 0;
+	uint32		i;
+
+	*nodes = MAXALIGN(n * sizeof(tt_value));
+	for (i = 0; i < n; i++)
+	{
+		const tt_value *v = &row->u.obj.members[i].value;
+
+		if (v->type == TT_STRING || v->type == TT_NUMERIC)
+			bytes += v->u.str.len;
+		else if (v->type == TT_OBJECT || v->type == TT_ARRAY)
+		{
+			*strs = 0;
+			for (i = 0; i < n; i++)
+				tree_measure(L, &row->u.obj.members[i].value, nodes, strs, 1);
+			return false;
+		}
+	}
+	*strs = bytes;
+	return true;
+}
+
 /* Pushes the row: a lazy row for an object with a shape, else a table. */
 void
 tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 {
 	Shape	   *sh = shape_for(L, shapes, row);
-	size_t		nodes = 0;
-	size_t		strs = 0;
+	size_t		nodes;
+	size_t		strs;
 	size_t		head;
+	bool		flat;
 	LazyRow    *lr;
 	TreeCopy	tc;
-	tt_value	copy;
+	uint32		n;
+	uint32		i;
 
 	if (sh == NULL)
 	{
@@ -972,21 +1011,38 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 		luaL_getmetatable(L, TT_LUA_ROW_MT);
 		shapes->mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
-	tree_measure(L, row, &nodes, &strs, 0);
-	head = MAXALIGN(offsetof(LazyRow, data)) + MAXALIGN(row->u.obj.count);
+	n = row->u.obj.count;
+	flat = row_measure(L, row, &nodes, &strs);
+	head = MAXALIGN(offsetof(LazyRow, data)) + MAXALIGN(n);
 
 	lua_createtable(L, 0, 2);
 	lr = (LazyRow *) lua_newuserdata(L, head + nodes + strs);
 	lr->magic = LAZY_MAGIC;
-	lr->nkeys = row->u.obj.count;
+	lr->nkeys = n;
 	lr->serial = lazy_serial;
 	lr->cur = row;
 	lr->flags = (uint8 *) lr + MAXALIGN(offsetof(LazyRow, data));
-	memset(lr->flags, 0, lr->nkeys);
-	tc.nodes = (char *) lr + head;
-	tc.strs = tc.nodes + nodes;
-	tree_copy(row, &copy, &tc);
-	lr->members = copy.u.obj.members;
+	memset(lr->flags, 0, n);
+	lr->values = (tt_value *) ((char *) lr + head);
+	tc.nodes = (char *) lr->values + MAXALIGN(n * sizeof(tt_value));
+	tc.strs = (char *) lr->values + nodes;
+	for (i = 0; i < n; i++)
+	{
+		const tt_value *v = &row->u.obj.members[i].value;
+		tt_value   *dst = &lr->values[i];
+
+		if (!flat)
+			tree_copy(v, dst, &tc);
+		else
+		{
+			*dst = *v;
+			if (v->type == TT_STRING || v->type == TT_NUMERIC)
+			{
+				dst->u.str.ptr = copy_bytes(&tc, v->u.str.ptr, v->u.str.len);
+				dst->host_tag = 0;
+			}
+		}
+	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, sh->keymap_ref);
 	lua_setfenv(L, -2);
 	lua_pushlightuserdata(L, LAZY_KEY);
