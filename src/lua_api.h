@@ -35,7 +35,7 @@
 	X(lua_getfield) X(lua_rawget) X(lua_rawgeti) X(lua_createtable) \
 	X(lua_newuserdata) X(lua_getmetatable) X(lua_setfield) \
 	X(lua_rawset) X(lua_rawseti) X(lua_setmetatable) X(lua_setfenv) \
-	X(lua_getfenv) X(lua_tointeger) \
+	X(lua_getfenv) X(lua_tointeger) X(lua_topointer) \
 	X(lua_call) X(lua_pcall) X(lua_cpcall) X(lua_error) X(lua_next) \
 	X(lua_concat) \
 	X(luaL_newstate) X(luaL_error) X(luaL_where) X(luaL_ref) \
@@ -81,6 +81,7 @@ extern void tt_lua_api_load(void);
 #define lua_pushinteger (*tt_lj_lua_pushinteger)
 #define lua_getfenv (*tt_lj_lua_getfenv)
 #define lua_tointeger (*tt_lj_lua_tointeger)
+#define lua_topointer (*tt_lj_lua_topointer)
 #define lua_pushlstring (*tt_lj_lua_pushlstring)
 #define lua_pushstring (*tt_lj_lua_pushstring)
 #define lua_pushfstring (*tt_lj_lua_pushfstring)

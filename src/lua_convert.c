@@ -552,7 +552,26 @@ typedef struct Shape
 	char	   *keys;			/* (uint32 len, bytes) per key, malloc */
 	int			keymap_ref;		/* registry reference: key -> field number */
 	uint64		last_used;
+
+	/*
+	 * The same map in C, by string address: Lua interns strings, and the
+	 * key map keeps its keys alive, so a key string equal to a field name
+	 * is that very string.  Open addressing, power-of-two size.
+	 */
+	const char **kptr;			/* malloc, NULL = free slot */
+	int		   *kfield;			/* malloc, field numbers */
+	uint32		kmask;
 } Shape;
+
+/*
+ * The row of the current call: its table's address, state and shape, so the
+ * metamethods find them without Lua API calls.  No other table with our
+ * metatable can be made at that address during the call (only push_row
+ * makes lazy rows), and it is forgotten when the next call starts.
+ */
+static const void *cur_row_ptr = NULL;
+static LazyRow *cur_lr = NULL;
+static Shape *cur_shape = NULL;
 
 struct TTLuaShapes
 {
@@ -569,6 +588,9 @@ tt_lua_memo_reset(void)
 	lua_memo_decimals = false;
 	ts_memo_count = 0;
 	lazy_serial++;
+	cur_row_ptr = NULL;
+	cur_lr = NULL;
+	cur_shape = NULL;
 }
 
 TTLuaShapes *
@@ -585,7 +607,11 @@ tt_lua_shapes_free(TTLuaShapes *shapes)
 	if (shapes == NULL)
 		return;
 	for (i = 0; i < SHAPE_SLOTS; i++)
+	{
 		free(shapes->slots[i].keys);
+		free(shapes->slots[i].kptr);
+		free(shapes->slots[i].kfield);
+	}
 	free(shapes);
 }
 
@@ -608,6 +634,30 @@ shape_matches(const Shape *sh, const tt_value *row)
 		p += sizeof(uint32) + len;
 	}
 	return true;
+}
+
+static inline uint32
+key_hash(const char *p)
+{
+	uint64		x = (uint64) (uintptr_t) p;
+
+	return (uint32) ((x >> 3) * UINT64CONST(0x9E3779B97F4A7C15) >> 40);
+}
+
+/* Field number of the key at kidx in shape sh, or -1: no Lua lookups. */
+static int
+shape_field(lua_State *L, const Shape *sh, int kidx)
+{
+	const char *kp;
+	uint32		h;
+
+	if (lua_type(L, kidx) != LUA_TSTRING)
+		return -1;
+	kp = lua_tolstring(L, kidx, NULL);
+	for (h = key_hash(kp) & sh->kmask; sh->kptr[h] != NULL; h = (h + 1) & sh->kmask)
+		if (sh->kptr[h] == kp)
+			return sh->kfield[h];
+	return -1;
 }
 
 /*
@@ -641,6 +691,40 @@ shape_build(lua_State *L, Shape *sh, const tt_value *row)
 	keys = malloc(Max(bytes, 1));
 	if (keys == NULL)
 		luaL_error(L, "not enough memory");
+	free(sh->kptr);
+	free(sh->kfield);
+	for (sh->kmask = 15; sh->kmask < 2 * n; sh->kmask = sh->kmask * 2 + 1)
+		;
+	sh->kptr = calloc(sh->kmask + 1, sizeof(const char *));
+	sh->kfield = malloc((sh->kmask + 1) * sizeof(int));
+	if (sh->kptr == NULL || sh->kfield == NULL)
+	{
+		free(keys);
+		free(sh->kptr);
+		free(sh->kfield);
+		sh->kptr = NULL;
+		sh->kfield = NULL;
+		if (sh->keys)
+		{
+			free(sh->keys);
+			sh->keys = NULL;
+			luaL_unref(L, LUA_REGISTRYINDEX, sh->keymap_ref);
+		}
+		luaL_error(L, "not enough memory");
+	}
+	for (i = 0; i < n; i++)
+	{
+		const char *kp;
+		uint32		h;
+
+		lua_rawgeti(L, -1, (int) i + 1);
+		kp = lua_tolstring(L, -1, NULL);
+		lua_pop(L, 1);
+		for (h = key_hash(kp) & sh->kmask; sh->kptr[h] != NULL; h = (h + 1) & sh->kmask)
+			;
+		sh->kptr[h] = kp;
+		sh->kfield[h] = (int) i;
+	}
 	for (p = keys, i = 0; i < n; i++)
 	{
 		uint32		len = row->u.obj.members[i].key.len;
@@ -843,12 +927,21 @@ lazy_push_field(lua_State *L, LazyRow *lr, int i)
 static int
 lazy_index(lua_State *L)
 {
-	LazyRow    *lr = lazy_state(L, 1);
+	LazyRow    *lr;
 	int			i;
 
-	if (lr == NULL)
-		return 0;
-	i = lazy_field(L, lr, 2);
+	if (cur_row_ptr != NULL && lua_topointer(L, 1) == cur_row_ptr)
+	{
+		lr = cur_lr;
+		i = shape_field(L, cur_shape, 2);
+	}
+	else
+	{
+		lr = lazy_state(L, 1);
+		if (lr == NULL)
+			return 0;
+		i = lazy_field(L, lr, 2);
+	}
 	if (i < 0 || lr->flags[i])
 		return 0;
 	lazy_push_field(L, lr, i);
@@ -867,8 +960,17 @@ lazy_newindex(lua_State *L)
 	bool		is_field = false;
 
 	lua_settop(L, 3);
-	lr = lazy_state(L, 1);
-	if (lr != NULL)
+	if (cur_row_ptr != NULL && lua_topointer(L, 1) == cur_row_ptr)
+	{
+		int			i = shape_field(L, cur_shape, 2);
+
+		if (i >= 0)
+		{
+			cur_lr->flags[i] = 1;
+			is_field = true;
+		}
+	}
+	else if ((lr = lazy_state(L, 1)) != NULL)
 	{
 		int			i = lazy_field(L, lr, 2);
 
@@ -1050,6 +1152,9 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 	lua_rawset(L, -3);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->mt_ref);
 	lua_setmetatable(L, -2);
+	cur_row_ptr = lua_topointer(L, -1);
+	cur_lr = lr;
+	cur_shape = sh;
 }
 
 /* ---------------------------------------------------------------------
