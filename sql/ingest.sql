@@ -146,6 +146,26 @@ CREATE TRIGGER t BEFORE INSERT ON ing_manual FOR EACH ROW
 INSERT INTO ing_manual VALUES (3, '2001-01-01 10:00+00', '{"kind": "by hand"}');
 SELECT id, kind, kind_len FROM ing_cc WHERE id = 3;
 
+-- partitions of other shapes: one attached with its columns in another
+-- order, one partitioned again by kind; rows in no particular time order
+CREATE TABLE ing_shapes (ts timestamptz NOT NULL, id bigint, kind text, doc jsonb)
+    PARTITION BY RANGE (ts);
+CREATE TABLE ing_shapes_d1 (kind text, doc jsonb, id bigint, ts timestamptz NOT NULL);
+ALTER TABLE ing_shapes ATTACH PARTITION ing_shapes_d1
+    FOR VALUES FROM ('2001-01-01') TO ('2001-01-02');
+CREATE TABLE ing_shapes_d2 PARTITION OF ing_shapes
+    FOR VALUES FROM ('2001-01-02') TO ('2001-01-03') PARTITION BY LIST (kind);
+CREATE TABLE ing_shapes_d2a PARTITION OF ing_shapes_d2 FOR VALUES IN ('a');
+CREATE TABLE ing_shapes_d2x PARTITION OF ing_shapes_d2 DEFAULT;
+SELECT talaria.create_time_table('ing_shapes', 'ts', premake => 0);
+CREATE TABLE ing_shapes_raw (id bigint, ts timestamptz, doc jsonb);
+SELECT talaria.create_pipeline('ing_shapes_raw', 'ing_shapes', 'ing_trim');
+INSERT INTO ing_shapes_raw
+SELECT i, '2001-01-01'::timestamptz + (i % 2) * interval '1 day' + i * interval '1 minute',
+       jsonb_build_object('kind', (ARRAY['a', 'b', 'c'])[1 + i % 3], 'n', i)
+  FROM generate_series(1, 12) i;
+SELECT tableoid::regclass, id, ts, kind, doc FROM ing_shapes ORDER BY id;
+
 -- bad inputs
 SELECT talaria.create_pipeline(NULL, 'ing_events', 'ing_trim');
 SELECT talaria.create_pipeline('ing_raw', NULL, 'ing_trim');

@@ -52,6 +52,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
@@ -98,6 +99,8 @@ typedef struct IngestState
 	TTTimeTable tt;
 	int64		cover_lo;		/* last range known to have a partition */
 	int64		cover_hi;
+	bool		route_cacheable;	/* see route_row */
+	ResultRelInfo *route_rri;	/* the leaf of [cover_lo, cover_hi), or NULL */
 	EState	   *estate;
 	ModifyTableState *mtstate;
 	ResultRelInfo *root;
@@ -124,6 +127,7 @@ static int	maxstates = 0;
 static bool callbacks_registered = false;
 
 static void close_target(IngestState *st);
+static void setup_route_cache(IngestState *st);
 
 /* ---------------------------------------------------------------------
  * The list of open states, and forgetting them on abort
@@ -305,6 +309,8 @@ open_target(IngestState *st)
 	st->isset = palloc0(sizeof(bool) * Max(1, RelationGetDescr(rel)->natts));
 	st->cover_lo = 0;
 	st->cover_hi = 0;
+	st->route_rri = NULL;
+	st->route_cacheable = false;
 	st->buffers = NIL;
 	st->nbuffered = 0;
 	MemoryContextSwitchTo(old);
@@ -425,6 +431,7 @@ new_partition(IngestState *st, int64 key)
 	close_target(st);
 	tt_partition_create(&st->tt, key);
 	open_target(st);
+	setup_route_cache(st);
 
 	ExecClearTuple(st->work);
 	heap_deform_tuple(tup, st->work->tts_tupleDescriptor,
@@ -441,7 +448,73 @@ new_partition(IngestState *st, int64 key)
 				 errhint("The server log has the reason.")));
 }
 
-/* Routes the row in st->work and appends it to its partition's buffer. */
+/*
+ * May rows be routed by their time key alone?  Only when the key's range
+ * [cover_lo, cover_hi) is one direct leaf partition of the target: the
+ * target is partitioned by the time column alone and is not itself a
+ * partition (whose constraint ExecFindPartition would check).  Set after
+ * each open_target.
+ */
+static void
+setup_route_cache(IngestState *st)
+{
+	Relation	rel = st->root->ri_RelationDesc;
+	PartitionKey pkey;
+
+	st->route_rri = NULL;
+	st->route_cacheable = false;
+	if (!st->is_time || rel->rd_rel->relispartition)
+		return;
+	pkey = RelationGetPartitionKey(rel);
+	st->route_cacheable = pkey->partnatts == 1 &&
+		pkey->partattrs[0] == st->tt.attnum;
+}
+
+static bool
+is_direct_leaf(PartitionDesc pd, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < pd->nparts; i++)
+		if (pd->oids[i] == relid)
+			return pd->is_leaf[i];
+	return false;
+}
+
+/*
+ * The partition of the row in slot.  Rows come in time order more often
+ * than not, so the leaf of the last covered range is remembered: a row
+ * whose key falls in it skips ExecFindPartition.
+ */
+static ResultRelInfo *
+route_row(IngestState *st, TupleTableSlot *slot, int64 key)
+{
+	ResultRelInfo *rri;
+	Relation	rel;
+
+	if (st->route_rri != NULL && key >= st->cover_lo && key < st->cover_hi)
+		return st->route_rri;
+	rri = ExecFindPartition(st->mtstate, st->root, st->proute, slot,
+							st->estate);
+	rel = rri->ri_RelationDesc;
+	if (rel->trigdesc && rel->trigdesc->trig_insert_before_row)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("partition \"%s\" of pipeline target has BEFORE INSERT row triggers",
+						RelationGetRelationName(rel))));
+	if (st->route_cacheable && st->cover_lo < st->cover_hi &&
+		is_direct_leaf(st->pd, RelationGetRelid(rel)))
+		st->route_rri = rri;
+	return rri;
+}
+
+/*
+ * Routes the row in st->work and appends it to its partition's buffer.
+ * Usually the stored tuple is formed once, from the row's values straight
+ * into the batch slot, after the constraints were checked on the values;
+ * a partition with another column layout, or stored generated columns,
+ * take the executor's slot-to-slot way.
+ */
 static void
 buffer_row(IngestState *st)
 {
@@ -449,15 +522,15 @@ buffer_row(IngestState *st)
 	TupleTableSlot *slot = st->work;
 	PartBuffer *buf;
 	TupleTableSlot *bslot;
-	Relation	rel;
+	TupleConstr *constr;
+	int64		key = 0;
 
 	if (st->is_time)
 	{
-		int64		key = tt_time_key(slot->tts_values[st->tt.attnum - 1],
-									  st->tt.typid);
-
+		key = tt_time_key(slot->tts_values[st->tt.attnum - 1], st->tt.typid);
 		if (key < st->cover_lo || key >= st->cover_hi)
 		{
+			st->route_rri = NULL;
 			if (!tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
 									 key, &st->cover_lo, &st->cover_hi))
 				new_partition(st, key);
@@ -465,27 +538,39 @@ buffer_row(IngestState *st)
 		}
 	}
 	if (st->proute)
-		rri = ExecFindPartition(st->mtstate, st->root, st->proute, slot,
-								st->estate);
-	rel = rri->ri_RelationDesc;
-	if (rri != st->root && rel->trigdesc && rel->trigdesc->trig_insert_before_row)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("partition \"%s\" of pipeline target has BEFORE INSERT row triggers",
-						RelationGetRelationName(rel))));
+		rri = route_row(st, slot, key);
 
 	buf = buffer_for(st, rri);
 	bslot = buf->slots[buf->nused];
-	if (rri->ri_RootToPartitionMap != NULL)
-		bslot = execute_attr_map_slot(rri->ri_RootToPartitionMap->attrMap,
-									  slot, bslot);
-	else
-		ExecCopySlot(bslot, slot);
-	if (rel->rd_att->constr)
+	constr = rri->ri_RelationDesc->rd_att->constr;
+	if (rri->ri_RootToPartitionMap == NULL &&
+		(constr == NULL || !constr->has_generated_stored))
 	{
-		if (rel->rd_att->constr->has_generated_stored)
-			ExecComputeStoredGenerated(rri, st->estate, bslot, CMD_INSERT);
-		ExecConstraints(rri, bslot, st->estate);
+		int			natts = slot->tts_tupleDescriptor->natts;
+
+		if (constr)
+			ExecConstraints(rri, slot, st->estate);
+		/* formed in the slot's memory; table_multi_insert uses it as is */
+		memcpy(bslot->tts_values, slot->tts_values, natts * sizeof(Datum));
+		memcpy(bslot->tts_isnull, slot->tts_isnull, natts * sizeof(bool));
+		ExecStoreVirtualTuple(bslot);
+		ExecMaterializeSlot(bslot);
+	}
+	else
+	{
+		if (rri->ri_RootToPartitionMap != NULL)
+			bslot = execute_attr_map_slot(rri->ri_RootToPartitionMap->attrMap,
+										  slot, bslot);
+		else
+			ExecCopySlot(bslot, slot);
+		if (constr)
+		{
+			if (constr->has_generated_stored)
+				ExecComputeStoredGenerated(rri, st->estate, bslot, CMD_INSERT);
+			ExecConstraints(rri, bslot, st->estate);
+		}
+		/* the mapped values still point into the row's memory */
+		ExecMaterializeSlot(bslot);
 	}
 	buf->nused++;
 	st->nbuffered++;
@@ -615,6 +700,7 @@ create_state(TriggerData *td)
 	open_target(st);
 	st->is_time = st->proute != NULL &&
 		tt_time_table_get(st->root->ri_RelationDesc, &st->tt);
+	setup_route_cache(st);
 	load_computed(st);
 	return st;
 }
