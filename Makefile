@@ -62,4 +62,9 @@ install-test-plugins: test-plugins
 bench:
 	bash test/bench/run.sh
 
-.PHONY: bench
+# Instructions per row under callgrind (noise-free; after make install and
+# make install-test-plugins): test/bench/instructions.sh
+bench-instructions:
+	bash test/bench/instructions.sh
+
+.PHONY: bench bench-instructions
