@@ -305,6 +305,14 @@ open_target(IngestState *st)
 		ExecOpenIndices(root, false);
 	}
 	st->tmap = tt_target_map_create(rel, st->estate, st->cxt);
+	{
+		const char *start;
+		const char *end;
+
+		/* result keys the transform kept are the source's column names */
+		tt_source_map_names(st->smap, &start, &end);
+		tt_target_map_stable_keys(st->tmap, start, end);
+	}
 	st->work = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel),
 									  &TTSOpsVirtual);
 	st->isset = palloc0(sizeof(bool) * Max(1, RelationGetDescr(rel)->natts));
