@@ -67,6 +67,7 @@ typedef struct PartBuffer
 	TupleTableSlot **slots;
 	int			nused;
 	int			nslots;			/* created so far */
+	TupleDesc	desc;			/* the slots' (see buffer_for) */
 	BulkInsertState bistate;
 } PartBuffer;
 
@@ -304,6 +305,14 @@ open_target(IngestState *st)
 		ExecOpenIndices(root, false);
 	}
 	st->tmap = tt_target_map_create(rel, st->estate, st->cxt);
+	{
+		const char *start;
+		const char *end;
+
+		/* result keys the transform kept are the source's column names */
+		tt_source_map_names(st->smap, &start, &end);
+		tt_target_map_stable_keys(st->tmap, start, end);
+	}
 	st->work = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel),
 									  &TTSOpsVirtual);
 	st->isset = palloc0(sizeof(bool) * Max(1, RelationGetDescr(rel)->natts));
@@ -397,6 +406,13 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 		buf->rri = rri;
 		buf->slots = palloc0(sizeof(TupleTableSlot *) * st->batch_size);
 		buf->bistate = GetBulkInsertState();
+		/*
+		 * Not the relcache's descriptor: each slot would pin that one in
+		 * the resource owner, whose lookup of a value remembered a
+		 * thousand times over is linear, so creating (and releasing) a
+		 * batch's slots cost O(batch_size^2) per partition and statement.
+		 */
+		buf->desc = CreateTupleDescCopy(RelationGetDescr(rri->ri_RelationDesc));
 		rri->ri_CopyMultiInsertBuffer = (struct CopyMultiInsertBuffer *) buf;
 		st->buffers = lappend(st->buffers, buf);
 		MemoryContextSwitchTo(old);
@@ -406,8 +422,9 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 		/* the slot and the tuples it will hold outlive the row context */
 		MemoryContext old = MemoryContextSwitchTo(st->estate->es_query_cxt);
 
-		buf->slots[buf->nslots++] = table_slot_create(rri->ri_RelationDesc,
-													  &st->estate->es_tupleTable);
+		buf->slots[buf->nslots++] =
+			ExecAllocTableSlot(&st->estate->es_tupleTable, buf->desc,
+							   table_slot_callbacks(rri->ri_RelationDesc));
 		MemoryContextSwitchTo(old);
 	}
 	return buf;

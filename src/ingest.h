@@ -28,8 +28,14 @@ typedef struct TTTargetMap TTTargetMap;
 /* Built once per statement; lives in cxt. */
 extern TTSourceMap *tt_source_map_create(TupleDesc desc, MemoryContext cxt);
 
-/* The row as to_jsonb(NEW) would show it, allocated in the current context. */
+/*
+ * The row as to_jsonb(NEW) would show it, allocated in the current context
+ * except for its member array, which is the map's (valid until the next
+ * call).
+ */
 extern void tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst);
+extern void tt_source_map_names(TTSourceMap *map, const char **start,
+								const char **end);
 
 /*
  * Target side.  Conversion errors detected here (unknown key, value out of
@@ -39,6 +45,9 @@ extern void tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst);
 extern TTTargetMap *tt_target_map_create(Relation rel, EState *estate,
 										 MemoryContext cxt);
 extern int	tt_target_attindex(TTTargetMap *map, const char *name);
+/* Keys in [start, end) never change while the map is used (source names). */
+extern void tt_target_map_stable_keys(TTTargetMap *map, const char *start,
+									  const char *end);
 extern bool tt_target_set_result(TTTargetMap *map, const tt_value *result,
 								 Datum *values, bool *isnull, bool *isset,
 								 const char *transform, TTCallError *err);

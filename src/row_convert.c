@@ -102,21 +102,21 @@ typedef struct TTSourceCol
 {
 	const char *name;
 	uint32		namelen;
-	bool		dropped;
-	bool		varlena;
+	int			attindex;		/* in the tuple */
 	TTTypeKind	kind;
-	bool		is_name;		/* "name" type: fixed-length string */
-	FmgrInfo	out;			/* TK_OTHER, TK_JSON */
+	FmgrInfo	out;			/* TK_OTHER, TK_JSON, TK_NUMERIC */
 } TTSourceCol;
 
 struct TTSourceMap
 {
 	TupleDesc	desc;
-	int			natts;
 	int			nlive;
-	TTSourceCol *cols;
+	TTSourceCol *cols;			/* the live (not dropped) columns */
 	Datum	   *values;
 	bool	   *nulls;
+	tt_member  *members;		/* the row object's, refilled per row */
+	char	   *names;			/* the columns' names, one block */
+	char	   *names_end;
 };
 
 TTSourceMap *
@@ -127,27 +127,26 @@ tt_source_map_create(TupleDesc desc, MemoryContext cxt)
 	int			i;
 
 	map->desc = CreateTupleDescCopy(desc);
-	map->natts = desc->natts;
 	map->cols = palloc0(sizeof(TTSourceCol) * Max(1, desc->natts));
 	map->values = palloc(sizeof(Datum) * Max(1, desc->natts));
 	map->nulls = palloc(sizeof(bool) * Max(1, desc->natts));
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		TTSourceCol *col = &map->cols[i];
-		Oid			base = getBaseType(att->atttypid);
+		TTSourceCol *col;
+		Oid			base;
 		Oid			outfn;
 		bool		isvarlena;
 
-		col->dropped = att->attisdropped;
-		if (col->dropped)
+		if (att->attisdropped)
 			continue;
-		map->nlive++;
-		col->name = pstrdup(NameStr(att->attname));
-		col->namelen = strlen(col->name);
-		col->varlena = att->attlen == -1;
-		col->is_name = base == NAMEOID || base == BPCHAROID;
-		col->kind = col->is_name ? TK_OTHER : type_kind(base, -1);
+		col = &map->cols[map->nlive++];
+		base = getBaseType(att->atttypid);
+		col->namelen = strlen(NameStr(att->attname));
+		col->attindex = i;
+		/* "name" and char(n): fixed-length strings, through their output */
+		col->kind = (base == NAMEOID || base == BPCHAROID) ? TK_OTHER :
+			type_kind(base, -1);
 		if (col->kind == TK_OTHER || col->kind == TK_JSON ||
 			col->kind == TK_NUMERIC)
 		{
@@ -155,8 +154,40 @@ tt_source_map_create(TupleDesc desc, MemoryContext cxt)
 			fmgr_info_cxt(outfn, &col->out, cxt);
 		}
 	}
+	map->members = palloc(sizeof(tt_member) * Max(1, map->nlive));
+
+	/* the names, in one block: see tt_source_map_names */
+	{
+		Size		size = 1;
+		char	   *p;
+
+		for (i = 0; i < map->nlive; i++)
+			size += map->cols[i].namelen + 1;
+		p = map->names = palloc(size);
+		for (i = 0; i < map->nlive; i++)
+		{
+			TTSourceCol *col = &map->cols[i];
+
+			memcpy(p, NameStr(TupleDescAttr(desc, col->attindex)->attname),
+				   col->namelen + 1);
+			col->name = p;
+			p += col->namelen + 1;
+		}
+		map->names_end = p;
+	}
 	MemoryContextSwitchTo(old);
 	return map;
+}
+
+/*
+ * The block holding the row's keys (the column names): fixed for the
+ * statement, so a key pointing into it is known by its address.
+ */
+void
+tt_source_map_names(TTSourceMap *map, const char **start, const char **end)
+{
+	*start = map->names;
+	*end = map->names_end;
 }
 
 static void
@@ -276,7 +307,11 @@ source_value(TTSourceCol *col, Datum d, tt_value *dst)
 			}
 		case TK_TEXT:
 			{
-				text	   *t = DatumGetTextPP(d);
+				struct varlena *t = (struct varlena *) DatumGetPointer(d);
+
+				/* DatumGetTextPP without a call for the usual plain datum */
+				if (unlikely(VARATT_IS_COMPRESSED(t) || VARATT_IS_EXTERNAL(t)))
+					t = DatumGetTextPP(d);
 
 				set_string(dst, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 				if (source_text_count < SOURCE_TEXTS)
@@ -328,37 +363,38 @@ source_value(TTSourceCol *col, Datum d, tt_value *dst)
 	}
 }
 
+/*
+ * The member array is the map's, refilled for each row: a row's tree lives
+ * until the next row (a transform that adds members past the array's room
+ * gets a new array from the row arena).
+ */
 void
 tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst)
 {
+	tt_member  *m = map->members;
 	int			i;
-	uint32		n = 0;
 
 	heap_deform_tuple(tuple, map->desc, map->values, map->nulls);
 	source_text_count = 0;
 	memset(dst, 0, sizeof(tt_value));
 	dst->type = TT_OBJECT;
 	dst->u.obj.cap = map->nlive;
-	dst->u.obj.members = palloc(sizeof(tt_member) * Max(1, map->nlive));
-	for (i = 0; i < map->natts; i++)
+	dst->u.obj.count = map->nlive;
+	dst->u.obj.members = m;
+	for (i = 0; i < map->nlive; i++, m++)
 	{
 		TTSourceCol *col = &map->cols[i];
-		tt_member  *m;
 
-		if (col->dropped)
-			continue;
-		m = &dst->u.obj.members[n++];
 		m->key.ptr = col->name;
 		m->key.len = col->namelen;
-		if (map->nulls[i])
+		if (map->nulls[col->attindex])
 		{
 			memset(&m->value, 0, sizeof(tt_value));
 			m->value.type = TT_NULL;
 		}
 		else
-			source_value(col, map->values[i], &m->value);
+			source_value(col, map->values[col->attindex], &m->value);
 	}
-	dst->u.obj.count = n;
 	if (source_text_count > 0)
 		dst->host_tag = TT_ROW_HAS_SOURCE_TEXT;
 }
@@ -388,7 +424,10 @@ struct TTTargetMap
 	int			natts;
 	TTTargetCol *cols;
 	int		   *guess;			/* member position -> column index, last seen */
+	const char **guess_key;		/* and its key, if in [stable, stable_end) */
 	int			nguess;
+	const char *stable;			/* keys here never change (the source's */
+	const char *stable_end;		/* column names) */
 };
 
 TTTargetMap *
@@ -404,6 +443,7 @@ tt_target_map_create(Relation rel, EState *estate, MemoryContext cxt)
 	map->cols = palloc0(sizeof(TTTargetCol) * Max(1, desc->natts));
 	map->nguess = 64;
 	map->guess = palloc(sizeof(int) * map->nguess);
+	map->guess_key = palloc0(sizeof(const char *) * map->nguess);
 	for (i = 0; i < map->nguess; i++)
 		map->guess[i] = -1;
 	for (i = 0; i < desc->natts; i++)
@@ -447,6 +487,13 @@ tt_target_attindex(TTTargetMap *map, const char *name)
 	return -1;
 }
 
+void
+tt_target_map_stable_keys(TTTargetMap *map, const char *start, const char *end)
+{
+	map->stable = start;
+	map->stable_end = end;
+}
+
 static int
 find_column(TTTargetMap *map, const tt_str *key, uint32 pos)
 {
@@ -457,6 +504,10 @@ find_column(TTTargetMap *map, const tt_str *key, uint32 pos)
 	{
 		TTTargetCol *col = &map->cols[map->guess[pos]];
 
+		/* the very key seen last time, in memory that does not change */
+		if (key->ptr == map->guess_key[pos] && key->ptr != NULL &&
+			key->len == col->namelen)
+			return map->guess[pos];
 		if (col->namelen == key->len && memcmp(col->name, key->ptr, key->len) == 0)
 			return map->guess[pos];
 	}
@@ -468,7 +519,12 @@ find_column(TTTargetMap *map, const tt_str *key, uint32 pos)
 			memcmp(col->name, key->ptr, key->len) == 0)
 		{
 			if (pos < (uint32) map->nguess)
+			{
 				map->guess[pos] = i;
+				map->guess_key[pos] =
+					(key->ptr >= map->stable && key->ptr < map->stable_end) ?
+					key->ptr : NULL;
+			}
 			return i;
 		}
 	}
@@ -740,23 +796,30 @@ convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 	return true;
 }
 
-bool
-tt_target_set_column(TTTargetMap *map, int attindex, const tt_value *v,
-					 Datum *values, bool *isnull, const char *transform,
-					 TTCallError *err)
+static inline bool
+set_column(TTTargetMap *map, int attindex, const tt_value *v,
+		   Datum *values, bool *isnull, const char *transform,
+		   TTCallError *err)
 {
-	TTTargetCol *col = &map->cols[attindex];
-
 	if (v == NULL || v->type == TT_NULL)
 	{
 		values[attindex] = (Datum) 0;
 		isnull[attindex] = true;
 		return true;
 	}
-	if (!convert_value(map, col, v, &values[attindex], transform, err))
+	if (!convert_value(map, &map->cols[attindex], v, &values[attindex],
+					   transform, err))
 		return false;
 	isnull[attindex] = false;
 	return true;
+}
+
+bool
+tt_target_set_column(TTTargetMap *map, int attindex, const tt_value *v,
+					 Datum *values, bool *isnull, const char *transform,
+					 TTCallError *err)
+{
+	return set_column(map, attindex, v, values, isnull, transform, err);
 }
 
 bool
@@ -788,8 +851,7 @@ tt_target_set_result(TTTargetMap *map, const tt_value *result,
 			return fail(err, ERRCODE_GENERATED_ALWAYS,
 						"key \"%s\" names generated column of table \"%s\"",
 						map->cols[idx].name, map->relname);
-		if (!tt_target_set_column(map, idx, &m->value, values, isnull,
-								  transform, err))
+		if (!set_column(map, idx, &m->value, values, isnull, transform, err))
 			return false;
 		isset[idx] = true;
 	}

@@ -511,7 +511,16 @@ tt_numeric_text(Numeric num, tt_value *dst)
 		int16		dig = numeric_digit(&np, d);
 
 		if (d == 0)
-			p += sprintf(p, "%d", dig);
+		{
+			/* the first group without leading zeros (no sprintf per row) */
+			if (dig >= 1000)
+				*p++ = '0' + dig / 1000;
+			if (dig >= 100)
+				*p++ = '0' + (dig / 100) % 10;
+			if (dig >= 10)
+				*p++ = '0' + (dig / 10) % 10;
+			*p++ = '0' + dig % 10;
+		}
 		else
 		{
 			p[0] = '0' + dig / 1000;
