@@ -15,6 +15,7 @@
 int			tt_lua_memory_limit_kb = 65536;
 int			tt_transform_timeout_ms = 0;
 bool		tt_lua_cache = true;
+bool		tt_copy_fast_path = true;
 char	   *tt_native_library_path = NULL;
 int			tt_ingest_batch_size = 1000;
 
@@ -39,6 +40,15 @@ tt_define_gucs(void)
 							 "Reuse each Lua transform's compiled state across calls.",
 							 "Off runs every call in a fresh state (for measurement).",
 							 &tt_lua_cache,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("talaria.copy_fast_path",
+							 "Run COPY FROM into a pipeline source without its row trigger.",
+							 "When only the pipeline's own triggers would fire, COPY's parsed "
+							 "values go straight to the pipeline (same results).  Off: always "
+							 "through the trigger.",
+							 &tt_copy_fast_path,
 							 true,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);

@@ -37,8 +37,12 @@
 #include "access/tableam.h"
 #include "access/tupconvert.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_trigger.h"
+#include "commands/copy.h"
+#include "commands/progress.h"
 #include "commands/trigger.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
@@ -46,6 +50,8 @@
 #include "executor/spi.h"
 #include "ingest.h"
 #include "miscadmin.h"
+#include "parser/parse_relation.h"
+#include "pgstat.h"
 #include "partitioning/partdesc.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
@@ -665,9 +671,8 @@ load_computed(IngestState *st)
 }
 
 static IngestState *
-create_state(TriggerData *td)
+create_state(Relation source, Trigger *trig)
 {
-	Trigger    *trig = td->tg_trigger;
 	MemoryContext cxt;
 	IngestState *st;
 	MemoryContext old;
@@ -677,7 +682,7 @@ create_state(TriggerData *td)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("trigger \"%s\" on \"%s\" has %d arguments",
-						trig->tgname, RelationGetRelationName(td->tg_relation),
+						trig->tgname, RelationGetRelationName(source),
 						trig->tgnargs),
 				 errhint("Use talaria.ingest('transform', 'target' [, 'abort' | 'dead_letter']).")));
 	mode = trig->tgnargs == 3 ? trig->tgargs[2] : "abort";
@@ -695,10 +700,10 @@ create_state(TriggerData *td)
 	st->rowcxt = AllocSetContextCreate(cxt, "talaria ingest row",
 									   ALLOCSET_DEFAULT_SIZES);
 	st->tgoid = trig->tgoid;
-	st->source = RelationGetRelid(td->tg_relation);
+	st->source = RelationGetRelid(source);
 	st->subid = GetCurrentSubTransactionId();
 	st->dead_letter = strcmp(mode, "dead_letter") == 0;
-	st->batched = has_flush_trigger(td->tg_relation, trig);
+	st->batched = has_flush_trigger(source, trig);
 	st->batch_size = st->batched ? tt_ingest_batch_size : 1;
 	st->cid = GetCurrentCommandId(true);
 	MemoryContextSwitchTo(old);
@@ -712,8 +717,8 @@ create_state(TriggerData *td)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pipeline source and target are the same table \"%s\"",
-						RelationGetRelationName(td->tg_relation))));
-	st->smap = tt_source_map_create(RelationGetDescr(td->tg_relation), cxt);
+						RelationGetRelationName(source))));
+	st->smap = tt_source_map_create(RelationGetDescr(source), cxt);
 	open_target(st);
 	st->is_time = st->proute != NULL &&
 		tt_time_table_get(st->root->ri_RelationDesc, &st->tt);
@@ -736,11 +741,12 @@ ingest_error_context(void *arg)
 }
 
 static void
-store_dead_letter(IngestState *st, HeapTuple source, TTCallError *err)
+store_dead_letter(IngestState *st, const Datum *values, const bool *nulls,
+				  TTCallError *err)
 {
 	TupleDesc	desc;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
+	Datum		dl[6];
+	bool		dlnulls[6] = {false, false, false, false, false, false};
 	tt_value	row;
 	MemoryContext old = MemoryContextSwitchTo(st->rowcxt);
 
@@ -760,14 +766,14 @@ store_dead_letter(IngestState *st, HeapTuple source, TTCallError *err)
 	}
 	desc = RelationGetDescr(st->dl_rel);
 	/* the source row again: a native transform may have changed it */
-	tt_source_row(st->smap, source, &row);
-	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
-	values[1] = CStringGetTextDatum(st->transform->name);
-	values[2] = ObjectIdGetDatum(st->target);
-	values[3] = PointerGetDatum(tt_value_to_jsonb(&row, st->transform->name));
-	values[4] = CStringGetTextDatum(err->message);
-	values[5] = CStringGetTextDatum(unpack_sql_state(err->sqlerrcode));
-	ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), st->dl_slot, false);
+	tt_source_row(st->smap, values, nulls, &row);
+	dl[0] = TimestampTzGetDatum(GetCurrentTimestamp());
+	dl[1] = CStringGetTextDatum(st->transform->name);
+	dl[2] = ObjectIdGetDatum(st->target);
+	dl[3] = PointerGetDatum(tt_value_to_jsonb(&row, st->transform->name));
+	dl[4] = CStringGetTextDatum(err->message);
+	dl[5] = CStringGetTextDatum(unpack_sql_state(err->sqlerrcode));
+	ExecStoreHeapTuple(heap_form_tuple(desc, dl, dlnulls), st->dl_slot, false);
 	table_tuple_insert(st->dl_rel, st->dl_slot, st->cid, 0, NULL);
 	if (st->dl_rri->ri_NumIndices > 0)
 		list_free(ExecInsertIndexTuples(st->dl_rri, st->dl_slot, st->estate,
@@ -777,14 +783,15 @@ store_dead_letter(IngestState *st, HeapTuple source, TTCallError *err)
 }
 
 static void
-row_failed(IngestState *st, HeapTuple source, TTCallError *err)
+row_failed(IngestState *st, const Datum *values, const bool *nulls,
+		   TTCallError *err)
 {
 	if (!st->dead_letter)
 		ereport(ERROR,
 				(errcode(err->sqlerrcode),
 				 errmsg("transform \"%s\" failed on row " INT64_FORMAT " of the statement: %s",
 						st->transform->name, st->rowno, err->message)));
-	store_dead_letter(st, source, err);
+	store_dead_letter(st, values, nulls, err);
 }
 
 /* Result -> st->work: columns, computed columns, defaults.  May ereport. */
@@ -883,7 +890,7 @@ convert_result_guarded(IngestState *st, tt_value *result, TTCallError *err)
 }
 
 static void
-process_row(IngestState *st, HeapTuple tuple)
+process_row(IngestState *st, const Datum *values, const bool *nulls)
 {
 	ErrorContextCallback errcb;
 	MemoryContext old;
@@ -901,10 +908,10 @@ process_row(IngestState *st, HeapTuple tuple)
 	old = MemoryContextSwitchTo(st->rowcxt);
 	ResetPerTupleExprContext(st->estate);
 	tt_numeric_memo_reset();
-	tt_source_row(st->smap, tuple, &row);
+	tt_source_row(st->smap, values, nulls, &row);
 	status = tt_transform_call(st->transform, &row, st->rowcxt, &result, &err);
 	if (status == TT_ERROR)
-		row_failed(st, tuple, &err);
+		row_failed(st, values, nulls, &err);
 	else if (status == TT_OK)
 	{
 		bool		ok = st->dead_letter ?
@@ -914,7 +921,7 @@ process_row(IngestState *st, HeapTuple tuple)
 		if (ok)
 			buffer_row(st);
 		else
-			row_failed(st, tuple, &err);
+			row_failed(st, values, nulls, &err);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->rowcxt);
@@ -930,6 +937,8 @@ tt_ingest(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	IngestState *st;
+	Datum	   *values;
+	bool	   *nulls;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -968,9 +977,202 @@ tt_ingest(PG_FUNCTION_ARGS)
 
 	st = find_state(td->tg_trigger->tgoid);
 	if (st == NULL)
-		st = create_state(td);
-	process_row(st, td->tg_trigtuple);
+		st = create_state(td->tg_relation, td->tg_trigger);
+	tt_source_deform(st->smap, td->tg_trigtuple, &values, &nulls);
+	process_row(st, values, nulls);
 	if (!st->batched)
 		destroy_state(st);
 	return PointerGetDatum(NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * COPY FROM into a pipeline source, without the row trigger
+ *
+ * Through the trigger, COPY parses a row into values, forms a heap tuple
+ * of them for the trigger, calls it, and we take the tuple apart again.
+ * When nothing but the pipeline's own two triggers would fire on the
+ * source, the ProcessUtility hook (talaria.c) lets us run the COPY
+ * instead: COPY's own parser (BeginCopyFrom/NextCopyFrom: every format,
+ * option, default and error context as usual) hands each row's values
+ * straight to the pipeline.  What is stored, the dead letters, the errors
+ * and the command tag are the trigger path's: the source keeps nothing,
+ * so "COPY 0".  Whenever anything differs from that simple case (a WHERE
+ * clause, FREEZE, another trigger, a disabled or conditional pipeline
+ * trigger, row-level security, a missing privilege, a read-only or
+ * parallel context) we return false and PostgreSQL runs the COPY, through
+ * the trigger, raising its own errors.
+ * ---------------------------------------------------------------------
+ */
+
+/* Would PostgreSQL fire this trigger now? (as TriggerEnabled decides) */
+static bool
+trigger_fires(const Trigger *t)
+{
+	if (t->tgqual != NULL || t->tgoldtable != NULL || t->tgnewtable != NULL)
+		return false;
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return t->tgenabled == TRIGGER_FIRES_ON_REPLICA ||
+			t->tgenabled == TRIGGER_FIRES_ALWAYS;
+	return t->tgenabled == TRIGGER_FIRES_ON_ORIGIN ||
+		t->tgenabled == TRIGGER_FIRES_ALWAYS;
+}
+
+static bool
+is_ingest_function(Oid fn)
+{
+	char	   *name = get_func_name(fn);
+	Oid			nsp = get_func_namespace(fn);
+
+	return name != NULL && strcmp(name, "ingest") == 0 &&
+		nsp == get_namespace_oid(TT_SCHEMA, true);
+}
+
+/* The source's BEFORE ROW pipeline trigger if it and its flush are all. */
+static Trigger *
+copy_pipeline_trigger(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+	Trigger    *row = NULL;
+	Trigger    *flush = NULL;
+	int			i;
+
+	if (td == NULL || td->numtriggers != 2)
+		return NULL;
+	for (i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+
+		if (!trigger_fires(t) || !TRIGGER_FOR_INSERT(t->tgtype) ||
+			!is_ingest_function(t->tgfoid))
+			return NULL;
+		if (TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_BEFORE(t->tgtype))
+			row = t;
+		else if (!TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_AFTER(t->tgtype))
+			flush = t;
+	}
+	return row != NULL && flush != NULL ? row : NULL;
+}
+
+/* DoCopy's privilege checks, answering instead of raising. */
+static bool
+copy_allowed(ParseState *pstate, const CopyStmt *stmt, Relation rel)
+{
+	ParseNamespaceItem *nsitem;
+	RangeTblEntry *rte;
+	List	   *attnums;
+	ListCell   *lc;
+
+	if (stmt->filename != NULL)
+	{
+		if (stmt->is_program ?
+			!has_privs_of_role(GetUserId(), ROLE_PG_EXECUTE_SERVER_PROGRAM) :
+			!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+			return false;
+	}
+	nsitem = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock,
+										   NULL, false, false);
+	rte = nsitem->p_rte;
+	rte->requiredPerms = ACL_INSERT;
+	attnums = CopyGetAttnums(RelationGetDescr(rel), rel, stmt->attlist);
+	foreach(lc, attnums)
+		rte->insertedCols = bms_add_member(rte->insertedCols,
+										   lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
+	if (!ExecCheckRTPerms(pstate->p_rtable, false))
+		return false;
+	return check_enable_rls(RelationGetRelid(rel), InvalidOid, true) != RLS_ENABLED;
+}
+
+bool
+tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
+			   QueryEnvironment *query_env, uint64 *processed)
+{
+	ParseState *pstate;
+	Relation	rel;
+	Trigger    *trig;
+	CopyFromState cstate;
+	EState	   *estate;
+	ExprContext *econtext;
+	ErrorContextCallback errcb;
+	IngestState *st;
+	Datum	   *values;
+	bool	   *nulls;
+	int			natts;
+	uint64		rows = 0;
+	ListCell   *lc;
+
+	if (!stmt->is_from || stmt->relation == NULL || stmt->query != NULL ||
+		stmt->whereClause != NULL)
+		return false;
+	if (XactReadOnly || IsInParallelMode() || RecoveryInProgress())
+		return false;
+	foreach(lc, stmt->options)
+	{
+		DefElem    *opt = lfirst_node(DefElem, lc);
+
+		if (strcmp(opt->defname, "freeze") == 0)
+			return false;
+	}
+
+	/* the lock DoCopy would take anyway */
+	rel = table_openrv_extended(stmt->relation, RowExclusiveLock, true);
+	if (rel == NULL)
+		return false;
+	trig = rel->rd_rel->relkind == RELKIND_RELATION ? copy_pipeline_trigger(rel) : NULL;
+	pstate = make_parsestate(NULL);
+	pstate->p_sourcetext = query_string;
+	pstate->p_queryEnv = query_env;
+	if (trig == NULL || !copy_allowed(pstate, stmt, rel))
+	{
+		free_parsestate(pstate);
+		table_close(rel, NoLock);
+		return false;
+	}
+
+	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program,
+						   NULL, stmt->attlist, stmt->options);
+	estate = CreateExecutorState();
+	econtext = GetPerTupleExprContext(estate);
+	natts = RelationGetDescr(rel)->natts;
+	values = palloc(sizeof(Datum) * Max(1, natts));
+	nulls = palloc(sizeof(bool) * Max(1, natts));
+
+	ereport(DEBUG1,
+			(errmsg_internal("talaria: COPY into \"%s\" feeds its pipeline directly",
+							 RelationGetRelationName(rel))));
+	st = find_state(trig->tgoid);
+	if (st == NULL)
+		st = create_state(rel, trig);
+
+	AfterTriggerBeginQuery();
+	errcb.callback = CopyFromErrorCallback;
+	errcb.arg = (void *) cstate;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	for (;;)
+	{
+		MemoryContext old;
+		bool		more;
+
+		CHECK_FOR_INTERRUPTS();
+		ResetPerTupleExprContext(estate);
+		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+		more = NextCopyFrom(cstate, econtext, values, nulls);
+		MemoryContextSwitchTo(old);
+		if (!more)
+			break;
+		process_row(st, values, nulls);
+		pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, ++rows);
+	}
+	error_context_stack = errcb.previous;
+
+	/* what the statement trigger does: flush, close */
+	destroy_state(st);
+	AfterTriggerEndQuery(estate);
+	ExecCloseResultRelations(estate);
+	FreeExecutorState(estate);
+	EndCopyFrom(cstate);
+	free_parsestate(pstate);
+	table_close(rel, NoLock);
+	*processed = 0;				/* as through the trigger: the source keeps none */
+	return true;
 }

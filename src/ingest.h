@@ -13,6 +13,8 @@
 #include "access/tupdesc.h"
 #include "executor/execdesc.h"
 #include "nodes/execnodes.h"
+#include "nodes/parsenodes.h"
+#include "utils/queryenvironment.h"
 #include "partitioning/partdefs.h"
 #include "utils/relcache.h"
 
@@ -29,11 +31,15 @@ typedef struct TTTargetMap TTTargetMap;
 extern TTSourceMap *tt_source_map_create(TupleDesc desc, MemoryContext cxt);
 
 /*
- * The row as to_jsonb(NEW) would show it, allocated in the current context
+ * The row (the source's values: from a tuple by tt_source_deform, or from
+ * COPY) as to_jsonb(NEW) would show it, allocated in the current context
  * except for its member array, which is the map's (valid until the next
  * call).
  */
-extern void tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst);
+extern void tt_source_deform(TTSourceMap *map, HeapTuple tuple,
+							 Datum **values, bool **nulls);
+extern void tt_source_row(TTSourceMap *map, const Datum *values,
+						  const bool *nulls, tt_value *dst);
 extern void tt_source_map_names(TTSourceMap *map, const char **start,
 								const char **end);
 
@@ -92,5 +98,9 @@ extern bool tt_partition_covers(Relation rel, PartitionDesc pd,
  * target open.
  */
 extern void tt_partition_create(const TTTimeTable *tt, int64 key);
+
+/* ingest.c: COPY FROM into a pipeline source without the row trigger */
+extern bool tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
+						   QueryEnvironment *query_env, uint64 *processed);
 
 #endif							/* TT_INGEST_H */

@@ -46,6 +46,16 @@ typedef struct TTLuaState
 	TTLuaShapes *shapes;		/* row constructors by key set */
 } TTLuaState;
 
+/*
+ * The collector's pause, in percent: a cycle starts when the heap reaches
+ * this much of what survived the last one (Lua's default is 200).  A
+ * transform's live heap is small and its garbage is per-row rows, so
+ * cycles are frequent and each one marks the whole live heap again; a
+ * longer pause makes fewer of them, for a heap at most this times the live
+ * one (still under talaria.lua_memory_limit).
+ */
+#define TT_LUA_GC_PAUSE 400
+
 /* interrupt state, read by the checker from compiled traces */
 static volatile int tt_lua_abort_reason = TT_ABORT_NONE;
 static int64 tt_lua_deadline_ns = 0;
@@ -530,6 +540,7 @@ state_setup(lua_State *L)
 	}
 	a->st->main_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_settop(L, 0);
+	lua_gc(L, LUA_GCSETPAUSE, TT_LUA_GC_PAUSE);
 	return 0;
 }
 

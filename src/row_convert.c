@@ -363,18 +363,27 @@ source_value(TTSourceCol *col, Datum d, tt_value *dst)
 	}
 }
 
+/* A source tuple's values, into the map's own arrays. */
+void
+tt_source_deform(TTSourceMap *map, HeapTuple tuple, Datum **values, bool **nulls)
+{
+	heap_deform_tuple(tuple, map->desc, map->values, map->nulls);
+	*values = map->values;
+	*nulls = map->nulls;
+}
+
 /*
  * The member array is the map's, refilled for each row: a row's tree lives
  * until the next row (a transform that adds members past the array's room
  * gets a new array from the row arena).
  */
 void
-tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst)
+tt_source_row(TTSourceMap *map, const Datum *values, const bool *nulls,
+			  tt_value *dst)
 {
 	tt_member  *m = map->members;
 	int			i;
 
-	heap_deform_tuple(tuple, map->desc, map->values, map->nulls);
 	source_text_count = 0;
 	memset(dst, 0, sizeof(tt_value));
 	dst->type = TT_OBJECT;
@@ -387,13 +396,13 @@ tt_source_row(TTSourceMap *map, HeapTuple tuple, tt_value *dst)
 
 		m->key.ptr = col->name;
 		m->key.len = col->namelen;
-		if (map->nulls[col->attindex])
+		if (nulls[col->attindex])
 		{
 			memset(&m->value, 0, sizeof(tt_value));
 			m->value.type = TT_NULL;
 		}
 		else
-			source_value(col, map->values[col->attindex], &m->value);
+			source_value(col, values[col->attindex], &m->value);
 	}
 	if (source_text_count > 0)
 		dst->host_tag = TT_ROW_HAS_SOURCE_TEXT;

@@ -8,7 +8,7 @@
 # throwaway data directory, with the bench's event workload (20,000 rows).
 # Each case runs twice, over 20,000 and over 10,000 rows, after a warm-up
 # statement of 100 rows; only the instructions inside the measured
-# statement's executor (CopyFrom, or ExecutorRun for the SELECTs) are
+# statement (ProcessUtility for the COPYs, ExecutorRun for the SELECTs) are
 # counted, and per row = (count over 20,000 - count over 10,000) / 10,000,
 # which cancels every one-time cost.  Prints
 #   instructions case=<name> per_row=<n> ratio=<n to its floor>
@@ -16,7 +16,7 @@
 # but they move only when the code does.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
-bindir=/usr/lib/postgresql/15/bin
+bindir=${TT_BINDIR:-/usr/lib/postgresql/15/bin}
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install -y valgrind)" >&2; exit 2; }
 command -v callgrind_annotate >/dev/null || { echo "callgrind_annotate is needed (valgrind)" >&2; exit 2; }
 
@@ -102,11 +102,11 @@ measure fn_talaria_lua ExecutorRun "SELECT count(talaria.transform_row('trim_lua
 	"SELECT count(talaria.transform_row('trim_lua', doc)) FROM docs_100;"
 measure fn_talaria_native ExecutorRun "SELECT count(talaria.transform_row('trim_native', doc)) FROM docs_@N@;" \
 	"SELECT count(talaria.transform_row('trim_native', doc)) FROM docs_100;"
-measure copy_floor CopyFrom "COPY target FROM '$work/trimmed_@N@.csv' (FORMAT csv);" \
+measure copy_floor ProcessUtility "COPY target FROM '$work/trimmed_@N@.csv' (FORMAT csv);" \
 	"COPY target FROM '$work/trimmed_100.csv' (FORMAT csv);"
-measure copy_talaria_native CopyFrom "COPY raw_native FROM '$work/events_@N@.csv' (FORMAT csv);" \
+measure copy_talaria_native ProcessUtility "COPY raw_native FROM '$work/events_@N@.csv' (FORMAT csv);" \
 	"COPY raw_native FROM '$work/events_100.csv' (FORMAT csv);"
-measure copy_talaria_lua CopyFrom "COPY raw_lua FROM '$work/events_@N@.csv' (FORMAT csv);" \
+measure copy_talaria_lua ProcessUtility "COPY raw_lua FROM '$work/events_@N@.csv' (FORMAT csv);" \
 	"COPY raw_lua FROM '$work/events_100.csv' (FORMAT csv);"
 
 for c in fn_floor fn_talaria_lua fn_talaria_native copy_floor copy_talaria_native copy_talaria_lua; do
