@@ -141,3 +141,38 @@ FROM (SELECT jsonb_build_object('k' || i, i, 'drop', true) AS d
 SELECT talaria.register_lua('rows_identity', 'function main(row) return row end');
 SELECT talaria.transform_row('rows_identity', v)
 FROM (VALUES ('[1, 2]'::jsonb), ('"s"'), ('{}'), ('{"only": 1}')) t(v);
+
+-- rows the script cannot keep are not copied (the scan in
+-- lua_instrument.c; DEBUG says which); every way of keeping one is seen
+SET client_min_messages = debug2;
+SELECT talaria.register_lua('rows_local_trim', $$
+function main(row)
+  row.a = nil
+  if row.b == "x" then return row end
+  row["c"] = row.c
+  return row
+end$$);
+SELECT talaria.register_lua('rows_keep_alias', $$
+local keep
+function main(row) local prev = keep; local r = row; keep = r
+  if prev then return {b = prev.b} end return {} end$$);
+SELECT talaria.register_lua('rows_keep_box', $$
+local box
+function main(row)
+  if box then local b = box[1].b; box = nil; return {b = b} end
+  box = {row}
+  return {}
+end$$);
+SELECT talaria.register_lua('rows_keep_self', $$
+local keep
+function main(row) local out = keep and {b = keep.b} or {} row.self = row; keep = row.self
+  row.self = nil return out end$$);
+SELECT talaria.register_lua('rows_keep_closure', $$
+function main(row) local f = function() return row end; kept = f; return {} end$$);
+SELECT talaria.register_lua('rows_keep_two', 'function main(row) return row, row end');
+SELECT talaria.register_lua('rows_keep_G', 'function main(row) _G["k"] = row.a return row end');
+SELECT talaria.register_lua('rows_keep_method', 'function main(row) row:f() return row end');
+RESET client_min_messages;
+SELECT talaria.transform_row('rows_local_trim', doc) FROM rowdocs;
+SELECT talaria.transform_row(t, doc), talaria.transform_row(t, '{"b": "second"}')
+FROM rowdocs, unnest(ARRAY['rows_keep_alias', 'rows_keep_box', 'rows_keep_self']) t;

@@ -46,7 +46,8 @@ typedef struct TTLuaNumber
 typedef struct TTLuaShapes TTLuaShapes;
 extern TTLuaShapes *tt_lua_shapes_create(void);
 extern void tt_lua_shapes_free(TTLuaShapes *shapes);
-extern void tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row);
+extern void tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row,
+							bool copy);
 extern void tt_lua_convert_init(lua_State *L);	/* creates the metatables */
 extern void tt_lua_push_value(lua_State *L, const tt_value *v, int depth);
 extern void tt_lua_push_number_text(lua_State *L, const char *text, size_t len);
@@ -67,5 +68,6 @@ extern int	tt_lua_sandbox_load(lua_State *L);
 /* lua_instrument.c */
 extern char *tt_lua_instrument(const char *src, size_t len, size_t *outlen,
 							   char *errbuf, size_t errlen);
+extern bool tt_lua_row_stays_local(const char *src, size_t len);
 
 #endif							/* TT_LUA_COMMON_H */

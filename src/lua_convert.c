@@ -919,8 +919,11 @@ lazy_push_field(lua_State *L, LazyRow *lr, int i)
 {
 	if (lr->serial == lazy_serial && lr->cur != NULL)
 		tt_lua_push_value(L, &lr->cur->u.obj.members[i].value, 1);
-	else
+	else if (lr->values != NULL)
 		tt_lua_push_value(L, &lr->values[i], 1);
+	else
+		/* tt_lua_row_stays_local said this cannot happen */
+		luaL_error(L, "internal error: a row without a copy was used after its call");
 }
 
 /* __index(row, key) */
@@ -1088,9 +1091,15 @@ row_measure(lua_State *L, const tt_value *row, size_t *nodes, size_t *strs)
 	return true;
 }
 
-/* Pushes the row: a lazy row for an object with a shape, else a table. */
+/*
+ * Pushes the row: a lazy row for an object with a shape, else a table.
+ * copy = false when the script cannot keep the row past the call
+ * (tt_lua_row_stays_local): its fields are then read from the input tree
+ * only, and the userdata holds just the flags.
+ */
 void
-tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
+tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row,
+				bool copy)
 {
 	Shape	   *sh = shape_for(L, shapes, row);
 	size_t		nodes;
@@ -1114,7 +1123,13 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 		shapes->mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
 	n = row->u.obj.count;
-	flat = row_measure(L, row, &nodes, &strs);
+	if (copy)
+		flat = row_measure(L, row, &nodes, &strs);
+	else
+	{
+		flat = true;
+		nodes = strs = 0;
+	}
 	head = MAXALIGN(offsetof(LazyRow, data)) + MAXALIGN(n);
 
 	lua_createtable(L, 0, 2);
@@ -1125,10 +1140,10 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 	lr->cur = row;
 	lr->flags = (uint8 *) lr + MAXALIGN(offsetof(LazyRow, data));
 	memset(lr->flags, 0, n);
-	lr->values = (tt_value *) ((char *) lr + head);
-	tc.nodes = (char *) lr->values + MAXALIGN(n * sizeof(tt_value));
-	tc.strs = (char *) lr->values + nodes;
-	for (i = 0; i < n; i++)
+	lr->values = copy ? (tt_value *) ((char *) lr + head) : NULL;
+	tc.nodes = (char *) lr + head + MAXALIGN(n * sizeof(tt_value));
+	tc.strs = (char *) lr + head + nodes;
+	for (i = 0; copy && i < n; i++)
 	{
 		const tt_value *v = &row->u.obj.members[i].value;
 		tt_value   *dst = &lr->values[i];

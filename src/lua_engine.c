@@ -43,7 +43,8 @@ typedef struct TTLuaState
 	size_t		used;			/* bytes allocated by this state */
 	size_t		limit;			/* talaria.lua_memory_limit in bytes */
 	int			main_ref;		/* registry reference of main() */
-	TTLuaShapes *shapes;		/* row constructors by key set */
+	TTLuaShapes *shapes;		/* row key maps by key set */
+	bool		row_local;		/* main cannot keep its row past a call */
 } TTLuaState;
 
 /*
@@ -591,6 +592,10 @@ state_create(const char *name, const char *source)
 	st->limit = (size_t) tt_lua_memory_limit_kb * 1024;
 	st->main_ref = LUA_NOREF;
 	st->shapes = tt_lua_shapes_create();	/* NULL: the generic path */
+	st->row_local = tt_lua_row_stays_local(source, strlen(source));
+	ereport(DEBUG2,
+			(errmsg_internal("talaria: transform \"%s\" %s its row past a call",
+							 name, st->row_local ? "cannot keep" : "may keep")));
 	st->L = lua_newstate(lua_alloc, st);
 	if (st->L == NULL)
 	{
@@ -661,7 +666,7 @@ call_main(lua_State *L)
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->st->main_ref);
 	tt_lua_memo_reset();
-	tt_lua_push_row(L, a->st->shapes, a->call->row);
+	tt_lua_push_row(L, a->st->shapes, a->call->row, !a->st->row_local);
 	lua_call(L, 1, 1);
 	if (lua_isnil(L, -1))
 	{

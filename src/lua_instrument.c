@@ -282,3 +282,220 @@ tt_lua_instrument(const char *src, size_t len, size_t *outlen,
 	*outlen = o.len;
 	return o.buf;
 }
+
+/* ---------------------------------------------------------------------
+ * Can the row outlive its call?
+ *
+ * A lazy row copies its values into Lua memory so that it stays valid if
+ * the script keeps it past the call (lua_convert.c).  Most transforms only
+ * read and set its fields, and the copy (and the garbage it makes) is then
+ * wasted.  This scan answers "certainly not" for the simple, common shape
+ * of script, and "maybe" for anything else:
+ *	- exactly one `function` in the whole source, `function main(row ...)`
+ *	  (no closure can capture the row; main is that function);
+ *	- no name through which code could reach functions dynamically
+ *	  (`_G`, `load`, `loadstring`, `getfenv`, `setfenv`);
+ *	- every other use of the parameter's name indexes it (`row.x`,
+ *	  `row[k]`, as a target or a value) or is `return row` at the end of a
+ *	  block: so the table itself is never stored, passed, aliased or
+ *	  rebound, and it reaches nobody but the caller.
+ * Strings and comments are skipped as the instrumenter does.
+ * ---------------------------------------------------------------------
+ */
+typedef enum
+{
+	TOK_NAME,
+	TOK_STRING,
+	TOK_NUMBER,
+	TOK_PUNCT
+} TokKind;
+
+typedef struct Tok
+{
+	TokKind		kind;
+	const char *p;
+	size_t		n;
+} Tok;
+
+static inline bool
+tok_is(const Tok *t, TokKind kind, const char *s)
+{
+	return t != NULL && t->kind == kind && word_is(t->p, t->n, s);
+}
+
+/* Tokens of src (malloc'd); NULL if it cannot be scanned. */
+static Tok *
+scan_tokens(const char *src, size_t len, int *ntok)
+{
+	static const char *const punct3[] = {"...", NULL};
+	static const char *const punct2[] = {"..", "::", "==", "~=", "<=", ">=", NULL};
+	const char *p = src;
+	const char *end = src + len;
+	Tok		   *toks = NULL;
+	int			n = 0;
+	int			cap = 0;
+
+	while (p < end)
+	{
+		Tok			t;
+		int			level;
+		size_t		lb;
+
+		if (isspace((unsigned char) *p))
+		{
+			p++;
+			continue;
+		}
+		if (p + 1 < end && p[0] == '-' && p[1] == '-')
+		{
+			p += 2;
+			if ((lb = long_bracket(p, end, &level)) > 0)
+			{
+				if ((p = skip_long(p + lb, end, level)) == NULL)
+					goto fail;
+			}
+			else
+				while (p < end && *p != '\n')
+					p++;
+			continue;
+		}
+		t.p = p;
+		if (*p == '"' || *p == '\'')
+		{
+			char		q = *p++;
+
+			while (p < end && *p != q)
+			{
+				if (*p == '\n')
+					goto fail;
+				p += (*p == '\\' && p + 1 < end) ? 2 : 1;
+			}
+			if (p >= end)
+				goto fail;
+			p++;
+			t.kind = TOK_STRING;
+		}
+		else if ((lb = long_bracket(p, end, &level)) > 0)
+		{
+			if ((p = skip_long(p + lb, end, level)) == NULL)
+				goto fail;
+			t.kind = TOK_STRING;
+		}
+		else if (is_name_start(*p))
+		{
+			while (p < end && is_name_char(*p))
+				p++;
+			t.kind = TOK_NAME;
+		}
+		else if (isdigit((unsigned char) *p) ||
+				 (*p == '.' && p + 1 < end && isdigit((unsigned char) p[1])))
+		{
+			while (p < end && (is_name_char(*p) || *p == '.' ||
+							   ((*p == '+' || *p == '-') &&
+								strchr("eEpP", p[-1]) != NULL)))
+				p++;
+			t.kind = TOK_NUMBER;
+		}
+		else
+		{
+			const char *const *w;
+			size_t		step = 1;
+
+			for (w = punct3; *w; w++)
+				if (p + 3 <= end && memcmp(p, *w, 3) == 0)
+					step = 3;
+			if (step == 1)
+				for (w = punct2; *w; w++)
+					if (p + 2 <= end && memcmp(p, *w, 2) == 0)
+						step = 2;
+			p += step;
+			t.kind = TOK_PUNCT;
+		}
+		t.n = (size_t) (p - t.p);
+		if (n == cap)
+		{
+			Tok		   *nt;
+
+			cap = Max(64, cap * 2);
+			nt = realloc(toks, cap * sizeof(Tok));
+			if (nt == NULL)
+				goto fail;
+			toks = nt;
+		}
+		toks[n++] = t;
+	}
+	*ntok = n;
+	if (toks == NULL)
+		toks = malloc(sizeof(Tok));
+	return toks;
+
+fail:
+	free(toks);
+	return NULL;
+}
+
+bool
+tt_lua_row_stays_local(const char *src, size_t len)
+{
+	static const char *const dynamic[] = {
+		"_G", "load", "loadstring", "getfenv", "setfenv", NULL
+	};
+	Tok		   *toks;
+	int			ntok;
+	int			nfunc = 0;
+	int			decl = -1;
+	bool		local = true;
+	int			i;
+
+	toks = scan_tokens(src, len, &ntok);
+	if (toks == NULL)
+		return false;
+	for (i = 0; i < ntok; i++)
+	{
+		const Tok  *t = &toks[i];
+		const Tok  *prev = i > 0 ? &toks[i - 1] : NULL;
+		const char *const *d;
+
+		if (t->kind != TOK_NAME)
+			continue;
+		if (word_is(t->p, t->n, "function"))
+		{
+			nfunc++;
+			if (i + 4 < ntok && tok_is(&toks[i + 1], TOK_NAME, "main") &&
+				tok_is(&toks[i + 2], TOK_PUNCT, "(") && toks[i + 3].kind == TOK_NAME &&
+				(tok_is(&toks[i + 4], TOK_PUNCT, ")") || tok_is(&toks[i + 4], TOK_PUNCT, ",")))
+				decl = i + 3;
+		}
+		if (tok_is(prev, TOK_PUNCT, ".") || tok_is(prev, TOK_PUNCT, ":"))
+			continue;			/* a field or method name */
+		for (d = dynamic; *d; d++)
+			if (word_is(t->p, t->n, *d))
+				local = false;
+	}
+	if (nfunc != 1 || decl < 0)
+		local = false;
+	for (i = 0; local && i < ntok; i++)
+	{
+		const Tok  *t = &toks[i];
+		const Tok  *prev = i > 0 ? &toks[i - 1] : NULL;
+		const Tok  *next = i + 1 < ntok ? &toks[i + 1] : NULL;
+
+		if (i == decl || t->kind != TOK_NAME || t->n != toks[decl].n ||
+			memcmp(t->p, toks[decl].p, t->n) != 0)
+			continue;
+		if (tok_is(prev, TOK_PUNCT, ".") || tok_is(prev, TOK_PUNCT, ":"))
+			continue;			/* another table's field of that name */
+		if (tok_is(next, TOK_PUNCT, ".") && i + 2 < ntok && toks[i + 2].kind == TOK_NAME)
+			continue;			/* row.x */
+		if (tok_is(next, TOK_PUNCT, "["))
+			continue;			/* row[k] */
+		if (tok_is(prev, TOK_NAME, "return") &&
+			(next == NULL || tok_is(next, TOK_NAME, "end") ||
+			 tok_is(next, TOK_NAME, "else") || tok_is(next, TOK_NAME, "elseif") ||
+			 tok_is(next, TOK_NAME, "until") || tok_is(next, TOK_PUNCT, ";")))
+			continue;			/* return row */
+		local = false;
+	}
+	free(toks);
+	return local;
+}
