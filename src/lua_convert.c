@@ -540,6 +540,7 @@ typedef struct LazyRow
 	const tt_value *cur;		/* that call's row (only during that call) */
 	tt_value   *values;			/* the copy of the field values, in data */
 	uint8	   *flags;			/* per field: the table has the say */
+	uint32		raw_keys;		/* keys our metamethods stored in the table */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } LazyRow;
 
@@ -867,20 +868,30 @@ tree_copy(const tt_value *src, tt_value *dst, TreeCopy *tc)
 }
 
 /*
- * If the table at idx is a lazy row, pushes its state userdata and returns
- * it; otherwise pushes nothing and returns NULL.
+ * If the table at idx is a lazy row, pushes its state (a userdata, or for a
+ * row that cannot outlive its call a light userdata pointing into the call's
+ * arena) and returns it; otherwise pushes nothing and returns NULL.
  */
 static LazyRow *
 lazy_state(lua_State *L, int idx)
 {
 	LazyRow    *lr;
+	int			type;
 
 	if (lua_type(L, idx) != LUA_TTABLE)
 		return NULL;
 	lua_pushlightuserdata(L, LAZY_KEY);
 	lua_rawget(L, idx < 0 ? idx - 1 : idx);
+	type = lua_type(L, -1);
 	lr = (LazyRow *) lua_touserdata(L, -1);
-	if (lr == NULL || lua_type(L, -1) != LUA_TUSERDATA || lr->magic != LAZY_MAGIC)
+	if (type == LUA_TLIGHTUSERDATA && lr != NULL)
+	{
+		/* never dereferenced unless it is the current call's */
+		if (lr != cur_lr)
+			luaL_error(L, "internal error: a row without a copy was used after its call");
+		return lr;
+	}
+	if (lr == NULL || type != LUA_TUSERDATA || lr->magic != LAZY_MAGIC)
 	{
 		lua_pop(L, 1);
 		return NULL;
@@ -949,6 +960,7 @@ lazy_index(lua_State *L)
 		return 0;
 	lazy_push_field(L, lr, i);
 	lr->flags[i] = 1;
+	lr->raw_keys++;
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, -2);
 	lua_rawset(L, 1);
@@ -959,17 +971,17 @@ lazy_index(lua_State *L)
 static int
 lazy_newindex(lua_State *L)
 {
-	LazyRow    *lr;
+	LazyRow    *lr = NULL;
 	bool		is_field = false;
 
-	lua_settop(L, 3);
 	if (cur_row_ptr != NULL && lua_topointer(L, 1) == cur_row_ptr)
 	{
 		int			i = shape_field(L, cur_shape, 2);
 
+		lr = cur_lr;
 		if (i >= 0)
 		{
-			cur_lr->flags[i] = 1;
+			lr->flags[i] = 1;
 			is_field = true;
 		}
 	}
@@ -985,8 +997,13 @@ lazy_newindex(lua_State *L)
 		lua_pop(L, 1);
 	}
 	/* deleting a field is its flag alone; anything else goes in the table */
-	if (!is_field || !lua_isnil(L, 3))
+	if (!is_field || lua_type(L, 3) != LUA_TNIL)
+	{
+		if (lr != NULL && lua_type(L, 3) != LUA_TNIL)
+			lr->raw_keys++;
+		lua_settop(L, 3);
 		lua_rawset(L, 1);
+	}
 	return 0;
 }
 
@@ -1003,17 +1020,34 @@ tt_lua_unlazy(lua_State *L, int idx)
 	if (lr == NULL)
 		return;
 	luaL_checkstack(L, 4, "row");
-	lua_getfenv(L, -1);			/* the key map */
+	if (lr->values == NULL)
+		lua_pushnil(L);			/* the current call's: keys from its row */
+	else
+		lua_getfenv(L, -1);		/* the key map */
 	for (i = 0; i < lr->nkeys; i++)
 	{
 		if (lr->flags[i])
 			continue;
-		lua_rawgeti(L, -1, (int) i + 1);
+		if (lr->values == NULL)
+		{
+			const tt_str *k = &lr->cur->u.obj.members[i].key;
+
+			lua_pushlstring(L, k->ptr, k->len);
+		}
+		else
+			lua_rawgeti(L, -1, (int) i + 1);
 		lazy_push_field(L, lr, (int) i);
 		lua_rawset(L, idx);
 		lr->flags[i] = 1;
 	}
 	lua_pop(L, 2);
+	if (lr == cur_lr)
+	{
+		/* a plain table now: the shortcuts must not take it for the row */
+		cur_row_ptr = NULL;
+		cur_lr = NULL;
+		cur_shape = NULL;
+	}
 	lua_pushlightuserdata(L, LAZY_KEY);
 	lua_pushnil(L);
 	lua_rawset(L, idx);
@@ -1095,12 +1129,13 @@ row_measure(lua_State *L, const tt_value *row, size_t *nodes, size_t *strs)
  * Pushes the row: a lazy row for an object with a shape, else a table.
  * copy = false when the script cannot keep the row past the call
  * (tt_lua_row_stays_local): its fields are then read from the input tree
- * only, and the userdata holds just the flags.
+ * only, and the state (just the flags) lives in the call's arena, behind a
+ * light userdata: no Lua object but the table itself.
  */
 void
-tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row,
-				bool copy)
+tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 {
+	const tt_value *row = call->row;
 	Shape	   *sh = shape_for(L, shapes, row);
 	size_t		nodes;
 	size_t		strs;
@@ -1133,8 +1168,14 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row,
 	head = MAXALIGN(offsetof(LazyRow, data)) + MAXALIGN(n);
 
 	lua_createtable(L, 0, 2);
-	lr = (LazyRow *) lua_newuserdata(L, head + nodes + strs);
+	if (copy)
+		lr = (LazyRow *) lua_newuserdata(L, head + nodes + strs);
+	else if ((lr = tt_arena_alloc(call, head)) == NULL)
+		luaL_error(L, "not enough memory for the row");
+	else
+		lua_pushlightuserdata(L, lr);
 	lr->magic = LAZY_MAGIC;
+	lr->raw_keys = 0;
 	lr->nkeys = n;
 	lr->serial = lazy_serial;
 	lr->cur = row;
@@ -1160,8 +1201,11 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, const tt_value *row,
 			}
 		}
 	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, sh->keymap_ref);
-	lua_setfenv(L, -2);
+	if (copy)
+	{
+		lua_rawgeti(L, LUA_REGISTRYINDEX, sh->keymap_ref);
+		lua_setfenv(L, -2);
+	}
 	lua_pushlightuserdata(L, LAZY_KEY);
 	lua_insert(L, -2);
 	lua_rawset(L, -3);
@@ -1355,7 +1399,9 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 		out = &dst->u.obj.members[dst->u.obj.count++];
 		*out = *m;
 	}
-	table_members_to_value(L, idx, call, dst, depth);
+	/* nothing but the private key in the table: nothing more to read */
+	if (lr->raw_keys > 0)
+		table_members_to_value(L, idx, call, dst, depth);
 }
 
 void
@@ -1435,6 +1481,11 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 				LazyRow    *lr;
 
 				luaL_checkstack(L, 4, "result nested too deeply");
+				if (cur_row_ptr != NULL && lua_topointer(L, idx) == cur_row_ptr)
+				{
+					lazy_to_value(L, idx, call, dst, depth, cur_lr);
+					break;
+				}
 				lr = lazy_state(L, idx);
 				if (lr != NULL)
 				{

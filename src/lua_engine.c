@@ -666,7 +666,7 @@ call_main(lua_State *L)
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->st->main_ref);
 	tt_lua_memo_reset();
-	tt_lua_push_row(L, a->st->shapes, a->call->row, !a->st->row_local);
+	tt_lua_push_row(L, a->st->shapes, a->call, !a->st->row_local);
 	lua_call(L, 1, 1);
 	if (lua_isnil(L, -1))
 	{
