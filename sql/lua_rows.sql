@@ -176,3 +176,23 @@ RESET client_min_messages;
 SELECT talaria.transform_row('rows_local_trim', doc) FROM rowdocs;
 SELECT talaria.transform_row(t, doc), talaria.transform_row(t, '{"b": "second"}')
 FROM rowdocs, unnest(ARRAY['rows_keep_alias', 'rows_keep_box', 'rows_keep_self']) t;
+
+-- a row that cannot outlive its call lends its table to the next call when
+-- the call left nothing in it; rows that read, added, dropped or failed
+-- never leak into the next one
+SELECT talaria.register_lua('rows_reuse', $$
+function main(row)
+  if row.err then error("boom " .. row.a) end
+  if row.add then row.extra = row.a end
+  if row.drop then return nil end
+  row.gone = nil
+  return row
+end$$);
+SELECT i, talaria.transform_row('rows_reuse', d)
+FROM (VALUES (1, '{"a": 1, "gone": 0}'::jsonb), (2, '{"a": 2, "gone": 0}'),
+             (3, '{"a": 3, "add": true}'), (4, '{"a": 4, "gone": 0}'),
+             (5, '{"a": 5, "drop": true}'), (6, '{"a": 6}'), (7, '{"a": 7}'),
+             (8, '{"b": "other keys"}'), (9, '{"a": 9}')) v(i, d)
+ORDER BY i;
+SELECT talaria.transform_row('rows_reuse', '{"a": 10, "err": true}');
+SELECT talaria.transform_row('rows_reuse', '{"a": 11}');

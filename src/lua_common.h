@@ -48,6 +48,7 @@ extern TTLuaShapes *tt_lua_shapes_create(void);
 extern void tt_lua_shapes_free(TTLuaShapes *shapes);
 extern void tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call,
 							bool copy);
+extern void tt_lua_row_done(TTLuaShapes *shapes);
 extern void tt_lua_convert_init(lua_State *L);	/* creates the metatables */
 extern void tt_lua_push_value(lua_State *L, const tt_value *v, int depth);
 extern void tt_lua_push_number_text(lua_State *L, const char *text, size_t len);

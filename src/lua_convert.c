@@ -580,6 +580,14 @@ struct TTLuaShapes
 	uint32		builds;
 	uint64		clock;
 	int			mt_ref;			/* registry reference of the row metatable */
+
+	/*
+	 * A row that cannot outlive its call (copy = false) is garbage once
+	 * the call returns: its table, if the call left nothing in it but the
+	 * private key, is kept here and made the next call's row.
+	 */
+	int			spare_ref;		/* registry reference, 0 = none */
+	bool		spare_clean;	/* set by tt_lua_row_done */
 };
 
 void
@@ -1141,6 +1149,7 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 	size_t		strs;
 	size_t		head;
 	bool		flat;
+	bool		reuse;
 	LazyRow    *lr;
 	TreeCopy	tc;
 	uint32		n;
@@ -1167,7 +1176,24 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 	}
 	head = MAXALIGN(offsetof(LazyRow, data)) + MAXALIGN(n);
 
-	lua_createtable(L, 0, 2);
+	reuse = !copy && shapes->spare_ref != 0 && shapes->spare_clean;
+	if (reuse)
+		lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->spare_ref);
+	else
+	{
+		lua_createtable(L, 0, 2);
+		if (shapes->spare_ref != 0)
+		{
+			luaL_unref(L, LUA_REGISTRYINDEX, shapes->spare_ref);
+			shapes->spare_ref = 0;
+		}
+		if (!copy)
+		{
+			lua_pushvalue(L, -1);
+			shapes->spare_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		}
+	}
+	shapes->spare_clean = false;
 	if (copy)
 		lr = (LazyRow *) lua_newuserdata(L, head + nodes + strs);
 	else if ((lr = tt_arena_alloc(call, head)) == NULL)
@@ -1209,11 +1235,27 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 	lua_pushlightuserdata(L, LAZY_KEY);
 	lua_insert(L, -2);
 	lua_rawset(L, -3);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->mt_ref);
-	lua_setmetatable(L, -2);
+	if (!reuse)
+	{
+		lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->mt_ref);
+		lua_setmetatable(L, -2);
+	}
 	cur_row_ptr = lua_topointer(L, -1);
 	cur_lr = lr;
 	cur_shape = sh;
+}
+
+/*
+ * After a call's result was read back: the row's table may serve the next
+ * call if it is still lazy and holds nothing but the private key (the
+ * script stored nothing in it).
+ */
+void
+tt_lua_row_done(TTLuaShapes *shapes)
+{
+	if (shapes != NULL && shapes->spare_ref != 0 && cur_lr != NULL &&
+		cur_row_ptr != NULL && cur_lr->values == NULL && cur_lr->raw_keys == 0)
+		shapes->spare_clean = true;
 }
 
 /* ---------------------------------------------------------------------

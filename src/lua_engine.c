@@ -670,6 +670,7 @@ call_main(lua_State *L)
 	lua_call(L, 1, 1);
 	if (lua_isnil(L, -1))
 	{
+		tt_lua_row_done(a->st->shapes);
 		a->status = TT_DROP;
 		return 0;
 	}
@@ -677,6 +678,7 @@ call_main(lua_State *L)
 	if (result == NULL)
 		return luaL_error(L, "not enough memory for the result");
 	tt_lua_to_value(L, -1, a->call, result, 0);
+	tt_lua_row_done(a->st->shapes);
 	a->call->result = result;
 	a->status = TT_OK;
 	return 0;
