@@ -196,3 +196,10 @@ FROM (VALUES (1, '{"a": 1, "gone": 0}'::jsonb), (2, '{"a": 2, "gone": 0}'),
 ORDER BY i;
 SELECT talaria.transform_row('rows_reuse', '{"a": 10, "err": true}');
 SELECT talaria.transform_row('rows_reuse', '{"a": 11}');
+
+-- garbage is collected even when a call allocates almost nothing (a reused
+-- row, fields only deleted): 200,000 calls stay within a 2 MB state
+SET talaria.lua_memory_limit = 2048;
+SELECT count(talaria.transform_row('rows_reuse', jsonb_build_object('a', i, 'gone', 0)))
+FROM generate_series(1, 200000) i;
+RESET talaria.lua_memory_limit;

@@ -45,6 +45,7 @@ typedef struct TTLuaState
 	int			main_ref;		/* registry reference of main() */
 	TTLuaShapes *shapes;		/* row key maps by key set */
 	bool		row_local;		/* main cannot keep its row past a call */
+	size_t		gc_at;			/* used at which to step the collector */
 } TTLuaState;
 
 /*
@@ -56,6 +57,15 @@ typedef struct TTLuaState
  * one (still under talaria.lua_memory_limit).
  */
 #define TT_LUA_GC_PAUSE 400
+
+/*
+ * LuaJIT runs its collector from allocation sites in the VM and the API; a
+ * call that allocates only through lua_cpcall's closure (a lazy row whose
+ * table is reused, fields only deleted) never reaches one, and its garbage
+ * would pile up to the memory limit.  So every call checks our own count:
+ * each TT_LUA_GC_STEP bytes of growth buy a collector step.
+ */
+#define TT_LUA_GC_STEP (64 * 1024)
 
 /* interrupt state, read by the checker from compiled traces */
 static volatile int tt_lua_abort_reason = TT_ABORT_NONE;
@@ -664,6 +674,11 @@ call_main(lua_State *L)
 	CallArgs   *a = (CallArgs *) lua_touserdata(L, 1);
 	tt_value   *result;
 
+	if (a->st->used >= a->st->gc_at)
+	{
+		lua_gc(L, LUA_GCSTEP, TT_LUA_GC_STEP / 1024);
+		a->st->gc_at = a->st->used + TT_LUA_GC_STEP;
+	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->st->main_ref);
 	tt_lua_memo_reset();
 	tt_lua_push_row(L, a->st->shapes, a->call, !a->st->row_local);
