@@ -203,3 +203,19 @@ SET talaria.lua_memory_limit = 2048;
 SELECT count(talaria.transform_row('rows_reuse', jsonb_build_object('a', i, 'gone', 0)))
 FROM generate_series(1, 200000) i;
 RESET talaria.lua_memory_limit;
+
+-- bad arguments to the functions that unlazy a row: a clear error naming
+-- the script's own line, as before they were wrapped
+SELECT talaria.register_lua('rows_bad_' || n, format(E'function main(row)\n  %s\n  return row\nend', c))
+FROM (VALUES (1, 'pairs(nil)'), (2, 'next(1)'), (3, 'rawget(nil, "a")'), (4, 'rawset(1, 2, 3)'),
+             (5, 'setmetatable(nil, {})'), (6, 'setmetatable(row, 5)'),
+             (7, 'table.foreach(nil, print)'), (8, 'table.maxn("x")'), (9, 'rawset(row, nil, 1)')) v(n, c);
+SELECT talaria.transform_row('rows_bad_1', doc) FROM rowdocs;
+SELECT talaria.transform_row('rows_bad_2', doc) FROM rowdocs;
+SELECT talaria.transform_row('rows_bad_3', doc) FROM rowdocs;
+SELECT talaria.transform_row('rows_bad_4', doc) FROM rowdocs;
+SELECT talaria.transform_row('rows_bad_5', doc) FROM rowdocs;
+SELECT talaria.transform_row('rows_bad_6', doc) FROM rowdocs;
+SELECT talaria.transform_row('rows_bad_7', doc) FROM rowdocs;
+SELECT talaria.transform_row('rows_bad_8', doc) FROM rowdocs;
+SELECT talaria.transform_row('rows_bad_9', doc) FROM rowdocs;

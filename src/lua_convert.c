@@ -1076,20 +1076,31 @@ sb_unlazy(lua_State *L)
  */
 static const char guard_chunk[] =
 "local K, unlazy, env = ...\n"
-"local type, rawget, rawset, next, pairs = env.type, env.rawget, env.rawset, env.next, env.pairs\n"
+"local type, error, rawget, rawset, next, pairs = env.type, env.error, env.rawget, env.rawset, env.next, env.pairs\n"
 "local getmetatable, setmetatable = env.getmetatable, env.setmetatable\n"
 "local foreach, maxn = env.table.foreach, env.table.maxn\n"
-"local function guard(t) if type(t) == 'table' and rawget(t, K) ~= nil then unlazy(t) end end\n"
-"env.pairs = function(t) guard(t) local f, s, c = pairs(t) return f, s, c end\n"
-"env.next = function(t, k) guard(t) local a, b = next(t, k) return a, b end\n"
-"env.rawget = function(t, k) guard(t) local v = rawget(t, k) return v end\n"
-"env.rawset = function(t, k, v) guard(t) local r = rawset(t, k, v) return r end\n"
-"env.setmetatable = function(t, m) guard(t) local r = setmetatable(t, m) return r end\n"
+"-- argument errors name the script's line (level 3: guard, wrapper, caller)\n"
+"local function guard(t, name)\n"
+"  if type(t) ~= 'table' then\n"
+"    error(\"bad argument #1 to '\" .. name .. \"' (table expected, got \" .. type(t) .. \")\", 3)\n"
+"  end\n"
+"  if rawget(t, K) ~= nil then unlazy(t) end\n"
+"end\n"
+"env.pairs = function(t) guard(t, 'pairs') local f, s, c = pairs(t) return f, s, c end\n"
+"env.next = function(t, k) guard(t, 'next') local a, b = next(t, k) return a, b end\n"
+"env.rawget = function(t, k) guard(t, 'rawget') local v = rawget(t, k) return v end\n"
+"env.rawset = function(t, k, v) guard(t, 'rawset') local r = rawset(t, k, v) return r end\n"
+"env.setmetatable = function(t, m)\n"
+"  guard(t, 'setmetatable')\n"
+"  if m ~= nil and type(m) ~= 'table' then\n"
+"    error(\"bad argument #2 to 'setmetatable' (nil or table expected)\", 2)\n"
+"  end\n"
+"  local r = setmetatable(t, m) return r end\n"
 "env.getmetatable = function(t)\n"
 "  if type(t) == 'table' and rawget(t, K) ~= nil then return nil end\n"
 "  local m = getmetatable(t) return m end\n"
-"if foreach then env.table.foreach = function(t, f) guard(t) local r = foreach(t, f) return r end end\n"
-"if maxn then env.table.maxn = function(t) guard(t) local r = maxn(t) return r end end\n";
+"if foreach then env.table.foreach = function(t, f) guard(t, 'foreach') local r = foreach(t, f) return r end end\n"
+"if maxn then env.table.maxn = function(t) guard(t, 'maxn') local r = maxn(t) return r end end\n";
 
 void
 tt_lua_guard_rows(lua_State *L, int env)
