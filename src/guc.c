@@ -16,6 +16,7 @@ int			tt_lua_memory_limit_kb = 65536;
 int			tt_transform_timeout_ms = 0;
 bool		tt_lua_cache = true;
 bool		tt_copy_fast_path = true;
+bool		tt_copy_fast_reader = true;
 char	   *tt_native_library_path = NULL;
 int			tt_ingest_batch_size = 1000;
 
@@ -49,6 +50,14 @@ tt_define_gucs(void)
 							 "values go straight to the pipeline (same results).  Off: always "
 							 "through the trigger.",
 							 &tt_copy_fast_path,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("talaria.copy_fast_reader",
+							 "Parse text and CSV COPY input into a pipeline source with talaria's reader.",
+							 "It accepts the same input with the same errors as PostgreSQL's, "
+							 "faster.  Off: PostgreSQL's own reader (NextCopyFrom).",
+							 &tt_copy_fast_reader,
 							 true,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);

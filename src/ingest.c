@@ -1094,6 +1094,7 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	ExprContext *econtext;
 	ErrorContextCallback errcb;
 	IngestState *st;
+	TTCopyReader *reader;
 	Datum	   *values;
 	bool	   *nulls;
 	int			natts;
@@ -1135,10 +1136,12 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	natts = RelationGetDescr(rel)->natts;
 	values = palloc(sizeof(Datum) * Max(1, natts));
 	nulls = palloc(sizeof(bool) * Max(1, natts));
+	reader = tt_copy_fast_reader ? tt_copy_reader_begin(cstate) : NULL;
 
 	ereport(DEBUG1,
-			(errmsg_internal("talaria: COPY into \"%s\" feeds its pipeline directly",
-							 RelationGetRelationName(rel))));
+			(errmsg_internal("talaria: COPY into \"%s\" feeds its pipeline directly (%s reader)",
+							 RelationGetRelationName(rel),
+							 reader != NULL ? "talaria's" : "PostgreSQL's")));
 	st = find_state(trig->tgoid);
 	if (st == NULL)
 		st = create_state(rel, trig);
@@ -1156,7 +1159,10 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 		CHECK_FOR_INTERRUPTS();
 		ResetPerTupleExprContext(estate);
 		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
-		more = NextCopyFrom(cstate, econtext, values, nulls);
+		if (reader != NULL)
+			more = tt_copy_reader_next(reader, econtext, values, nulls);
+		else
+			more = NextCopyFrom(cstate, econtext, values, nulls);
 		MemoryContextSwitchTo(old);
 		if (!more)
 			break;

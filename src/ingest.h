@@ -99,6 +99,15 @@ extern bool tt_partition_covers(Relation rel, PartitionDesc pd,
  */
 extern void tt_partition_create(const TTTimeTable *tt, int64 key);
 
+/* copy_reader.c: COPY's text and CSV input, parsed faster */
+typedef struct TTCopyReader TTCopyReader;
+typedef struct CopyFromStateData *CopyFromState;
+
+/* NULL when the COPY's options need PostgreSQL's own reader */
+extern TTCopyReader *tt_copy_reader_begin(CopyFromState cstate);
+extern bool tt_copy_reader_next(TTCopyReader *r, ExprContext *econtext,
+								Datum *values, bool *nulls);
+
 /* ingest.c: COPY FROM into a pipeline source without the row trigger */
 extern bool tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 						   QueryEnvironment *query_env, uint64 *processed);

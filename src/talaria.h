@@ -28,6 +28,7 @@ extern int	tt_lua_memory_limit_kb;
 extern int	tt_transform_timeout_ms;
 extern bool tt_lua_cache;
 extern bool tt_copy_fast_path;
+extern bool tt_copy_fast_reader;
 extern char *tt_native_library_path;
 extern int	tt_ingest_batch_size;
 extern void tt_define_gucs(void);
