@@ -78,6 +78,33 @@ COPY cp_raw2 FROM stdin;
 RESET talaria.copy_fast_path;
 SELECT count(*) AS none_stored FROM cp_events WHERE id IN (6, 7, 8);
 
+-- the reader: talaria's for text and CSV input (test/t/040_copy_reader.pl
+-- holds it to PostgreSQL's on hundreds of inputs), PostgreSQL's for binary,
+-- HEADER MATCH, an ENCODING that needs transcoding, and with
+-- talaria.copy_fast_reader off; the rows are the same
+COPY (SELECT 13::bigint, '2001-01-01 17:00+00'::timestamptz, '{"kind": "bin"}'::jsonb)
+  TO '/tmp/talaria_ingest_copy.bin' (FORMAT binary);
+SET client_min_messages = debug1;
+COPY cp_raw (id, ts) FROM stdin (FORMAT csv, HEADER MATCH);
+id,ts
+9,2001-01-01 13:00+00
+\.
+COPY cp_raw (id, ts) FROM stdin (ENCODING 'LATIN1');
+10	2001-01-01 14:00+00
+\.
+COPY cp_raw (id, ts) FROM stdin (ENCODING 'UTF8', HEADER);
+id	ts
+11	2001-01-01 15:00+00
+\.
+COPY cp_raw FROM '/tmp/talaria_ingest_copy.bin' (FORMAT binary);
+SET talaria.copy_fast_reader = off;
+COPY cp_raw (id, ts) FROM stdin;
+12	2001-01-01 16:00+00
+\.
+RESET talaria.copy_fast_reader;
+RESET client_min_messages;
+SELECT id, ts, kind FROM cp_events WHERE id BETWEEN 9 AND 13 ORDER BY id;
+
 -- through the trigger instead: a WHERE clause, another trigger, a disabled
 -- pipeline trigger (the source then keeps the rows, as PostgreSQL would)
 SET client_min_messages = debug1;

@@ -7,6 +7,7 @@
 # and invalid UTF-8).
 use strict;
 use warnings;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -189,7 +190,8 @@ check('stdin header', 'format csv, header', "h\na,b,c,1\n", 1);
 check('stdin long', 'format csv', join('', map { "r$_,\"b\nq\",c,$_\n" } 1 .. 5000), 1);
 
 # ---- random inputs ----
-srand(20261122);
+# TT_FUZZ_CASES and TT_FUZZ_SEED run more, or other, random inputs
+srand($ENV{TT_FUZZ_SEED} // 20261122);
 my @any = ('a', 'bc', 'N', '\\N', '\\', '\\\\', '\\t', '\\n', '\\x41', '\\x', '\\1017',
 	'\\0', '\\.', '.', "\t", ',', ';', '"', '""', "'", "\r", "\n", "\r\n", ' ', "\xc3\xa9",
 	"\xe2\x82\xac", "\xff", "\xc3", '12', '-3', 'NULL', '');
@@ -219,7 +221,7 @@ sub field
 	return $s;
 }
 
-for my $i (1 .. 300)
+for my $i (1 .. ($ENV{TT_FUZZ_CASES} // 300))
 {
 	my $csv = $i % 2;
 	my $opts = $csv ? pick(@copts) : pick(@topts);
@@ -235,6 +237,29 @@ for my $i (1 .. 300)
 	$data .= "\\.$eol" . field(0, $csv) if rand() < 0.1;
 	chop $data if rand() < 0.1;
 	check("random $i", $opts, $data, 0);
+}
+
+# ---- cancellation: a COPY FROM STDIN in talaria's reader, between rows ----
+{
+	my ($in, $out, $err) = ("SET client_min_messages = debug1;\nLOAD 'talaria_transform';\n"
+		  . "COPY fz_src (a, b, c, n) FROM STDIN;\n" . ("cancel\tb\tc\t1\n" x 1000), '', '');
+	my $h = IPC::Run::start([ 'psql', '-X', '-d', $node->connstr('postgres') ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	$h->pump while length $in;
+	ok($node->poll_query_until('postgres',
+			q{SELECT count(*) = 1 FROM pg_stat_progress_copy}),
+		'the COPY waits for the client inside the reader');
+	$node->safe_psql('postgres',
+		q{SELECT pg_cancel_backend(pid) FROM pg_stat_progress_copy});
+	# (a backend waiting for CopyData takes the cancel with the next row, as
+	# PostgreSQL's own reader does)
+	$in .= "cancel\tb\tc\t2\n" x 10 . "\\.\nSELECT 'session ' || 'usable';\n";
+	$h->finish;
+	like($err, qr/talaria's reader/, 'cancel: the COPY ran in talaria\'s reader');
+	like($err, qr/canceling statement due to user request/, 'cancel: the COPY is canceled');
+	like($out, qr/session usable/, 'cancel: the session goes on');
+	is($node->safe_psql('postgres', q{SELECT count(*) FROM fz_dst WHERE a = 'cancel'}),
+		'0', 'cancel: nothing of the COPY is stored');
 }
 
 is(scalar(@diffs), 0, 'both readers agree on every input')
