@@ -869,8 +869,14 @@ tt_copy_reader_next(TTCopyReader *r, ExprContext *econtext,
 		}
 		if (s != NULL && r->is_text[m])
 		{
-			/* what textin does, without the call and the strlen */
-			values[m] = PointerGetDatum(cstring_to_text_with_len(s, s == r->fields[k] ? r->flen[k] : strlen(s)));
+			/*
+			 * What textin does, without the call and the strlen (a field
+			 * holds no '\0': the input was verified, and so was a field
+			 * whose escapes made one).
+			 */
+			int			len = s == r->fields[k] ? r->flen[k] : strlen(s);
+
+			values[m] = PointerGetDatum(cstring_to_text_with_len(s, len));
 			nulls[m] = false;
 			continue;
 		}
