@@ -1,0 +1,52 @@
+# talaria_transform in shared_preload_libraries: every COPY into a pipeline
+# source, a session's first one too, takes the direct path; listed before
+# pg_stat_statements, that library's ProcessUtility hook wraps talaria's and
+# still counts these COPY statements (listed after it, talaria's hook runs
+# first and pg_stat_statements does not see them, as README says).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('preload');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'talaria_transform, pg_stat_statements'\n");
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION talaria_transform;
+	CREATE EXTENSION pg_stat_statements;
+	SELECT talaria.register_lua('pl_t', 'function main(row) return row end');
+	CREATE TABLE pl_raw (ts timestamptz, id int);
+	CREATE TABLE pl_events (ts timestamptz NOT NULL, id int) PARTITION BY RANGE (ts);
+	SELECT talaria.create_time_table('pl_events', 'ts', '1 day', premake => 0);
+	SELECT talaria.create_pipeline('pl_raw', 'pl_events', 'pl_t');
+});
+
+my $copy = q{COPY pl_raw FROM PROGRAM 'seq 1 100 | sed "s/^/2001-01-01 00:00+00\t/"'};
+# a fresh session's very first statement, with the path shown
+my ($ret, $out, $err) = $node->psql('postgres',
+	"SET client_min_messages = debug1;\n$copy;");
+like($err, qr/feeds its pipeline directly \(talaria's reader\)/,
+	'preloaded: a session\'s first COPY takes the direct path');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pl_events'), '100',
+	'its rows are stored');
+is($node->safe_psql('postgres', q{
+	SELECT calls FROM pg_stat_statements WHERE query LIKE 'COPY pl_raw FROM PROGRAM%'}),
+	'1', 'pg_stat_statements, loaded after talaria, counts the COPY');
+
+# the other order: talaria's hook is outermost, pg_stat_statements misses it
+$node->safe_psql('postgres', 'SELECT pg_stat_statements_reset()');
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'pg_stat_statements, talaria_transform'\n");
+$node->restart;
+$node->safe_psql('postgres', $copy);
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pl_events'), '200',
+	'other order: the rows are stored');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_statements WHERE query LIKE 'COPY pl_raw FROM PROGRAM%'}),
+	'0', 'other order: pg_stat_statements does not see the COPY');
+
+$node->stop;
+done_testing();
