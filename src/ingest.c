@@ -1084,7 +1084,8 @@ copy_allowed(ParseState *pstate, const CopyStmt *stmt, Relation rel)
 
 bool
 tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
-			   QueryEnvironment *query_env, uint64 *processed)
+			   QueryEnvironment *query_env, bool hooks_below,
+			   uint64 *processed)
 {
 	ParseState *pstate;
 	Relation	rel;
@@ -1119,6 +1120,15 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	if (rel == NULL)
 		return false;
 	trig = rel->rd_rel->relkind == RELKIND_RELATION ? copy_pipeline_trigger(rel) : NULL;
+	if (trig != NULL && hooks_below)
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("talaria: COPY into \"%s\" goes through its pipeline trigger: a library loaded before talaria_transform hooks ProcessUtility",
+								 RelationGetRelationName(rel)),
+				 errhint("List talaria_transform first in shared_preload_libraries.")));
+		table_close(rel, NoLock);
+		return false;
+	}
 	pstate = make_parsestate(NULL);
 	pstate->p_sourcetext = query_string;
 	pstate->p_queryEnv = query_env;

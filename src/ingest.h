@@ -110,6 +110,7 @@ extern bool tt_copy_reader_next(TTCopyReader *r, ExprContext *econtext,
 
 /* ingest.c: COPY FROM into a pipeline source without the row trigger */
 extern bool tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
-						   QueryEnvironment *query_env, uint64 *processed);
+						   QueryEnvironment *query_env, bool hooks_below,
+						   uint64 *processed);
 
 #endif							/* TT_INGEST_H */

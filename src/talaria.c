@@ -21,7 +21,11 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /*
  * COPY FROM into a pipeline source may run without the row trigger (see
- * tt_ingest_copy); everything else goes on down the chain.
+ * tt_ingest_copy); everything else goes on down the chain.  Only when no
+ * other library's hook is below ours: running the COPY here would skip that
+ * hook, and its other hooks may rely on it (pgaudit's permission-check hook
+ * crashed on a COPY its ProcessUtility hook had not seen).  Libraries whose
+ * hooks wrap ours (loaded later) see every COPY.
  */
 static void
 tt_process_utility(PlannedStmt *pstmt, const char *query_string,
@@ -33,7 +37,8 @@ tt_process_utility(PlannedStmt *pstmt, const char *query_string,
 	uint64		processed;
 
 	if (tt_copy_fast_path && IsA(stmt, CopyStmt) &&
-		tt_ingest_copy((CopyStmt *) stmt, query_string, query_env, &processed))
+		tt_ingest_copy((CopyStmt *) stmt, query_string, query_env,
+					   prev_process_utility != NULL, &processed))
 	{
 		if (qc)
 			SetQueryCompletion(qc, CMDTAG_COPY, processed);
