@@ -174,6 +174,22 @@ for my $t (@csv)
 {
 	check("csv $t->[0]", $t->[1], $t->[2], 0);
 }
+# the first read of a file is 131,072 bytes: a special byte or character
+# at its last byte, with the rest of it in the next read
+sub straddle
+{
+	my ($head, $before, $special) = @_;
+	my $fill = 131071 - length($head) - length($before);
+	return $head . ('x' x $fill) . $before . $special;
+}
+check('text crlf across reads', '', straddle("a\t", "\tc\t1", "\r\nd\te\tf\t2\r\n"), 0);
+check('text utf8 across reads', '', straddle("a\t", '', "\xc3\xa9\tc\t1\n"), 0);
+check('text escape across reads', '', straddle("a\t", '', "\\n\tc\t1\n"), 0);
+check('text end marker across reads', '', straddle("a\t", "\tc\t1\n", "\\.\ngarbage\n"), 0);
+check('csv doubled quote across reads', 'format csv', straddle('"', '', "\"\"x\",b,c,1\n"), 0);
+check('csv crlf across reads', 'format csv', straddle("a,", ",c,1", "\r\nd,e,f,2\r\n"), 0);
+check('csv cr in quotes across reads', 'format csv', straddle("\"a", '', "\r\nb\",b,c,1\r\n"), 0);
+
 # column lists: the default of d, and columns left NULL
 check('column list default', '', "x\t1\n", 0, '(a, n)');
 check('column list csv', 'format csv', "1,x\n", 0, '(n, b)');
