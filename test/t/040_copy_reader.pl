@@ -4,7 +4,7 @@
 # the same context.  Inputs are hand-made edge cases plus seeded random
 # ones built from the bytes the parsers treat specially (quotes, escapes,
 # delimiters, \r, \n, \r\n, \., backslash escapes, null markers, multibyte
-# and invalid UTF-8).
+# and invalid UTF-8), in a UTF8, a LATIN1 and an SQL_ASCII database.
 use strict;
 use warnings;
 use IPC::Run;
@@ -15,7 +15,7 @@ use Test::More;
 my $node = PostgreSQL::Test::Cluster->new('copy_reader');
 $node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
 $node->start;
-$node->safe_psql('postgres', q{
+my $setup = q{
 	CREATE EXTENSION talaria_transform;
 	SELECT talaria.register_lua('fz_id', $$
 		function main(row)
@@ -30,7 +30,10 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE fz_dst_p20240101 PARTITION OF fz_dst
 		FOR VALUES FROM ('2024-01-01') TO ('2024-01-02');
 	SELECT talaria.create_pipeline('fz_src', 'fz_dst', 'fz_id');
-});
+};
+# the database the cases run in, and what each session sets first
+my ($db, $session_setup) = ('postgres', '');
+$node->safe_psql($db, $setup);
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $show = q{SELECT coalesce(string_agg(concat_ws('|', quote_nullable(a), quote_nullable(b),
@@ -42,7 +45,7 @@ sub run_copy
 	my ($reader, $opts, $data, $via_stdin, $cols) = @_;
 	my $copy = "COPY fz_src $cols FROM " . ($via_stdin ? 'STDIN' : "'$dir/in.dat'");
 	$copy .= " ($opts)" if $opts ne '';
-	my $sql = "SET talaria.copy_fast_reader = $reader; LOAD 'talaria_transform';\n"
+	my $sql = "${session_setup}SET talaria.copy_fast_reader = $reader; LOAD 'talaria_transform';\n"
 	  . "TRUNCATE fz_dst;\nSET client_min_messages = debug1;\n";
 	if ($via_stdin)
 	{
@@ -57,7 +60,7 @@ sub run_copy
 	}
 	$sql .= "RESET client_min_messages;\n$show\n";
 	my ($out, $err) = ('', '');
-	$node->psql('postgres', $sql, stdout => \$out, stderr => \$err);
+	$node->psql($db, $sql, stdout => \$out, stderr => \$err);
 	my $path = $err =~ /\(talaria's reader\)/ ? 'talaria' :
 	  $err =~ /\(PostgreSQL's reader\)/ ? 'postgres' : 'none';
 	$err =~ s/^.*(DEBUG|LOG):.*\n//mg;
@@ -254,6 +257,37 @@ for my $i (1 .. ($ENV{TT_FUZZ_CASES} // 300))
 	chop $data if rand() < 0.1;
 	check("random $i", $opts, $data, 0);
 }
+
+# ---- single-byte server encodings: LATIN1 (and a LATIN1 client), SQL_ASCII ----
+for my $enc ([ 'latin1', 'LATIN1', "SET client_encoding = 'LATIN1';\n" ],
+	[ 'sqlascii', 'SQL_ASCII', '' ])
+{
+	($db, $session_setup) = ($enc->[0], $enc->[2]);
+	$node->safe_psql('postgres',
+		"CREATE DATABASE $db ENCODING '$enc->[1]' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+	$node->safe_psql($db, $setup);
+	for my $t (@text)
+	{
+		check("$db text $t->[0]", $t->[1], $t->[2], 0);
+	}
+	for my $t (@csv)
+	{
+		check("$db csv $t->[0]", $t->[1], $t->[2], 0);
+	}
+	for my $i (1 .. 60)
+	{
+		my $csv = $i % 2;
+		my $opts = $csv ? pick(@copts) : pick(@topts);
+		my $delim = $opts =~ /delimiter '(.)'/ ? $1 : ($csv ? ',' : "\t");
+		my $data = '';
+		for my $l (1 .. 1 + int(rand(4)))
+		{
+			$data .= join($delim, map { field($_, $csv) } 0 .. 3) . pick(@eols);
+		}
+		check("$db random $i", $opts, $data, 0);
+	}
+}
+($db, $session_setup) = ('postgres', '');
 
 # ---- cancellation: a COPY FROM STDIN in talaria's reader, between rows ----
 {
