@@ -992,15 +992,16 @@ tt_ingest(PG_FUNCTION_ARGS)
  * of them for the trigger, calls it, and we take the tuple apart again.
  * When nothing but the pipeline's own two triggers would fire on the
  * source, the ProcessUtility hook (talaria.c) lets us run the COPY
- * instead: COPY's own parser (BeginCopyFrom/NextCopyFrom: every format,
- * option, default and error context as usual) hands each row's values
- * straight to the pipeline.  What is stored, the dead letters, the errors
- * and the command tag are the trigger path's: the source keeps nothing,
- * so "COPY 0".  Whenever anything differs from that simple case (a WHERE
- * clause, FREEZE, another trigger, a disabled or conditional pipeline
- * trigger, row-level security, a missing privilege, a read-only or
- * parallel context) we return false and PostgreSQL runs the COPY, through
- * the trigger, raising its own errors.
+ * instead: BeginCopyFrom sets it up (every format, option, default and
+ * error context as usual), talaria's reader (copy_reader.c) or
+ * NextCopyFrom parses it, and each row's values go straight to the
+ * pipeline.  What is stored, the dead letters, the errors and the command
+ * tag are the trigger path's: the source keeps nothing, so "COPY 0".
+ * Whenever anything differs from that simple case (a WHERE clause, FREEZE,
+ * another trigger, a disabled or conditional pipeline trigger, row-level
+ * security, a missing privilege, a read-only or parallel context, another
+ * library's ProcessUtility hook below ours) we return false and PostgreSQL
+ * runs the COPY, through the trigger, raising its own errors.
  * ---------------------------------------------------------------------
  */
 
