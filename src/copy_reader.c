@@ -194,14 +194,11 @@ fill(TTCopyReader *r, int *keep, int *at)
 
 		if (r->vlen > *at)
 			return true;
-		if (r->bad_bytes)
+		/* an invalid sequence, or an incomplete one at the end */
+		if (r->bad_bytes || (r->raw_eof && r->vlen < r->len))
 			report_invalid_encoding(r->encoding, r->buf + r->vlen, r->len - r->vlen);
 		if (r->raw_eof)
-		{
-			if (r->vlen < r->len)
-				report_invalid_encoding(r->encoding, r->buf + r->vlen, r->len - r->vlen);
 			return false;
-		}
 
 		/* move what is kept to the front; grow when it fills the buffer */
 		if (*keep > 0)

@@ -11,6 +11,7 @@
 #define TT_INGEST_H
 
 #include "access/tupdesc.h"
+#include "commands/copy.h"
 #include "executor/execdesc.h"
 #include "nodes/execnodes.h"
 #include "nodes/parsenodes.h"
@@ -101,7 +102,6 @@ extern void tt_partition_create(const TTTimeTable *tt, int64 key);
 
 /* copy_reader.c: COPY's text and CSV input, parsed faster */
 typedef struct TTCopyReader TTCopyReader;
-typedef struct CopyFromStateData *CopyFromState;
 
 /* NULL when the COPY's options need PostgreSQL's own reader */
 extern TTCopyReader *tt_copy_reader_begin(CopyFromState cstate);
