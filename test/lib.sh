@@ -14,7 +14,12 @@ tt_install_deps() {
 		apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null || {
 			echo "could not install:$missing" >&2; return 1; }
 	fi
-	export PATH="/usr/lib/postgresql/15/bin:$PATH"
+	# PG_CONFIG may name a relocated copy of the server's install tree (a
+	# private install for parallel work: cp -a /usr/lib/postgresql,
+	# /usr/share/postgresql and /usr/include/postgresql under one prefix).
+	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+	export PG_CONFIG
+	export PATH="$("$PG_CONFIG" --bindir):$PATH"
 }
 
 tt_build_install() {
