@@ -85,7 +85,7 @@ SELECT talaria.transform_row('swap', '{"key1": 1, "a": 2}');
 SELECT talaria.drop_transform('swap');
 
 -- only a superuser registers native code, even with EXECUTE granted;
--- anyone may run a registered one
+-- others run a registered one once its owner grants it
 CREATE ROLE regress_tt_native;
 GRANT USAGE ON SCHEMA talaria TO regress_tt_native;
 SET ROLE regress_tt_native;
@@ -97,6 +97,11 @@ SELECT talaria.register_native('mine', '$libdir/talaria_test_plugins/trim.so', '
 SET talaria.native_library_path = '/tmp';
 SELECT talaria.transform_row('trim', '{"key1": 1, "a": 2}');
 RESET ROLE;
+SELECT talaria.grant_transform('trim', 'regress_tt_native');
+SET ROLE regress_tt_native;
+SELECT talaria.transform_row('trim', '{"key1": 1, "a": 2}');
+RESET ROLE;
+SELECT talaria.revoke_transform('trim', 'regress_tt_native');
 REVOKE EXECUTE ON FUNCTION talaria.register_native(text, text, text) FROM regress_tt_native;
 REVOKE USAGE ON SCHEMA talaria FROM regress_tt_native;
 DROP ROLE regress_tt_native;

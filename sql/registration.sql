@@ -65,6 +65,16 @@ SELECT talaria.register_native('nat', '/tmp/x.so', 'f');
 SET ROLE regress_bob;
 SELECT talaria.register_lua('alices', 'function main(r) return "bob" end');
 SELECT talaria.drop_transform('alices');
+-- bob may not run alice's transform until she grants it
+SELECT talaria.transform_row('alices', '{}');
+SELECT talaria.grant_transform('alices', 'regress_bob');
+SET ROLE regress_alice;
+SELECT talaria.grant_transform('alices', 'regress_bob');
+SET ROLE regress_bob;
+SELECT talaria.transform_row('alices', '{}');
+SET ROLE regress_alice;
+SELECT talaria.revoke_transform('alices', 'regress_bob');
+SET ROLE regress_bob;
 SELECT talaria.transform_row('alices', '{}');
 RESET ROLE;
 GRANT regress_alice TO regress_bob;

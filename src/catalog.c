@@ -6,7 +6,11 @@
  *
  * The catalog is a plain table that PUBLIC can read but not write.  The
  * registration functions check the caller's rights themselves and then
- * write as the table's owner.  A statement trigger on the table sends a
+ * write as the table's owner, in a security-restricted operation with a
+ * fixed search_path (security.c).  A transform has an owner and an ACL
+ * (talaria.grant_transform): only roles it was granted to may run it or
+ * attach it; one that pipelines or computed columns use is not dropped
+ * unless asked to cascade.  A statement trigger on the table sends a
  * relcache invalidation for it, which PostgreSQL delivers transactionally:
  * to this backend at the next command, to the others only after commit,
  * and undone on rollback.  Receiving one bumps tt_catalog_generation; the
@@ -20,12 +24,17 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "talaria.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -43,6 +52,7 @@
 #define Anum_tt_library 4
 #define Anum_tt_symbol	5
 #define Anum_tt_owner	6
+#define Anum_tt_acl		9
 
 uint64		tt_catalog_generation = 1;
 static Oid	tt_transforms_relid = InvalidOid;
@@ -126,8 +136,7 @@ text_attr(HeapTuple tup, TupleDesc desc, int attnum)
  * Results are palloc'd in the current context.
  */
 bool
-tt_catalog_fetch(const char *name, char *kind, char **source,
-				 char **library, char **symbol)
+tt_catalog_fetch(const char *name, TTCatalogRow *row)
 {
 	Relation	rel;
 	ScanKeyData key;
@@ -156,12 +165,26 @@ tt_catalog_fetch(const char *name, char *kind, char **source,
 	{
 		TupleDesc	desc = RelationGetDescr(rel);
 		char	   *k = text_attr(tup, desc, Anum_tt_kind);
+		bool		isnull;
+		Datum		d;
 
 		found = true;
-		*kind = (k && strcmp(k, "native") == 0) ? 'n' : 'l';
-		*source = text_attr(tup, desc, Anum_tt_source);
-		*library = text_attr(tup, desc, Anum_tt_library);
-		*symbol = text_attr(tup, desc, Anum_tt_symbol);
+		row->kind = (k && strcmp(k, "native") == 0) ? 'n' : 'l';
+		row->source = text_attr(tup, desc, Anum_tt_source);
+		row->library = text_attr(tup, desc, Anum_tt_library);
+		row->symbol = text_attr(tup, desc, Anum_tt_symbol);
+		row->owner = DatumGetObjectId(heap_getattr(tup, Anum_tt_owner, desc, &isnull));
+		row->acl = NULL;
+		if (desc->natts >= Anum_tt_acl)
+		{
+			d = heap_getattr(tup, Anum_tt_acl, desc, &isnull);
+			if (!isnull)
+			{
+				row->acl = DatumGetAclPCopy(d);
+				if (ARR_NDIM(row->acl) != 1)
+					row->acl = NULL;	/* empty: nobody else */
+			}
+		}
 	}
 	systable_endscan(scan);
 	UnregisterSnapshot(snap);
@@ -169,24 +192,40 @@ tt_catalog_fetch(const char *name, char *kind, char **source,
 	return found;
 }
 
-static Oid
-table_owner(Oid relid)
+/*
+ * May role use (run, attach to a pipeline or computed column) a transform
+ * with this owner and ACL?  Its owner (and members), superusers, and the
+ * roles it was granted to (talaria.grant_transform), as EXECUTE on a
+ * function, except that a new transform is not granted to PUBLIC.
+ */
+bool
+tt_transform_usable(Oid role, Oid owner, Acl *acl)
 {
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
+	if (has_privs_of_role(role, owner))
+		return true;
+	return acl != NULL &&
+		aclmask(acl, role, owner, ACL_EXECUTE, ACLMASK_ANY) != 0;
+}
 
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
+void
+tt_check_transform_use(const char *name, Oid role, Oid owner, Acl *acl)
+{
+	if (!tt_transform_usable(role, owner, acl))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for transform \"%s\"", name),
+				 errdetail("Role \"%s\" may not use transform \"%s\" of role \"%s\".",
+						   GetUserNameFromId(role, false), name,
+						   GetUserNameFromId(owner, false)),
+				 errhint("Its owner can run talaria.grant_transform('%s', '%s').",
+						 name, GetUserNameFromId(role, false))));
 }
 
 /* Owner (or a member of the owning role) or superuser may change it. */
 static void
 check_owner(const char *name, Oid owner, Oid caller)
 {
-	if (!superuser_arg(caller) && !has_privs_of_role(caller, owner))
+	if (!has_privs_of_role(caller, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of transform \"%s\"", name),
@@ -195,8 +234,42 @@ check_owner(const char *name, Oid owner, Oid caller)
 }
 
 /*
+ * Catalog writes run as the catalogs' owner in a restricted operation with
+ * a fixed search_path (security.c), through SPI; every statement below
+ * also names its operators and functions by schema.
+ */
+void
+tt_catalog_begin(TTPrivileged *priv)
+{
+	tt_privileged_begin(priv, tt_relation_owner(transforms_relid()));
+	SPI_connect();
+}
+
+void
+tt_catalog_end(TTPrivileged *priv)
+{
+	SPI_finish();
+	tt_privileged_end(priv);
+}
+
+/* One statement inside tt_catalog_begin/end; returns the rows processed. */
+uint64
+tt_catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
+				const char *nulls, int expected)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, argtypes, args, nulls,
+											false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "talaria catalog statement failed (%s): %s",
+			 SPI_result_code_string(ret), sql);
+	return SPI_processed;
+}
+
+/*
  * Locks the row of an existing transform and checks the caller may change
- * it.  Returns false if there is no such transform.  Runs under SPI.
+ * it.  Returns false if there is no such transform.  Inside
+ * tt_catalog_begin/end.
  */
 static bool
 lock_and_check(const char *name, Oid caller)
@@ -207,10 +280,9 @@ lock_and_check(const char *name, Oid caller)
 	Oid			owner;
 
 	args[0] = CStringGetTextDatum(name);
-	if (SPI_execute_with_args("SELECT owner FROM talaria.transforms WHERE name = $1 FOR UPDATE",
-							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read talaria.transforms");
-	if (SPI_processed == 0)
+	if (tt_catalog_exec("SELECT owner FROM talaria.transforms"
+						" WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+						1, argtypes, args, NULL, SPI_OK_SELECT) == 0)
 		return false;
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
@@ -220,16 +292,16 @@ lock_and_check(const char *name, Oid caller)
 
 /*
  * Creates or replaces a catalog row.  The caller has validated the name
- * and compiled or opened the transform.
+ * and compiled or opened the transform.  A new transform belongs to the
+ * caller and is usable by its owner only; replacing one keeps its owner
+ * and grants.
  */
 void
 tt_catalog_upsert(const char *name, const char *kind, const char *source,
 				  const char *library, const char *symbol)
 {
 	Oid			caller = GetUserId();
-	Oid			relid = transforms_relid();
-	Oid			save_userid;
-	int			save_sec;
+	TTPrivileged priv;
 	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, REGROLEOID};
 	Datum		args[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
@@ -244,29 +316,22 @@ tt_catalog_upsert(const char *name, const char *kind, const char *source,
 	nulls[3] = library ? ' ' : 'n';
 	nulls[4] = symbol ? ' ' : 'n';
 
-	/* write as the catalog's owner; an error restores the user on abort */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(table_owner(relid),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO talaria.transforms "
-							  "(name, kind, source, library, symbol, owner) "
-							  "VALUES ($1, $2, $3, $4, $5, $6) "
-							  "ON CONFLICT (name) DO NOTHING",
-							  6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into talaria.transforms");
-	if (SPI_processed == 0)
+	tt_catalog_begin(&priv);
+	if (tt_catalog_exec("INSERT INTO talaria.transforms "
+						"(name, kind, source, library, symbol, owner, created_at, updated_at) "
+						"VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.now(), pg_catalog.now()) "
+						"ON CONFLICT (name) DO NOTHING",
+						6, argtypes, args, nulls, SPI_OK_INSERT) == 0)
 	{
 		if (!lock_and_check(name, caller))
 			elog(ERROR, "transform \"%s\" vanished during registration", name);
-		if (SPI_execute_with_args("UPDATE talaria.transforms SET kind = $2, "
-								  "source = $3, library = $4, symbol = $5, "
-								  "updated_at = pg_catalog.now() WHERE name = $1",
-								  5, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update talaria.transforms");
+		(void) tt_catalog_exec("UPDATE talaria.transforms SET kind = $2, "
+							   "source = $3, library = $4, symbol = $5, "
+							   "updated_at = pg_catalog.now() "
+							   "WHERE name OPERATOR(pg_catalog.=) $1",
+							   5, argtypes, args, nulls, SPI_OK_UPDATE);
 	}
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	tt_catalog_end(&priv);
 }
 
 Datum
@@ -287,36 +352,298 @@ tt_register_lua(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* ---------------------------------------------------------------------
+ * What uses a transform: pipeline triggers and computed columns
+ * ---------------------------------------------------------------------
+ */
+
+/* talaria.ingest()'s OID, by its qualified name */
+static Oid
+ingest_function_oid(void)
+{
+	return LookupFuncName(list_make2(makeString(TT_SCHEMA), makeString("ingest")),
+						  0, NULL, false);
+}
+
+/* The first argument of a trigger tuple (tgargs is NUL-separated). */
+static char *
+trigger_first_arg(HeapTuple tup, TupleDesc desc)
+{
+	Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+	bytea	   *ba;
+
+	if (trig->tgnargs < 1)
+		return NULL;
+	d = heap_getattr(tup, Anum_pg_trigger_tgargs, desc, &isnull);
+	if (isnull)
+		return NULL;
+	ba = DatumGetByteaPP(d);
+	return pnstrdup(VARDATA_ANY(ba), strnlen(VARDATA_ANY(ba), VARSIZE_ANY_EXHDR(ba)));
+}
+
+/*
+ * The pipeline triggers (any trigger calling talaria.ingest, made by
+ * create_pipeline or by hand) whose transform is name: their OIDs.
+ */
+static List *
+pipeline_triggers_using(const char *name)
+{
+	Oid			ingest = ingest_function_oid();
+	Relation	rel = table_open(TriggerRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tup;
+	List	   *result = NIL;
+
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
+		char	   *arg;
+
+		if (trig->tgfoid != ingest)
+			continue;
+		arg = trigger_first_arg(tup, RelationGetDescr(rel));
+		if (arg && strcmp(arg, name) == 0)
+			result = lappend_oid(result, trig->oid);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+static char *
+trigger_description(Oid trigoid)
+{
+	ObjectAddress addr;
+
+	ObjectAddressSet(addr, TriggerRelationId, trigoid);
+	return getObjectDescription(&addr, false);
+}
+
+/*
+ * drop_transform's dependency check: refuses when pipelines or computed
+ * columns use the transform, or with cascade drops them (their triggers
+ * as DROP ... CASCADE drops dependent triggers, whoever owns the table).
+ * Inside tt_catalog_begin/end.
+ */
+static void
+drop_dependents(const char *name, bool cascade)
+{
+	List	   *trigs = pipeline_triggers_using(name);
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	StringInfoData detail;
+	uint64		ncols;
+	uint64		i;
+	ListCell   *lc;
+
+	args[0] = CStringGetTextDatum(name);
+	ncols = tt_catalog_exec("SELECT pg_catalog.format('computed column %s.%I', target, column_name)"
+							" FROM talaria.computed_columns"
+							" WHERE transform OPERATOR(pg_catalog.=) $1 ORDER BY 1",
+							1, argtypes, args, NULL, SPI_OK_SELECT);
+	if (trigs == NIL && ncols == 0)
+		return;
+
+	initStringInfo(&detail);
+	foreach(lc, trigs)
+		appendStringInfo(&detail, "%s%s uses transform \"%s\"",
+						 detail.len ? "\n" : "",
+						 trigger_description(lfirst_oid(lc)), name);
+	for (i = 0; i < ncols; i++)
+		appendStringInfo(&detail, "%s%s uses transform \"%s\"",
+						 detail.len ? "\n" : "",
+						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+						 name);
+	if (!cascade)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop transform \"%s\" because other objects depend on it",
+						name),
+				 errdetail("%s", detail.data),
+				 errhint("Use talaria.drop_transform('%s', cascade => true) to drop the dependent objects too.",
+						 name)));
+	ereport(NOTICE,
+			(errmsg("drop cascades to %d other object%s",
+					list_length(trigs) + (int) ncols,
+					list_length(trigs) + ncols == 1 ? "" : "s"),
+			 errdetail("%s", detail.data)));
+	foreach(lc, trigs)
+	{
+		ObjectAddress addr;
+
+		ObjectAddressSet(addr, TriggerRelationId, lfirst_oid(lc));
+		performDeletion(&addr, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+	}
+	(void) tt_catalog_exec("DELETE FROM talaria.computed_columns"
+						   " WHERE transform OPERATOR(pg_catalog.=) $1",
+						   1, argtypes, args, NULL, SPI_OK_DELETE);
+}
+
 Datum
 tt_drop_transform(PG_FUNCTION_ARGS)
 {
 	Oid			caller = GetUserId();
-	Oid			save_userid;
-	int			save_sec;
+	TTPrivileged priv;
 	char	   *name;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("transform name must not be NULL")));
+				 errmsg("transform name and cascade must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	args[0] = CStringGetTextDatum(name);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(table_owner(transforms_relid()),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
+	tt_catalog_begin(&priv);
 	if (!lock_and_check(name, caller))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("transform \"%s\" does not exist", name)));
-	if (SPI_execute_with_args("DELETE FROM talaria.transforms WHERE name = $1",
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete from talaria.transforms");
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	drop_dependents(name, PG_GETARG_BOOL(1));
+	(void) tt_catalog_exec("DELETE FROM talaria.transforms"
+						   " WHERE name OPERATOR(pg_catalog.=) $1",
+						   1, argtypes, args, NULL, SPI_OK_DELETE);
+	tt_catalog_end(&priv);
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * Privileges: talaria.grant_transform / revoke_transform
+ * ---------------------------------------------------------------------
+ */
+
+/* A role name, or PUBLIC (any case), to its OID (ACL_ID_PUBLIC for it). */
+static Oid
+grantee_oid(const char *role)
+{
+	if (pg_strcasecmp(role, "public") == 0)
+		return ACL_ID_PUBLIC;
+	return get_role_oid(role, false);
+}
+
+/*
+ * Grants (or revokes) the use of a transform: running it with
+ * transform_row and attaching it to pipelines and computed columns.  Only
+ * its owner may; the ACL item's grantor is the owner.
+ */
+static void
+change_grant(FunctionCallInfo fcinfo, bool grant)
+{
+	Oid			caller = GetUserId();
+	TTPrivileged priv;
+	char	   *name;
+	Oid			grantee;
+	Oid			owner;
+	bool		isnull;
+	Oid			argtypes[3] = {TEXTOID, OIDOID, OIDOID};
+	Datum		args[3];
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("transform name and role must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	grantee = grantee_oid(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	args[0] = CStringGetTextDatum(name);
+	args[2] = ObjectIdGetDatum(grantee);
+
+	tt_catalog_begin(&priv);
+	if (!lock_and_check(name, caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("transform \"%s\" does not exist", name)));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	args[1] = ObjectIdGetDatum(owner);
+	(void) tt_catalog_exec(grant ?
+						   "UPDATE talaria.transforms SET acl = pg_catalog.array_append("
+						   "pg_catalog.array_remove(COALESCE(acl, '{}'::pg_catalog.aclitem[]), "
+						   "pg_catalog.makeaclitem($3, $2, 'EXECUTE', false)), "
+						   "pg_catalog.makeaclitem($3, $2, 'EXECUTE', false)) "
+						   "WHERE name OPERATOR(pg_catalog.=) $1" :
+						   "UPDATE talaria.transforms SET acl = NULLIF(pg_catalog.array_remove(acl, "
+						   "pg_catalog.makeaclitem($3, $2, 'EXECUTE', false)), '{}') "
+						   "WHERE name OPERATOR(pg_catalog.=) $1",
+						   3, argtypes, args, NULL, SPI_OK_UPDATE);
+	tt_catalog_end(&priv);
+}
+
+PG_FUNCTION_INFO_V1(tt_grant_transform);
+PG_FUNCTION_INFO_V1(tt_revoke_transform);
+PG_FUNCTION_INFO_V1(tt_has_transform_privilege);
+
+Datum
+tt_grant_transform(PG_FUNCTION_ARGS)
+{
+	change_grant(fcinfo, true);
+	PG_RETURN_VOID();
+}
+
+Datum
+tt_revoke_transform(PG_FUNCTION_ARGS)
+{
+	change_grant(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * talaria.has_transform_privilege(role regrole, transform text): may role
+ * use the transform?  NULL if there is no such transform.
+ */
+Datum
+tt_has_transform_privilege(PG_FUNCTION_ARGS)
+{
+	TTCatalogRow row;
+	char	   *name;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!tt_catalog_fetch(name, &row))
+		PG_RETURN_NULL();
+	PG_RETURN_BOOL(tt_transform_usable(PG_GETARG_OID(0), row.owner, row.acl));
+}
+
+/*
+ * talaria.add_computed_column(target, column, transform): validated by
+ * talaria._validate_computed_column (as the caller, who must own the
+ * table); the table's owner must be allowed to use the transform.
+ */
+PG_FUNCTION_INFO_V1(tt_add_computed_column);
+
+Datum
+tt_add_computed_column(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[3] = {REGCLASSOID, NAMEOID, TEXTOID};
+	Datum		args[3];
+	TTCatalogRow row;
+	TTPrivileged priv;
+	char	   *name;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target, column and transform must not be null")));
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	args[2] = PG_GETARG_DATUM(2);
+	(void) tt_call_internal("_validate_computed_column", 3, argtypes, args, NULL);
+	name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!tt_catalog_fetch(name, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("transform \"%s\" does not exist", name)));
+	tt_check_transform_use(name, tt_relation_owner(DatumGetObjectId(args[0])),
+						   row.owner, row.acl);
+	tt_catalog_begin(&priv);
+	(void) tt_catalog_exec("INSERT INTO talaria.computed_columns VALUES ($1, $2, $3)"
+						   " ON CONFLICT ON CONSTRAINT computed_columns_pkey DO UPDATE"
+						   " SET transform = EXCLUDED.transform",
+						   3, argtypes, args, NULL, SPI_OK_INSERT);
+	tt_catalog_end(&priv);
 	PG_RETURN_VOID();
 }
 

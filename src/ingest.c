@@ -32,6 +32,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
@@ -47,7 +48,6 @@
 #include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
-#include "executor/spi.h"
 #include "ingest.h"
 #include "miscadmin.h"
 #include "parser/parse_relation.h"
@@ -56,6 +56,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/partcache.h"
@@ -625,42 +626,62 @@ has_flush_trigger(Relation source, Trigger *rowtrig)
 	return false;
 }
 
+/*
+ * The target's computed columns, read directly (an index scan of
+ * talaria.computed_columns' primary key (target, column_name), so in
+ * column order: no SPI, no SQL that the session's search_path could
+ * redirect).
+ */
 static void
 load_computed(IngestState *st)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
-	uint64		i;
-	int			ret;
+	Oid			catid = get_relname_relid("computed_columns",
+										  get_namespace_oid(TT_SCHEMA, false));
+	Relation	cat;
+	Relation	idx;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			i;
+	int			max = 4;
 
-	args[0] = ObjectIdGetDatum(st->target);
-	SPI_connect();
-	ret = SPI_execute_with_args("SELECT column_name::text, transform FROM talaria.computed_columns"
-								" WHERE target = $1 ORDER BY column_name",
-								1, argtypes, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read talaria.computed_columns: %s",
-			 SPI_result_code_string(ret));
-	st->ncomputed = (int) SPI_processed;
-	st->computed = MemoryContextAllocZero(st->cxt,
-										  sizeof(ComputedCol) * Max(1, st->ncomputed));
-	for (i = 0; i < SPI_processed; i++)
+	if (!OidIsValid(catid))
+		elog(ERROR, "talaria.computed_columns is missing");
+	cat = table_open(catid, AccessShareLock);
+	idx = index_open(RelationGetPrimaryKeyIndex(cat), AccessShareLock);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(st->target));
+	st->ncomputed = 0;
+	st->computed = MemoryContextAllocZero(st->cxt, sizeof(ComputedCol) * max);
+	scan = systable_beginscan_ordered(cat, idx, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext_ordered(scan, ForwardScanDirection)))
 	{
-		ComputedCol *c = &st->computed[i];
+		TupleDesc	desc = RelationGetDescr(cat);
+		bool		isnull;
+		ComputedCol *c;
 
+		if (st->ncomputed == max)
+		{
+			st->computed = repalloc(st->computed, sizeof(ComputedCol) * max * 2);
+			memset(st->computed + max, 0, sizeof(ComputedCol) * max);
+			max *= 2;
+		}
+		c = &st->computed[st->ncomputed++];
 		c->column = MemoryContextStrdup(st->cxt,
-										SPI_getvalue(SPI_tuptable->vals[i],
-													 SPI_tuptable->tupdesc, 1));
+										NameStr(*DatumGetName(heap_getattr(tup, 2, desc, &isnull))));
 		c->transform_name = MemoryContextStrdup(st->cxt,
-												SPI_getvalue(SPI_tuptable->vals[i],
-															 SPI_tuptable->tupdesc, 2));
+												TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull)));
 	}
-	SPI_finish();
+	systable_endscan_ordered(scan);
+	index_close(idx, AccessShareLock);
+	table_close(cat, AccessShareLock);
 	for (i = 0; i < st->ncomputed; i++)
 	{
 		ComputedCol *c = &st->computed[i];
 
 		c->transform = tt_transform_lookup(c->transform_name);
+		tt_transform_check_use(c->transform,
+							   st->root->ri_RelationDesc->rd_rel->relowner);
 		c->attindex = tt_target_attindex(st->tmap, c->column);
 		if (c->attindex < 0)
 			ereport(ERROR,
@@ -711,6 +732,8 @@ create_state(Relation source, Trigger *trig)
 	/* registered before anything that can fail: destroy_state cleans up */
 	remember_state(st);
 	st->transform = tt_transform_lookup(trig->tgargs[0]);
+	/* a pipeline belongs to its source table: its owner must be allowed to use it */
+	tt_transform_check_use(st->transform, source->rd_rel->relowner);
 	st->target = DatumGetObjectId(DirectFunctionCall1(regclassin,
 													  CStringGetDatum(trig->tgargs[1])));
 	if (st->target == st->source)

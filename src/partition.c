@@ -21,8 +21,9 @@
  * deadlock).  An ingest that later aborts leaves an empty partition
  * behind, as premake does.
  *
- * The worker runs as the target's owner (who may run that DDL); the
- * ingesting user needs only INSERT on the target.  When the ingesting
+ * The DDL runs as the target's owner in a security-restricted operation
+ * (security.c), wherever it runs; the ingesting user needs only INSERT on
+ * the target.  When the ingesting
  * transaction itself holds a lock the worker would wait for (it created
  * the table, or ran DDL on it), the partition is created in the ingesting
  * transaction instead: waiting for the worker would then never end.
@@ -31,11 +32,14 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "datatype/timestamp.h"
 #include "executor/spi.h"
+#include "datatype/timestamp.h"
 #include "ingest.h"
 #include "miscadmin.h"
 #include "partitioning/partbounds.h"
@@ -48,6 +52,8 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/timestamp.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
@@ -59,50 +65,105 @@ PGDLLEXPORT void tt_partition_worker_main(Datum arg);
 typedef struct TTWorkerArgs
 {
 	Oid			dboid;
-	Oid			roleid;
 	Oid			relid;
 	Timestamp	key;
 } TTWorkerArgs;
 
+/*
+ * Reads the target's talaria.time_tables row directly (an index scan of
+ * its primary key: no SPI, no SQL that the session's search_path could
+ * redirect) and hands it to fn; false if there is none.
+ */
+static bool
+time_table_row(Oid relid, void (*fn) (HeapTuple tup, TupleDesc desc, void *arg),
+			   void *arg)
+{
+	Oid			catid = get_relname_relid("time_tables",
+										  get_namespace_oid(TT_SCHEMA, false));
+	Relation	cat;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(catid))
+		elog(ERROR, "talaria.time_tables is missing");
+	cat = table_open(catid, AccessShareLock);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, RelationGetPrimaryKeyIndex(cat), true,
+							  NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		fn(tup, RelationGetDescr(cat), arg);
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+	return found;
+}
+
+typedef struct TimeTableGet
+{
+	Relation	rel;
+	TTTimeTable *tt;
+	bool		found;
+} TimeTableGet;
+
+static void
+time_table_get_fn(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	TimeTableGet *g = (TimeTableGet *) arg;
+	bool		isnull;
+	Datum		col = heap_getattr(tup, 2, desc, &isnull);
+	AttrNumber	attnum;
+
+	if (isnull)
+		return;
+	attnum = get_attnum(RelationGetRelid(g->rel), NameStr(*DatumGetName(col)));
+	if (attnum == InvalidAttrNumber)
+		return;
+	g->tt->relid = RelationGetRelid(g->rel);
+	g->tt->attnum = attnum;
+	g->tt->typid = TupleDescAttr(RelationGetDescr(g->rel), attnum - 1)->atttypid;
+	/* registered by this transaction: a worker could not see it */
+	g->tt->registered_here =
+		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
+	g->found = true;
+}
+
 bool
 tt_time_table_get(Relation rel, TTTimeTable *tt)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
-	bool		found = false;
+	TimeTableGet g = {rel, tt, false};
+
+	(void) time_table_row(RelationGetRelid(rel), time_table_get_fn, &g);
+	return g.found;
+}
+
+typedef struct TimeTableSettings
+{
+	Interval   *iv;
+	int32	   *premake;
+} TimeTableSettings;
+
+static void
+time_table_settings_fn(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	TimeTableSettings *s = (TimeTableSettings *) arg;
 	bool		isnull;
-	int			ret;
 
-	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
-	SPI_connect();
-	ret = SPI_execute_with_args("SELECT time_column::text, xmin FROM talaria.time_tables"
-								" WHERE target = $1",
-								1, argtypes, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read talaria.time_tables: %s",
-			 SPI_result_code_string(ret));
-	if (SPI_processed == 1)
-	{
-		char	   *col = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
-															SPI_tuptable->tupdesc,
-															1, &isnull));
-		AttrNumber	attnum = get_attnum(RelationGetRelid(rel), col);
+	*s->iv = *DatumGetIntervalP(heap_getattr(tup, 3, desc, &isnull));
+	*s->premake = DatumGetInt32(heap_getattr(tup, 5, desc, &isnull));
+}
 
-		if (attnum != InvalidAttrNumber)
-		{
-			tt->relid = RelationGetRelid(rel);
-			tt->attnum = attnum;
-			tt->typid = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
-			/* registered by this transaction: a worker could not see it */
-			tt->registered_here = TransactionIdIsCurrentTransactionId(
-				DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc,
-													2, &isnull)));
-			found = true;
-		}
-	}
-	SPI_finish();
-	return found;
+/* The partition interval and premake of a time table; false if none. */
+static bool
+time_table_settings(Oid relid, Interval *iv, int32 *premake)
+{
+	TimeTableSettings s = {iv, premake};
+
+	return time_table_row(relid, time_table_settings_fn, &s);
 }
 
 int64
@@ -170,23 +231,23 @@ tt_partition_covers(Relation rel, PartitionDesc pd, const TTTimeTable *tt,
 	return false;
 }
 
-/* Runs talaria._create_partition(target, key) through SPI. */
+/*
+ * Creates the partition of relid covering key: talaria._create_partition
+ * run as the table's owner in a security-restricted operation (whoever
+ * ingests, and in the worker, which connects as the bootstrap superuser).
+ */
 static void
-create_partition_sql(Oid relid, Timestamp key)
+create_partition_as_owner(Oid relid, Timestamp key)
 {
-	Oid			argtypes[2] = {OIDOID, TIMESTAMPOID};
+	Oid			argtypes[2] = {REGCLASSOID, TIMESTAMPOID};
 	Datum		args[2];
-	int			ret;
+	TTPrivileged priv;
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = TimestampGetDatum(key);
-	SPI_connect();
-	ret = SPI_execute_with_args("SELECT talaria._create_partition($1::regclass, $2)",
-								2, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "talaria._create_partition failed: %s",
-			 SPI_result_code_string(ret));
-	SPI_finish();
+	tt_privileged_begin(&priv, tt_relation_owner(relid));
+	(void) tt_call_internal("_create_partition", 2, argtypes, args, NULL);
+	tt_privileged_end(&priv);
 }
 
 /*
@@ -215,14 +276,13 @@ tt_partition_create(const TTTimeTable *tt, int64 key)
 	rel = table_open(tt->relid, NoLock);
 	here = must_create_here(rel, tt);
 	args.dboid = MyDatabaseId;
-	args.roleid = rel->rd_rel->relowner;
 	args.relid = tt->relid;
 	args.key = (Timestamp) key;
 	table_close(rel, NoLock);
 
 	if (here)
 	{
-		create_partition_sql(tt->relid, args.key);
+		create_partition_as_owner(tt->relid, args.key);
 		return;
 	}
 
@@ -244,7 +304,7 @@ tt_partition_create(const TTTimeTable *tt, int64 key)
 				(errmsg("no background worker slot free; creating the partition of \"%s\" in the ingesting transaction",
 						get_rel_name(tt->relid)),
 				 errhint("Raise max_worker_processes.")));
-		create_partition_sql(tt->relid, args.key);
+		create_partition_as_owner(tt->relid, args.key);
 		return;
 	}
 	status = WaitForBackgroundWorkerStartup(handle, &pid);
@@ -271,15 +331,120 @@ tt_partition_worker_main(Datum arg)
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.roleid, 0);
+	/*
+	 * As the bootstrap superuser, which may always connect; the work itself
+	 * runs as the table's owner (who may be a NOLOGIN role).
+	 */
+	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "talaria: creating a partition");
-	create_partition_sql(args.relid, args.key);
+	create_partition_as_owner(args.relid, args.key);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
+}
+
+/*
+ * Premake, and with drop_expired also retention, for one time table, as
+ * its owner in a security-restricted operation.  The caller must have the
+ * owner's privileges (a superuser's run_maintenance passes for every
+ * table, and still acts as each owner).
+ */
+static void
+maintain_as_owner(Oid relid, bool drop_expired)
+{
+	Oid			argtypes[2] = {REGCLASSOID, TIMESTAMPOID};
+	Oid			starttypes[2] = {INTERVALOID, TIMESTAMPOID};
+	Datum		args[2];
+	Datum		startargs[2];
+	Interval	iv;
+	int32		premake;
+	Timestamp	t;
+	TTPrivileged priv;
+	int			i;
+
+	tt_check_table_owner(relid);
+	args[0] = ObjectIdGetDatum(relid);
+	tt_privileged_begin(&priv, tt_relation_owner(relid));
+	if (time_table_settings(relid, &iv, &premake))
+	{
+		/* partitions from now (UTC wall time) through premake ahead */
+		startargs[0] = IntervalPGetDatum(&iv);
+		startargs[1] = DirectFunctionCall2(timestamptz_zone,
+										   CStringGetTextDatum("UTC"),
+										   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+		t = DatumGetTimestamp(tt_call_internal("_partition_start", 2, starttypes,
+											   startargs, NULL));
+		for (i = 0; i <= premake; i++)
+		{
+			args[1] = TimestampGetDatum(t);
+			(void) tt_call_internal("_create_partition", 2, argtypes, args, NULL);
+			t = DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval,
+													  TimestampGetDatum(t),
+													  IntervalPGetDatum(&iv)));
+		}
+		if (drop_expired)
+			(void) tt_call_internal("_drop_expired", 1, argtypes, args, NULL);
+	}
+	tt_privileged_end(&priv);
+}
+
+PG_FUNCTION_INFO_V1(tt_maintain_table);
+PG_FUNCTION_INFO_V1(tt_create_time_table);
+
+/* talaria._maintain_table(target regclass, drop_expired boolean) */
+Datum
+tt_maintain_table(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target and drop_expired must not be NULL")));
+	maintain_as_owner(PG_GETARG_OID(0), PG_GETARG_BOOL(1));
+	PG_RETURN_VOID();
+}
+
+/*
+ * talaria.create_time_table(target, time_column, partition_interval,
+ * retention, premake): validated by talaria._validate_time_table (as the
+ * caller, who must own the table), recorded as the catalog's owner, then
+ * premade as the table's owner.
+ */
+Datum
+tt_create_time_table(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[5] = {REGCLASSOID, NAMEOID, INTERVALOID, INTERVALOID, INT4OID};
+	Datum		args[5];
+	bool		nulls[5];
+	char		spinulls[5];
+	TTPrivileged priv;
+	int			i;
+
+	for (i = 0; i < 5; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i);
+		args[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+		spinulls[i] = nulls[i] ? 'n' : ' ';
+		if (nulls[i] && i != 3)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("target, time_column, partition_interval and premake must not be null")));
+	}
+	(void) tt_call_internal("_validate_time_table", 5, argtypes, args, nulls);
+	tt_catalog_begin(&priv);
+	(void) tt_catalog_exec("INSERT INTO talaria.time_tables VALUES ($1, $2, $3, $4, $5)"
+						   " ON CONFLICT ON CONSTRAINT time_tables_pkey DO UPDATE"
+						   " SET time_column = EXCLUDED.time_column,"
+						   " partition_interval = EXCLUDED.partition_interval,"
+						   " retention = EXCLUDED.retention, premake = EXCLUDED.premake",
+						   5, argtypes, args, spinulls, SPI_OK_INSERT);
+	tt_catalog_end(&priv);
+	/* the new row must be visible to _premake */
+	CommandCounterIncrement();
+	maintain_as_owner(DatumGetObjectId(args[0]), false);
+	PG_RETURN_VOID();
 }

@@ -14,6 +14,7 @@
 #define TALARIA_H
 
 #include "fmgr.h"
+#include "utils/acl.h"
 #include "utils/jsonb.h"
 #include "utils/palloc.h"
 
@@ -101,6 +102,8 @@ struct TTTransform
 	char	   *source;			/* Lua source (TopMemoryContext) */
 	char	   *library;		/* native library path */
 	char	   *symbol;			/* native symbol */
+	Oid			owner;			/* who may change it */
+	Acl		   *acl;			/* who else may use it (TopMemoryContext) */
 	const TTEngine *engine;
 	void	   *engine_state;
 };
@@ -113,18 +116,51 @@ typedef struct TTCallError
 } TTCallError;
 
 extern TTTransform *tt_transform_lookup(const char *name);
+extern void tt_transform_check_use(TTTransform *t, Oid role);
 extern int	tt_transform_call(TTTransform *t, tt_value *row,
 							  MemoryContext rowcxt, tt_value **result,
 							  TTCallError *err);
 extern tt_value *tt_transform_run(TTTransform *t, tt_value *row,
 								  MemoryContext rowcxt, bool *dropped);
 
+/* security.c: privileged work as another role, restricted, fixed path */
+typedef struct TTPrivileged
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+} TTPrivileged;
+
+extern void tt_privileged_begin(TTPrivileged *p, Oid role);
+extern void tt_privileged_end(TTPrivileged *p);
+extern Oid	tt_relation_owner(Oid relid);
+extern void tt_check_table_owner(Oid relid);
+extern char *tt_rel_name(Oid relid);
+extern Datum tt_call_internal(const char *fname, int nargs, Oid *argtypes,
+							  Datum *args, const bool *nulls);
+
 /* catalog.c */
 extern uint64 tt_catalog_generation;
 extern void tt_catalog_init(void);
-extern bool tt_catalog_fetch(const char *name, char *kind, char **source,
-							 char **library, char **symbol);
+typedef struct TTCatalogRow
+{
+	char		kind;			/* 'l' or 'n' */
+	char	   *source;
+	char	   *library;
+	char	   *symbol;
+	Oid			owner;
+	Acl		   *acl;			/* NULL: usable by its owner only */
+} TTCatalogRow;
+
+extern bool tt_catalog_fetch(const char *name, TTCatalogRow *row);
+extern bool tt_transform_usable(Oid role, Oid owner, Acl *acl);
+extern void tt_check_transform_use(const char *name, Oid role, Oid owner,
+								   Acl *acl);
 extern void tt_validate_name(const char *name);
+extern void tt_catalog_begin(TTPrivileged *priv);
+extern void tt_catalog_end(TTPrivileged *priv);
+extern uint64 tt_catalog_exec(const char *sql, int nargs, Oid *argtypes,
+							  Datum *args, const char *nulls, int expected);
 extern void tt_catalog_upsert(const char *name, const char *kind,
 							  const char *source, const char *library,
 							  const char *symbol);

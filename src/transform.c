@@ -71,13 +71,10 @@ entry_forget(TTTransform *t)
 static void
 revalidate(TTTransform *t)
 {
-	char		kind;
-	char	   *source;
-	char	   *library;
-	char	   *symbol;
+	TTCatalogRow row;
 	uint64		gen = tt_catalog_generation;
 
-	if (!tt_catalog_fetch(t->name, &kind, &source, &library, &symbol))
+	if (!tt_catalog_fetch(t->name, &row))
 	{
 		entry_forget(t);
 		ereport(ERROR,
@@ -85,8 +82,18 @@ revalidate(TTTransform *t)
 				 errmsg("transform \"%s\" does not exist", t->name),
 				 errhint("Register it with talaria.register_lua() or talaria.register_native().")));
 	}
-	if (t->valid && t->kind == kind && same_string(t->source, source) &&
-		same_string(t->library, library) && same_string(t->symbol, symbol) &&
+	/* who owns and may use it can change without the code changing */
+	if (t->acl)
+		pfree(t->acl);
+	t->acl = NULL;
+	t->owner = row.owner;
+	if (row.acl)
+	{
+		t->acl = MemoryContextAlloc(TopMemoryContext, VARSIZE(row.acl));
+		memcpy(t->acl, row.acl, VARSIZE(row.acl));
+	}
+	if (t->valid && t->kind == row.kind && same_string(t->source, row.source) &&
+		same_string(t->library, row.library) && same_string(t->symbol, row.symbol) &&
 		!(t->engine->stale && t->engine->stale(t)))
 	{
 		t->generation = gen;
@@ -94,11 +101,11 @@ revalidate(TTTransform *t)
 	}
 
 	entry_forget(t);
-	t->kind = kind;
-	t->engine = engine_for(kind);
-	t->source = top_strdup(source);
-	t->library = top_strdup(library);
-	t->symbol = top_strdup(symbol);
+	t->kind = row.kind;
+	t->engine = engine_for(row.kind);
+	t->source = top_strdup(row.source);
+	t->library = top_strdup(row.library);
+	t->symbol = top_strdup(row.symbol);
 	t->engine_state = t->engine->load(t);
 	t->valid = true;
 	t->generation = gen;
@@ -137,6 +144,16 @@ tt_transform_lookup(const char *name)
 	if (!t->valid || t->generation != tt_catalog_generation)
 		revalidate(t);
 	return t;
+}
+
+/*
+ * May role use t?  Checked once per statement (transform_row, a pipeline,
+ * a computed column), as PostgreSQL checks EXECUTE on a function.
+ */
+void
+tt_transform_check_use(TTTransform *t, Oid role)
+{
+	tt_check_transform_use(t->name, role, t->owner, t->acl);
 }
 
 /* Cheap check for callers that cached the pointer. */

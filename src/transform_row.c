@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "talaria.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -21,6 +22,7 @@ typedef struct RowCallCache
 {
 	char		name[TT_NAME_MAXLEN + 1];
 	TTTransform *transform;
+	uint64		checked_at;		/* catalog generation of the use check */
 	MemoryContext rowcxt;
 } RowCallCache;
 
@@ -53,6 +55,14 @@ tt_transform_row(PG_FUNCTION_ARGS)
 		cache->transform = NULL;
 		cache->transform = tt_transform_lookup(name);
 		strlcpy(cache->name, name, sizeof(cache->name));
+		cache->checked_at = 0;
+	}
+	if (cache->checked_at != tt_catalog_generation)
+	{
+		/* the lookup above or this one brings the entry up to date */
+		cache->transform = tt_transform_lookup(cache->name);
+		tt_transform_check_use(cache->transform, GetUserId());
+		cache->checked_at = tt_catalog_generation;
 	}
 
 	MemoryContextSwitchTo(cache->rowcxt);

@@ -1,0 +1,379 @@
+/* talaria_transform 0.1.0 -> 0.2.0: security (issue 10) */
+
+\echo Use "ALTER EXTENSION talaria_transform UPDATE TO '0.2.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------
+-- Transforms get privileges: an ACL of the roles allowed to use them
+-- (run with transform_row, attach to pipelines and computed columns).
+-- A new transform is usable by its owner only.  Transforms registered
+-- under 0.1.0 were usable by every role: they keep that (granted to
+-- PUBLIC here); their owners can revoke it with talaria.revoke_transform.
+-- ---------------------------------------------------------------------
+ALTER TABLE talaria.transforms ADD COLUMN acl aclitem[];
+UPDATE talaria.transforms
+   SET acl = ARRAY[pg_catalog.makeaclitem(0, owner, 'EXECUTE', false)];
+COMMENT ON COLUMN talaria.transforms.acl IS 'Who else may use the transform (talaria.grant_transform); NULL: its owner only';
+
+CREATE FUNCTION talaria.grant_transform(transform text, "role" text) RETURNS void
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT
+    AS 'MODULE_PATHNAME', 'tt_grant_transform';
+COMMENT ON FUNCTION talaria.grant_transform(text, text) IS 'Allow a role (or PUBLIC) to run the transform and attach it to pipelines and computed columns (owner only)';
+
+CREATE FUNCTION talaria.revoke_transform(transform text, "role" text) RETURNS void
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT
+    AS 'MODULE_PATHNAME', 'tt_revoke_transform';
+COMMENT ON FUNCTION talaria.revoke_transform(text, text) IS 'Take back what talaria.grant_transform gave (owner only)';
+
+CREATE FUNCTION talaria.has_transform_privilege("role" regrole, transform text) RETURNS boolean
+    LANGUAGE c STABLE STRICT
+    AS 'MODULE_PATHNAME', 'tt_has_transform_privilege';
+COMMENT ON FUNCTION talaria.has_transform_privilege(regrole, text) IS 'May the role use the transform?  NULL if there is no such transform';
+
+-- A transform in use is not dropped silently.
+DROP FUNCTION talaria.drop_transform(text);
+CREATE FUNCTION talaria.drop_transform(name text, "cascade" boolean DEFAULT false) RETURNS void
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT
+    AS 'MODULE_PATHNAME', 'tt_drop_transform';
+COMMENT ON FUNCTION talaria.drop_transform(text, boolean) IS 'Drop a transform (owner only); refuses while pipelines or computed columns use it, unless cascade';
+
+-- ---------------------------------------------------------------------
+-- Time tables: the catalog itself refuses settings maintenance cannot use
+-- (NOT VALID: a 0.1.0 row that breaks them is left for its owner to fix).
+-- ---------------------------------------------------------------------
+ALTER TABLE talaria.time_tables
+    ADD CONSTRAINT time_tables_interval_check CHECK (
+        partition_interval IN (interval '1 day', interval '1 week', interval '1 month')
+        OR (partition_interval >= interval '1 hour' AND partition_interval < interval '1 day'
+            AND date_part('month', partition_interval) = 0 AND date_part('day', partition_interval) = 0
+            AND date_part('minute', partition_interval) = 0 AND date_part('second', partition_interval) = 0
+            AND 24 % date_part('hour', partition_interval)::int = 0)) NOT VALID,
+    ADD CONSTRAINT time_tables_retention_check CHECK (retention > interval '0') NOT VALID,
+    ADD CONSTRAINT time_tables_premake_check CHECK (premake >= 0) NOT VALID;
+
+-- The 0.1.0 catalog writers were SECURITY DEFINER functions executable by
+-- PUBLIC; their work is now done by C functions that check the caller and
+-- write as the catalog's owner with a fixed search_path.
+DROP FUNCTION talaria.create_time_table(regclass, name, interval, interval, int);
+DROP FUNCTION talaria.add_computed_column(regclass, name, text);
+DROP FUNCTION talaria._record_time_table(regclass, name, interval, interval, int);
+DROP FUNCTION talaria._record_computed_column(regclass, name, text);
+DROP FUNCTION talaria._check_session_owns(regclass);
+
+-- Internal: create_time_table's checks, run as the caller.
+CREATE FUNCTION talaria._validate_time_table(target regclass, time_column name,
+        partition_interval interval, retention interval, premake int) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    c       record;
+    keycol  name;
+    typ     regtype;
+BEGIN
+    SELECT * INTO c FROM pg_class WHERE oid = target;
+    IF c.relkind <> 'p' THEN
+        RAISE EXCEPTION '"%" is not a partitioned table', target
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Declare it with PARTITION BY RANGE (' || quote_ident(time_column) || ').';
+    END IF;
+    IF NOT pg_has_role(c.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', target USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+     WHERE a.attrelid = target AND a.attname = time_column AND NOT a.attisdropped AND a.attnum > 0;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', time_column, target
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT a.attname INTO keycol FROM pg_partitioned_table p
+      JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+     WHERE p.partrelid = target AND p.partstrat = 'r' AND p.partnatts = 1;
+    IF keycol IS DISTINCT FROM time_column THEN
+        RAISE EXCEPTION 'table "%" is not partitioned by range on column "%"', target, time_column
+            USING ERRCODE = 'invalid_table_definition',
+                  DETAIL = 'Partition key: ' || pg_get_partkeydef(target) || '.',
+                  HINT = 'Declare it with PARTITION BY RANGE (' || quote_ident(time_column) || ').';
+    END IF;
+    IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'column "%" of table "%" has type %', time_column, target, typ
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'The time column must be timestamptz, timestamp or date.';
+    END IF;
+    IF NOT (partition_interval IN (interval '1 day', interval '1 week', interval '1 month')
+            OR (partition_interval >= interval '1 hour' AND partition_interval < interval '1 day'
+                AND date_part('month', partition_interval) = 0 AND date_part('day', partition_interval) = 0
+                AND date_part('minute', partition_interval) = 0 AND date_part('second', partition_interval) = 0
+                AND 24 % date_part('hour', partition_interval)::int = 0)) THEN
+        RAISE EXCEPTION 'invalid partition_interval "%" for table "%"', partition_interval, target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use 1 month, 1 week, 1 day, or a number of hours dividing 24 (1, 2, 3, 4, 6, 8, 12 hours).';
+    END IF;
+    IF typ = 'date'::regtype AND partition_interval < interval '1 day' THEN
+        RAISE EXCEPTION 'partition_interval "%" is shorter than a day, but column "%" is a date', partition_interval, time_column
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retention IS NOT NULL AND retention <= interval '0' THEN
+        RAISE EXCEPTION 'retention "%" for table "%" must be positive', retention, target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use NULL to keep every partition.';
+    END IF;
+    IF premake < 0 THEN
+        RAISE EXCEPTION 'premake % for table "%" must not be negative', premake, target
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(c.relname) + length('_pYYYYMMDD_HH24MI') > 63 THEN
+        RAISE EXCEPTION 'table name "%" is too long for partition names', c.relname
+            USING ERRCODE = 'name_too_long';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION talaria._validate_time_table(regclass, name, interval, interval, int) FROM PUBLIC;
+
+CREATE FUNCTION talaria.create_time_table(target regclass, time_column name,
+        partition_interval interval DEFAULT '1 day', retention interval DEFAULT NULL,
+        premake int DEFAULT 2) RETURNS void
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT
+    AS 'MODULE_PATHNAME', 'tt_create_time_table';
+COMMENT ON FUNCTION talaria.create_time_table(regclass, name, interval, interval, int) IS 'Make a RANGE-partitioned table a time table: partitions on demand, premake, retention';
+
+-- Internal: add_computed_column's checks, run as the caller.
+CREATE FUNCTION talaria._validate_computed_column(target regclass, "column" name, transform text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    c record;
+    a record;
+BEGIN
+    SELECT * INTO c FROM pg_class WHERE oid = target;
+    IF c.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', target USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT pg_has_role(c.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', target USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT * INTO a FROM pg_attribute
+     WHERE attrelid = target AND attname = "column" AND attnum > 0 AND NOT attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table "%" does not exist', "column", target
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF a.attgenerated <> '' OR a.attidentity <> '' THEN
+        RAISE EXCEPTION 'column "%" of table "%" is generated or an identity column', "column", target
+            USING ERRCODE = 'invalid_column_definition';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM talaria.transforms t WHERE t.name = transform) THEN
+        RAISE EXCEPTION 'transform "%" does not exist', transform
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Register it with talaria.register_lua() or talaria.register_native().';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION talaria._validate_computed_column(regclass, name, text) FROM PUBLIC;
+
+CREATE FUNCTION talaria.add_computed_column(target regclass, "column" name, transform text) RETURNS void
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT
+    AS 'MODULE_PATHNAME', 'tt_add_computed_column';
+COMMENT ON FUNCTION talaria.add_computed_column(regclass, name, text) IS 'Set column from the transform''s scalar result for every row a pipeline stores into target';
+
+-- ---------------------------------------------------------------------
+-- Work on a user's table runs as its owner: _create_partition and
+-- _drop_expired are reached only through C (the ingest trigger, the
+-- partition worker, create_time_table, _maintain_table), which switches
+-- to the table's owner in a security-restricted operation first.  They
+-- refuse to run as anyone else.
+-- ---------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION talaria._create_partition(target regclass, t timestamp) RETURNS regclass
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    tt      talaria.time_tables;
+    lo      timestamp;
+    hi      timestamp;
+    nsp     name;
+    rel     name;
+    owner   regrole;
+    typ     regtype;
+    pname   text;
+    part    regclass;
+BEGIN
+    SELECT n.nspname, c.relname, c.relowner::regrole INTO nsp, rel, owner
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = target;
+    IF owner IS DISTINCT FROM current_user::regrole THEN
+        RAISE EXCEPTION 'talaria._create_partition must run as the owner of table %', target
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT * INTO tt FROM talaria.time_tables WHERE time_tables.target = _create_partition.target;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" is not a time table', target
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Register it with talaria.create_time_table().';
+    END IF;
+    PERFORM pg_advisory_xact_lock(1952541806, target::oid::int);
+    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+     WHERE a.attrelid = target AND a.attname = tt.time_column;
+    lo := talaria._partition_start(tt.partition_interval, t);
+    hi := lo + tt.partition_interval;
+    pname := rel || '_p' || to_char(lo, CASE WHEN tt.partition_interval < interval '1 day'
+                                             THEN 'YYYYMMDD_HH24MI' ELSE 'YYYYMMDD' END);
+    part := to_regclass(format('%I.%I', nsp, pname));
+    IF part IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = part AND inhparent = target) THEN
+            RAISE EXCEPTION 'table "%" exists but is not a partition of "%"', part, target
+                USING ERRCODE = 'duplicate_table';
+        END IF;
+        RETURN part;
+    END IF;
+    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS'
+                   ' INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS)',
+                   nsp, pname, target);
+    EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%s) TO (%s)',
+                   target, nsp, pname,
+                   talaria._partition_literal(typ, lo), talaria._partition_literal(typ, hi));
+    RETURN format('%I.%I', nsp, pname)::regclass;
+END
+$$;
+REVOKE ALL ON FUNCTION talaria._create_partition(regclass, timestamp) FROM PUBLIC;
+
+-- Premake is done in C (talaria._maintain_table), as the owner.
+DROP FUNCTION talaria._premake(regclass);
+
+-- Drops the partitions of target wholly older than its retention.
+-- Dropping takes ACCESS EXCLUSIVE on the parent; it is tried with NOWAIT
+-- so that ingesters never queue behind it: a table in use is skipped
+-- (NOTICE) and handled by a later run.
+CREATE FUNCTION talaria._drop_expired(target regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    tt      talaria.time_tables;
+    p       record;
+    typ     regtype;
+    upper   timestamp;
+    cutoff  timestamp;
+BEGIN
+    SELECT * INTO tt FROM talaria.time_tables WHERE time_tables.target = _drop_expired.target;
+    IF NOT FOUND OR tt.retention IS NULL THEN
+        RETURN;
+    END IF;
+    IF (SELECT relowner::regrole FROM pg_class WHERE oid = target) <> current_user::regrole THEN
+        RAISE EXCEPTION 'talaria._drop_expired must run as the owner of table %', target
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    cutoff := (now() AT TIME ZONE 'UTC')::timestamp - tt.retention;
+    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+     WHERE a.attrelid = tt.target AND a.attname = tt.time_column;
+    FOR p IN SELECT i.inhrelid::regclass AS part,
+                    substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']*)''\)') AS hi
+               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = tt.target ORDER BY 1::text LOOP
+        CONTINUE WHEN p.hi IS NULL;
+        upper := CASE WHEN typ = 'timestamptz'::regtype
+                      THEN (p.hi::timestamptz AT TIME ZONE 'UTC')::timestamp
+                      ELSE p.hi::timestamp END;
+        CONTINUE WHEN upper > cutoff;
+        BEGIN
+            EXECUTE format('LOCK TABLE ONLY %s, %s IN ACCESS EXCLUSIVE MODE NOWAIT',
+                           tt.target, p.part);
+            EXECUTE format('DROP TABLE %s', p.part);
+        EXCEPTION WHEN lock_not_available THEN
+            RAISE NOTICE 'partition "%" is in use; it will be dropped by a later run_maintenance()', p.part;
+        END;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION talaria._drop_expired(regclass) FROM PUBLIC;
+
+-- Premake and retention for one time table, as its owner; the caller must
+-- have the owner's privileges.
+CREATE FUNCTION talaria._maintain_table(target regclass, drop_expired boolean) RETURNS void
+    LANGUAGE c VOLATILE CALLED ON NULL INPUT
+    AS 'MODULE_PATHNAME', 'tt_maintain_table';
+
+-- Every time table the caller may maintain (its own, or all for a
+-- superuser), each as its owner.
+CREATE OR REPLACE FUNCTION talaria.run_maintenance() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    target regclass;
+BEGIN
+    FOR target IN SELECT t.target FROM talaria.time_tables t JOIN pg_class c ON c.oid = t.target
+                   WHERE pg_has_role(c.relowner, 'USAGE') ORDER BY t.target::text LOOP
+        PERFORM talaria._maintain_table(target, true);
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------------
+-- Pipelines: the source's owner must be allowed to use the transform;
+-- the trigger names its target schema-qualified (resolved the same way
+-- whatever the ingesting session's search_path).
+-- ---------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION talaria.create_pipeline(source regclass, target regclass, transform text,
+        on_error text DEFAULT 'abort') RETURNS void
+    LANGUAGE plpgsql CALLED ON NULL INPUT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s   record;
+    t   record;
+    args text;
+BEGIN
+    IF source IS NULL OR target IS NULL OR transform IS NULL OR on_error IS NULL THEN
+        RAISE EXCEPTION 'source, target, transform and on_error must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF on_error NOT IN ('abort', 'dead_letter') THEN
+        RAISE EXCEPTION 'invalid on_error "%"', on_error
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''abort'' or ''dead_letter''.';
+    END IF;
+    SELECT c.*, n.nspname INTO s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = source;
+    SELECT c.*, n.nspname INTO t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = target;
+    IF s.relkind <> 'r' THEN
+        RAISE EXCEPTION 'pipeline source "%" is not a plain table', source
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF t.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'pipeline target "%" is not a table', target
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF source = target THEN
+        RAISE EXCEPTION 'pipeline source and target are the same table "%"', source
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT pg_has_role(s.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', source USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT pg_has_role(t.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', target USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM talaria.transforms x WHERE x.name = transform) THEN
+        RAISE EXCEPTION 'transform "%" does not exist', transform
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Register it with talaria.register_lua() or talaria.register_native().';
+    END IF;
+    IF NOT talaria.has_transform_privilege(s.relowner::regrole, transform) THEN
+        RAISE EXCEPTION 'permission denied for transform "%"', transform
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Role "%s", the owner of table %s, may not use it.', s.relowner::regrole, source),
+                  HINT = 'Its owner can run talaria.grant_transform().';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgfoid = 'talaria.ingest()'::regprocedure) THEN
+        RAISE EXCEPTION 'table "%" already has a pipeline', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'A source feeds one pipeline; drop its talaria_ingest triggers first.';
+    END IF;
+    args := format('%L, %L, %L', transform, format('%I.%I', t.nspname, t.relname), on_error);
+    EXECUTE format('CREATE TRIGGER talaria_ingest BEFORE INSERT ON %I.%I FOR EACH ROW'
+                   ' EXECUTE FUNCTION talaria.ingest(%s)', s.nspname, s.relname, args);
+    EXECUTE format('CREATE TRIGGER talaria_ingest_flush AFTER INSERT ON %I.%I FOR EACH STATEMENT'
+                   ' EXECUTE FUNCTION talaria.ingest(%s)', s.nspname, s.relname, args);
+END
+$$;
