@@ -1,0 +1,78 @@
+# ALTER EXTENSION talaria_transform UPDATE from every released version, on a
+# database in use: transforms, time tables, computed columns and pipelines
+# made under the old version keep working, and the new version's rules hold
+# afterwards.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->start;
+
+# every released version (install scripts named talaria_transform--X.sql)
+my $sharedir = `pg_config --sharedir`;
+chomp $sharedir;
+my @released = sort map { m{talaria_transform--([0-9.]+)\.sql$} ? $1 : () }
+  glob("$sharedir/extension/talaria_transform--*.sql");
+ok(@released >= 1, 'found released versions: ' . join(', ', @released));
+my $default = $node->safe_psql('postgres',
+	q{SELECT default_version FROM pg_available_extensions WHERE name = 'talaria_transform'});
+
+foreach my $from (@released)
+{
+	my $db = "from_" . ($from =~ s/\./_/gr);
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, qq{
+		CREATE EXTENSION talaria_transform VERSION '$from';
+		CREATE ROLE regress_up_$db LOGIN;
+		GRANT USAGE ON SCHEMA talaria TO regress_up_$db;
+		SELECT talaria.register_lua('pass', 'function main(r) return r end');
+		SELECT talaria.register_lua('seven', 'function main(r) return 7 end');
+		CREATE TABLE ev (ts timestamptz NOT NULL, v int, n int) PARTITION BY RANGE (ts);
+		CREATE TABLE raw (ts timestamptz, v int);
+		SELECT talaria.create_time_table('ev', 'ts', '1 day', '30 days', 0);
+		SELECT talaria.add_computed_column('ev', 'n', 'seven');
+		SELECT talaria.create_pipeline('raw', 'ev', 'pass');
+		INSERT INTO raw VALUES ('2001-02-03 04:05:06+00', 1);
+	});
+	$node->safe_psql($db, 'ALTER EXTENSION talaria_transform UPDATE');
+	is($node->safe_psql($db,
+		q{SELECT extversion FROM pg_extension WHERE extname = 'talaria_transform'}),
+		$default, "$from: updated to $default");
+
+	# old objects keep working
+	$node->safe_psql($db, q{INSERT INTO raw VALUES ('2001-02-04 04:05:06+00', 2)});
+	is($node->safe_psql($db, q{SELECT string_agg(v || ':' || n, ',' ORDER BY v) FROM ev}),
+		'1:7,2:7', "$from: the old pipeline and computed column still store rows");
+	is($node->safe_psql($db, q{SELECT talaria.transform_row('pass', '{"a": 1}')}),
+		'{"a": 1}', "$from: transform_row");
+	# transforms of the old version stay usable by everyone, as they were
+	is($node->safe_psql($db, "SET ROLE regress_up_$db; SELECT talaria.transform_row('pass', '{\"b\": 2}')"),
+		'{"b": 2}', "$from: an old transform is still usable by another role");
+	# the new version's rules hold
+	my ($ret, $out, $err) = $node->psql($db, q{SELECT talaria.drop_transform('pass')});
+	like($err, qr/because other objects depend on it/, "$from: a transform in use is not dropped");
+	($ret, $out, $err) = $node->psql($db,
+		"SET ROLE regress_up_$db; SELECT talaria._create_partition('ev', '2001-03-01')");
+	like($err, qr/permission denied for function _create_partition/,
+		"$from: internal helpers are not callable by PUBLIC");
+	$node->safe_psql($db, q{SELECT talaria.run_maintenance()});
+	is($node->safe_psql($db,
+		q{SELECT count(*) FROM pg_inherits WHERE inhparent = 'ev'::regclass AND inhrelid::regclass::text < 'ev_p2020'}),
+		'0', "$from: run_maintenance drops past retention");
+	$node->safe_psql($db, "DROP OWNED BY regress_up_$db");
+	$node->safe_psql('postgres', "DROP DATABASE $db");
+	$node->safe_psql('postgres', "DROP ROLE regress_up_$db");
+}
+
+# a fresh install at the default version equals the update chain's result
+$node->safe_psql('postgres', 'CREATE EXTENSION talaria_transform');
+is($node->safe_psql('postgres',
+	q{SELECT extversion FROM pg_extension WHERE extname = 'talaria_transform'}),
+	$default, 'a fresh install is at the default version');
+
+$node->stop;
+done_testing();
