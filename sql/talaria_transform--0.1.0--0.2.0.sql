@@ -377,3 +377,13 @@ BEGIN
                    ' EXECUTE FUNCTION talaria.ingest(%s)', s.nspname, s.relname, args);
 END
 $$;
+
+-- ---------------------------------------------------------------------
+-- pg_dump carries the catalogs: transforms (with owners and grants),
+-- time tables, computed columns and dead letters.  Pipelines are triggers
+-- on the users' tables and are dumped with them.
+-- ---------------------------------------------------------------------
+SELECT pg_catalog.pg_extension_config_dump('talaria.transforms', '');
+SELECT pg_catalog.pg_extension_config_dump('talaria.time_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('talaria.computed_columns', '');
+SELECT pg_catalog.pg_extension_config_dump('talaria.dead_letters', '');

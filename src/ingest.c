@@ -1176,9 +1176,8 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 			(errmsg_internal("talaria: COPY into \"%s\" feeds its pipeline directly (%s reader)",
 							 RelationGetRelationName(rel),
 							 reader != NULL ? "talaria's" : "PostgreSQL's")));
-	st = find_state(trig->tgoid);
-	if (st == NULL)
-		st = create_state(rel, trig);
+	/* the pipeline is set up at the first row, as through the trigger */
+	st = NULL;
 
 	AfterTriggerBeginQuery();
 	errcb.callback = CopyFromErrorCallback;
@@ -1200,13 +1199,16 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 		MemoryContextSwitchTo(old);
 		if (!more)
 			break;
+		if (st == NULL && (st = find_state(trig->tgoid)) == NULL)
+			st = create_state(rel, trig);
 		process_row(st, values, nulls);
 		pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, ++rows);
 	}
 	error_context_stack = errcb.previous;
 
 	/* what the statement trigger does: flush, close */
-	destroy_state(st);
+	if (st != NULL)
+		destroy_state(st);
 	AfterTriggerEndQuery(estate);
 	ExecCloseResultRelations(estate);
 	FreeExecutorState(estate);
