@@ -658,6 +658,44 @@ epoch_to_pg(TTTargetCol *col, const tt_value *v, Timestamp *out, TTCallError *er
 	return true;
 }
 
+/*
+ * A timestamp value of the tree into a time column, stored exactly as
+ * PostgreSQL's own input of the text the transform saw would store it: in
+ * its own type unchanged, into another time type by PostgreSQL's cast
+ * (which reads and writes local time in the session's TimeZone, as the
+ * text would be read).  Values a native plugin makes are instants
+ * (timestamptz).
+ */
+static Datum
+timestamp_as(TTTargetCol *col, const tt_value *v)
+{
+	Datum		pg = tt_timestamp_to_pg(v->u.ts);
+	Datum		date;
+
+	switch (v->host_tag)
+	{
+		case TT_TS_TIMESTAMP:
+			if (col->kind == TK_TIMESTAMP)
+				return pg;
+			if (col->kind == TK_TIMESTAMPTZ)
+				return DirectFunctionCall1(timestamp_timestamptz, pg);
+			return DirectFunctionCall1(timestamp_date, pg);
+		case TT_TS_DATE:
+			date = DirectFunctionCall1(timestamp_date, pg);
+			if (col->kind == TK_DATE)
+				return date;
+			if (col->kind == TK_TIMESTAMP)
+				return DirectFunctionCall1(date_timestamp, date);
+			return DirectFunctionCall1(date_timestamptz, date);
+		default:
+			if (col->kind == TK_TIMESTAMPTZ)
+				return pg;
+			if (col->kind == TK_TIMESTAMP)
+				return DirectFunctionCall1(timestamptz_timestamp, pg);
+			return DirectFunctionCall1(timestamptz_date, pg);
+	}
+}
+
 static bool
 convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 			  Datum *value, const char *transform, TTCallError *err)
@@ -771,7 +809,10 @@ convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 		case TK_TIMESTAMP:
 		case TK_DATE:
 			if (v->type == TT_TIMESTAMP)
-				ts = DatumGetTimestamp(tt_timestamp_to_pg(v->u.ts));
+			{
+				*value = timestamp_as(col, v);
+				return true;
+			}
 			else if (v->type == TT_INT || v->type == TT_FLOAT)
 			{
 				if (!epoch_to_pg(col, v, &ts, err))
