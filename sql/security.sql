@@ -169,7 +169,7 @@ SELECT talaria._create_partition('alice.ev', '2001-02-10');
 SELECT talaria._maintain_table('alice.ev', true);
 SELECT talaria.create_time_table('alice.ev', 'ts', '1 hour');
 SELECT talaria.add_computed_column('alice.ev', 'v', 'alice_pass');
-SELECT talaria._validate_time_table('alice.ev', 'ts', '0 seconds', NULL, 0);
+SELECT talaria._validate_time_table('alice.ev', 'ts', '0 seconds', NULL, 0, NULL, NULL);
 SELECT p.proname, has_function_privilege(p.oid, 'EXECUTE') AS callable
   FROM pg_proc p WHERE p.pronamespace = 'talaria'::regnamespace AND p.proname LIKE '\_%'
  ORDER BY 1;

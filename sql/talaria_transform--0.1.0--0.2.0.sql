@@ -50,6 +50,14 @@ ALTER TABLE talaria.time_tables
     ADD CONSTRAINT time_tables_retention_check CHECK (retention > interval '0') NOT VALID,
     ADD CONSTRAINT time_tables_premake_check CHECK (premake >= 0) NOT VALID;
 
+-- The accepted window of row times: a row older than now - max_past or
+-- newer than now + max_future is that row's error (dead letter), not a new
+-- partition.  NULL: no limit but the hard one (years 1 to 9999).  Time
+-- tables of 0.1.0 keep no limit.
+ALTER TABLE talaria.time_tables
+    ADD COLUMN max_past interval CHECK (max_past > interval '0'),
+    ADD COLUMN max_future interval CHECK (max_future > interval '0');
+
 -- The 0.1.0 catalog writers were SECURITY DEFINER functions executable by
 -- PUBLIC; their work is now done by C functions that check the caller and
 -- write as the catalog's owner with a fixed search_path.
@@ -61,7 +69,8 @@ DROP FUNCTION talaria._check_session_owns(regclass);
 
 -- Internal: create_time_table's checks, run as the caller.
 CREATE FUNCTION talaria._validate_time_table(target regclass, time_column name,
-        partition_interval interval, retention interval, premake int) RETURNS void
+        partition_interval interval, retention interval, premake int,
+        max_past interval, max_future interval) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -121,20 +130,26 @@ BEGIN
         RAISE EXCEPTION 'premake % for table "%" must not be negative', premake, target
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF max_past <= interval '0' OR max_future <= interval '0' THEN
+        RAISE EXCEPTION 'max_past and max_future for table "%" must be positive', target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use NULL for no limit.';
+    END IF;
     IF length(c.relname) + length('_pYYYYMMDD_HH24MI') > 63 THEN
         RAISE EXCEPTION 'table name "%" is too long for partition names', c.relname
             USING ERRCODE = 'name_too_long';
     END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION talaria._validate_time_table(regclass, name, interval, interval, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION talaria._validate_time_table(regclass, name, interval, interval, int, interval, interval) FROM PUBLIC;
 
 CREATE FUNCTION talaria.create_time_table(target regclass, time_column name,
         partition_interval interval DEFAULT '1 day', retention interval DEFAULT NULL,
-        premake int DEFAULT 2) RETURNS void
+        premake int DEFAULT 2, max_past interval DEFAULT NULL,
+        max_future interval DEFAULT '1 year') RETURNS void
     LANGUAGE c VOLATILE CALLED ON NULL INPUT
     AS 'MODULE_PATHNAME', 'tt_create_time_table';
-COMMENT ON FUNCTION talaria.create_time_table(regclass, name, interval, interval, int) IS 'Make a RANGE-partitioned table a time table: partitions on demand, premake, retention';
+COMMENT ON FUNCTION talaria.create_time_table(regclass, name, interval, interval, int, interval, interval) IS 'Make a RANGE-partitioned table a time table: partitions on demand, premake, retention, accepted window';
 
 -- Internal: add_computed_column's checks, run as the caller.
 CREATE FUNCTION talaria._validate_computed_column(target regclass, "column" name, transform text) RETURNS void

@@ -864,6 +864,22 @@ convert_result(IngestState *st, tt_value *result, TTCallError *err)
 		err->sqlerrcode = ERRCODE_NOT_NULL_VIOLATION;
 		return false;
 	}
+	if (st->is_time &&
+		!tt_time_accepted(&st->tt, tt_time_key(slot->tts_values[st->tt.attnum - 1],
+											   st->tt.typid)))
+	{
+		Datum		t = slot->tts_values[st->tt.attnum - 1];
+		Oid			out;
+		bool		varlena;
+
+		getTypeOutputInfo(st->tt.typid, &out, &varlena);
+		err->message = psprintf("time %s in column \"%s\" is outside the accepted window of time table \"%s\" (%s)",
+								OidOutputFunctionCall(out, t),
+								get_attname(st->target, st->tt.attnum, false),
+								get_rel_name(st->target), st->tt.window);
+		err->sqlerrcode = ERRCODE_DATETIME_VALUE_OUT_OF_RANGE;
+		return false;
+	}
 	ExecStoreVirtualTuple(slot);
 	return true;
 }

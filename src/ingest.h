@@ -76,13 +76,27 @@ typedef struct TTTimeTable
 	AttrNumber	attnum;			/* the partition key column */
 	Oid			typid;			/* timestamptz, timestamp or date */
 	bool		registered_here;	/* by the current transaction */
+	int64		accept_lo;		/* accepted keys: [accept_lo, accept_hi] */
+	int64		accept_hi;
+	char	   *window;			/* the accepted window, for messages */
 } TTTimeTable;
 
-/* Looks the target up in talaria.time_tables (SPI; once per statement). */
+/*
+ * Looks the target up in talaria.time_tables (an index scan; once per
+ * statement) and computes the accepted window of row times from its
+ * max_past and max_future around the transaction's start.
+ */
 extern bool tt_time_table_get(Relation rel, TTTimeTable *tt);
 
 /* The key as microseconds since 2000-01-01 (UTC wall time). */
 extern int64 tt_time_key(Datum d, Oid typid);
+
+/* Is the key inside the time table's accepted window? */
+static inline bool
+tt_time_accepted(const TTTimeTable *tt, int64 key)
+{
+	return key >= tt->accept_lo && key <= tt->accept_hi;
+}
 
 /*
  * Does a partition (or the default partition) of rel cover the key?  On

@@ -110,6 +110,40 @@ typedef struct TimeTableGet
 	bool		found;
 } TimeTableGet;
 
+/*
+ * Whatever max_past and max_future say, row times must lie in [year 1,
+ * year 10000): partitions are named by four-digit years after Christ, and
+ * their bounds must be representable (infinity, BC dates and year 294276
+ * are no partition's).
+ */
+#define TT_KEY_MIN	INT64CONST(-63082281600000000)	/* 0001-01-01 00:00 */
+#define TT_KEY_MAX	INT64CONST(252455615999999999)	/* 9999-12-31 23:59:59.999999 */
+
+static int64
+window_bound(Interval *iv, bool past)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz t;
+
+	/* the interval arithmetic may overflow: then the hard limit holds */
+	PG_TRY();
+	{
+		t = DatumGetTimestampTz(DirectFunctionCall2(past ? timestamptz_mi_interval :
+													timestamptz_pl_interval,
+													TimestampTzGetDatum(now),
+													IntervalPGetDatum(iv)));
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+		t = past ? TT_KEY_MIN : TT_KEY_MAX;
+	}
+	PG_END_TRY();
+	if (past)
+		return Max(t, TT_KEY_MIN);
+	return Min(t, TT_KEY_MAX);
+}
+
 static void
 time_table_get_fn(HeapTuple tup, TupleDesc desc, void *arg)
 {
@@ -117,6 +151,8 @@ time_table_get_fn(HeapTuple tup, TupleDesc desc, void *arg)
 	bool		isnull;
 	Datum		col = heap_getattr(tup, 2, desc, &isnull);
 	AttrNumber	attnum;
+	Datum		d;
+	StringInfoData w;
 
 	if (isnull)
 		return;
@@ -129,6 +165,29 @@ time_table_get_fn(HeapTuple tup, TupleDesc desc, void *arg)
 	/* registered by this transaction: a worker could not see it */
 	g->tt->registered_here =
 		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
+	g->tt->accept_lo = TT_KEY_MIN;
+	g->tt->accept_hi = TT_KEY_MAX;
+	initStringInfo(&w);
+	if (desc->natts >= 7)
+	{
+		d = heap_getattr(tup, 6, desc, &isnull);
+		if (!isnull)
+		{
+			g->tt->accept_lo = window_bound(DatumGetIntervalP(d), true);
+			appendStringInfo(&w, "max_past %s",
+							 DatumGetCString(DirectFunctionCall1(interval_out, d)));
+		}
+		d = heap_getattr(tup, 7, desc, &isnull);
+		if (!isnull)
+		{
+			g->tt->accept_hi = window_bound(DatumGetIntervalP(d), false);
+			appendStringInfo(&w, "%smax_future %s", w.len ? ", " : "",
+							 DatumGetCString(DirectFunctionCall1(interval_out, d)));
+		}
+	}
+	if (w.len == 0)
+		appendStringInfoString(&w, "years 1 to 9999");
+	g->tt->window = w.data;
 	g->found = true;
 }
 
@@ -410,38 +469,40 @@ tt_maintain_table(PG_FUNCTION_ARGS)
 
 /*
  * talaria.create_time_table(target, time_column, partition_interval,
- * retention, premake): validated by talaria._validate_time_table (as the
+ * retention, premake, max_past, max_future): validated by talaria._validate_time_table (as the
  * caller, who must own the table), recorded as the catalog's owner, then
  * premade as the table's owner.
  */
 Datum
 tt_create_time_table(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[5] = {REGCLASSOID, NAMEOID, INTERVALOID, INTERVALOID, INT4OID};
-	Datum		args[5];
-	bool		nulls[5];
-	char		spinulls[5];
+	Oid			argtypes[7] = {REGCLASSOID, NAMEOID, INTERVALOID, INTERVALOID, INT4OID,
+	INTERVALOID, INTERVALOID};
+	Datum		args[7];
+	bool		nulls[7];
+	char		spinulls[7];
 	TTPrivileged priv;
 	int			i;
 
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 7; i++)
 	{
 		nulls[i] = PG_ARGISNULL(i);
 		args[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
 		spinulls[i] = nulls[i] ? 'n' : ' ';
-		if (nulls[i] && i != 3)
+		if (nulls[i] && i != 3 && i < 5)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("target, time_column, partition_interval and premake must not be null")));
 	}
-	(void) tt_call_internal("_validate_time_table", 5, argtypes, args, nulls);
+	(void) tt_call_internal("_validate_time_table", 7, argtypes, args, nulls);
 	tt_catalog_begin(&priv);
-	(void) tt_catalog_exec("INSERT INTO talaria.time_tables VALUES ($1, $2, $3, $4, $5)"
+	(void) tt_catalog_exec("INSERT INTO talaria.time_tables VALUES ($1, $2, $3, $4, $5, $6, $7)"
 						   " ON CONFLICT ON CONSTRAINT time_tables_pkey DO UPDATE"
 						   " SET time_column = EXCLUDED.time_column,"
 						   " partition_interval = EXCLUDED.partition_interval,"
-						   " retention = EXCLUDED.retention, premake = EXCLUDED.premake",
-						   5, argtypes, args, spinulls, SPI_OK_INSERT);
+						   " retention = EXCLUDED.retention, premake = EXCLUDED.premake,"
+						   " max_past = EXCLUDED.max_past, max_future = EXCLUDED.max_future",
+						   7, argtypes, args, spinulls, SPI_OK_INSERT);
 	tt_catalog_end(&priv);
 	/* the new row must be visible to _premake */
 	CommandCounterIncrement();
