@@ -241,6 +241,14 @@ remember_state(IngestState *st)
 	states[nstates++] = st;
 }
 
+/*
+ * Rows the pipelines of this backend have stored (buffered for writing:
+ * a statement whose flush fails is rolled back whole).  The executor and
+ * utility hooks (talaria.c) add a statement's share to its command tag,
+ * so that INSERT and COPY into a pipeline source report the rows stored.
+ */
+uint64		tt_ingest_rows_stored = 0;
+
 /* ---------------------------------------------------------------------
  * The target: executor state, routing, buffers
  * ---------------------------------------------------------------------
@@ -598,6 +606,7 @@ buffer_row(IngestState *st)
 	}
 	buf->nused++;
 	st->nbuffered++;
+	tt_ingest_rows_stored++;
 	if (buf->nused >= st->batch_size || st->nbuffered >= 4 * st->batch_size)
 		flush_all(st);
 }
@@ -1127,6 +1136,7 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 			   QueryEnvironment *query_env, bool hooks_below,
 			   uint64 *processed)
 {
+	uint64		stored_before;
 	ParseState *pstate;
 	Relation	rel;
 	Trigger    *trig;
@@ -1194,6 +1204,7 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 							 reader != NULL ? "talaria's" : "PostgreSQL's")));
 	/* the pipeline is set up at the first row, as through the trigger */
 	st = NULL;
+	stored_before = tt_ingest_rows_stored;
 
 	AfterTriggerBeginQuery();
 	errcb.callback = CopyFromErrorCallback;
@@ -1231,6 +1242,7 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	EndCopyFrom(cstate);
 	free_parsestate(pstate);
 	table_close(rel, NoLock);
-	*processed = 0;				/* as through the trigger: the source keeps none */
+	/* the rows the pipeline stored, for COPY's command tag */
+	*processed = tt_ingest_rows_stored - stored_before;
 	return true;
 }

@@ -123,6 +123,7 @@ extern bool tt_copy_reader_next(TTCopyReader *r, ExprContext *econtext,
 								Datum *values, bool *nulls);
 
 /* ingest.c: COPY FROM into a pipeline source without the row trigger */
+extern uint64 tt_ingest_rows_stored;
 extern bool tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 						   QueryEnvironment *query_env, bool hooks_below,
 						   uint64 *processed);

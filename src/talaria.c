@@ -11,6 +11,7 @@
 #include "ingest.h"
 #include "nodes/nodes.h"
 #include "talaria.h"
+#include "executor/executor.h"
 #include "tcop/utility.h"
 
 PG_MODULE_MAGIC;
@@ -18,6 +19,28 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+
+/*
+ * INSERT into a pipeline source: the row trigger stores each row in the
+ * target and keeps none in the source, so the executor counts none.  The
+ * command tag (set from es_processed right after ExecutorRun) reports the
+ * rows the pipelines stored during the statement instead, as a plain
+ * INSERT into the target would.
+ */
+static void
+tt_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				bool execute_once)
+{
+	uint64		before = tt_ingest_rows_stored;
+
+	if (prev_executor_run)
+		prev_executor_run(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	if (queryDesc->operation == CMD_INSERT && tt_ingest_rows_stored > before)
+		queryDesc->estate->es_processed += tt_ingest_rows_stored - before;
+}
 
 /*
  * COPY FROM into a pipeline source may run without the row trigger (see
@@ -35,6 +58,7 @@ tt_process_utility(PlannedStmt *pstmt, const char *query_string,
 {
 	Node	   *stmt = pstmt->utilityStmt;
 	uint64		processed;
+	uint64		before = tt_ingest_rows_stored;
 
 	if (tt_copy_fast_path && IsA(stmt, CopyStmt) &&
 		tt_ingest_copy((CopyStmt *) stmt, query_string, query_env,
@@ -50,6 +74,10 @@ tt_process_utility(PlannedStmt *pstmt, const char *query_string,
 	else
 		standard_ProcessUtility(pstmt, query_string, read_only_tree, context,
 								params, query_env, dest, qc);
+	/* COPY through the pipeline trigger: report the rows stored too */
+	if (qc && qc->commandTag == CMDTAG_COPY && IsA(stmt, CopyStmt) &&
+		((CopyStmt *) stmt)->is_from && tt_ingest_rows_stored > before)
+		qc->nprocessed += tt_ingest_rows_stored - before;
 }
 
 void
@@ -59,4 +87,6 @@ _PG_init(void)
 	tt_catalog_init();
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = tt_process_utility;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = tt_executor_run;
 }
