@@ -818,7 +818,7 @@ static void
 row_failed(IngestState *st, const Datum *values, const bool *nulls,
 		   TTCallError *err)
 {
-	if (!st->dead_letter)
+	if (!st->dead_letter || !tt_dead_letter_error(err->sqlerrcode))
 		ereport(ERROR,
 				(errcode(err->sqlerrcode),
 				 errmsg("transform \"%s\" failed on row " INT64_FORMAT " of the statement: %s",
@@ -893,6 +893,25 @@ convert_result(IngestState *st, tt_value *result, TTCallError *err)
 	return true;
 }
 
+/*
+ * May an error of this SQLSTATE become a dead letter?  Not cancellation and
+ * timeouts (57), exhausted resources and limits (53, 54: the memory
+ * limits), nor system and internal errors (58, XX): those end the
+ * statement in every mode.
+ */
+bool
+tt_dead_letter_error(int sqlerrcode)
+{
+	int			class = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return !(sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			 class == ERRCODE_INSUFFICIENT_RESOURCES ||
+			 class == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+			 class == ERRCODE_OPERATOR_INTERVENTION ||
+			 class == ERRCODE_SYSTEM_ERROR ||
+			 class == ERRCODE_INTERNAL_ERROR);
+}
+
 /* In dead_letter mode: errors raised while converting become dead letters. */
 static bool
 convert_result_guarded(IngestState *st, tt_value *result, TTCallError *err)
@@ -913,7 +932,6 @@ convert_result_guarded(IngestState *st, tt_value *result, TTCallError *err)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		int			class;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -922,12 +940,7 @@ convert_result_guarded(IngestState *st, tt_value *result, TTCallError *err)
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 		/* cancellation, resources, system errors: never a dead letter */
-		class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			class == ERRCODE_INSUFFICIENT_RESOURCES ||
-			class == ERRCODE_OPERATOR_INTERVENTION ||
-			class == ERRCODE_SYSTEM_ERROR ||
-			class == ERRCODE_INTERNAL_ERROR)
+		if (!tt_dead_letter_error(edata->sqlerrcode))
 			ReThrowError(edata);
 		err->message = edata->message;
 		err->sqlerrcode = edata->sqlerrcode;

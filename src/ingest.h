@@ -124,6 +124,7 @@ extern bool tt_copy_reader_next(TTCopyReader *r, ExprContext *econtext,
 
 /* ingest.c: COPY FROM into a pipeline source without the row trigger */
 extern uint64 tt_ingest_rows_stored;
+extern bool tt_dead_letter_error(int sqlerrcode);
 extern bool tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 						   QueryEnvironment *query_env, bool hooks_below,
 						   uint64 *processed);

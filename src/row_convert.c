@@ -418,6 +418,7 @@ typedef struct TTTargetCol
 	uint32		namelen;
 	bool		dropped;
 	bool		generated;
+	bool		identity_always;	/* GENERATED ALWAYS AS IDENTITY */
 	bool		notnull;
 	TTTypeKind	kind;
 	Oid			typid;
@@ -468,6 +469,7 @@ tt_target_map_create(Relation rel, EState *estate, MemoryContext cxt)
 		col->name = pstrdup(NameStr(att->attname));
 		col->namelen = strlen(col->name);
 		col->generated = att->attgenerated != '\0';
+		col->identity_always = att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS;
 		col->notnull = att->attnotnull;
 		col->typid = att->atttypid;
 		col->typmod = att->atttypmod;
@@ -696,6 +698,31 @@ timestamp_as(TTTargetCol *col, const tt_value *v)
 	}
 }
 
+/* Unix seconds as a decimal -> PostgreSQL timestamp, to the microsecond */
+static bool
+numeric_epoch_to_pg(TTTargetCol *col, Numeric num, Timestamp *out,
+					TTCallError *err)
+{
+	Numeric		us;
+	bool		have_error = false;
+	int64		i;
+
+	us = numeric_mul_opt_error(num, int64_to_numeric(1000000), &have_error);
+	if (!have_error)
+		us = DatumGetNumeric(DirectFunctionCall2(numeric_round, NumericGetDatum(us),
+												 Int32GetDatum(0)));
+	if (have_error || numeric_is_nan(us) || numeric_is_inf(us) ||
+		!tt_numeric_to_int64(us, &i) ||
+		i > PG_INT64_MAX - (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY ||
+		i - (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY < MIN_TIMESTAMP ||
+		i - (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY >= END_TIMESTAMP)
+		return fail(err, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
+					"value for column \"%s\" is out of range for type %s",
+					col->name, format_type_be(col->typid));
+	*out = i - (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+	return true;
+}
+
 static bool
 convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 			  Datum *value, const char *transform, TTCallError *err)
@@ -818,6 +845,18 @@ convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 				if (!epoch_to_pg(col, v, &ts, err))
 					return false;
 			}
+			else if (v->type == TT_NUMERIC)
+			{
+				/* a decimal's own text (1700000000.123456): exact */
+				num = tt_value_source_numeric(v);
+				if (num == NULL)
+					num = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+															  CStringGetDatum(pnstrdup(v->u.str.ptr, v->u.str.len)),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)));
+				if (!numeric_epoch_to_pg(col, num, &ts, err))
+					return false;
+			}
 			else
 				break;
 			if (!IS_VALID_TIMESTAMP(ts))
@@ -900,6 +939,11 @@ tt_target_set_result(TTTargetMap *map, const tt_value *result,
 		if (map->cols[idx].generated)
 			return fail(err, ERRCODE_GENERATED_ALWAYS,
 						"key \"%s\" names generated column of table \"%s\"",
+						map->cols[idx].name, map->relname);
+		/* as INSERT without OVERRIDING SYSTEM VALUE */
+		if (map->cols[idx].identity_always)
+			return fail(err, ERRCODE_GENERATED_ALWAYS,
+						"cannot insert a non-DEFAULT value into column \"%s\" of table \"%s\": it is an identity column defined as GENERATED ALWAYS",
 						map->cols[idx].name, map->relname);
 		if (!set_column(map, idx, &m->value, values, isnull, transform, err))
 			return false;
