@@ -106,7 +106,8 @@ RESET client_min_messages;
 SELECT id, ts, kind FROM cp_events WHERE id BETWEEN 9 AND 13 ORDER BY id;
 
 -- through the trigger instead: a WHERE clause, another trigger, a disabled
--- pipeline trigger (the source then keeps the rows, as PostgreSQL would)
+-- pipeline trigger (the source then refuses the rows: its guard constraint
+-- talaria_pipeline_source, which the pipeline trigger keeps rows from)
 SET client_min_messages = debug1;
 COPY cp_raw2 FROM stdin WHERE id > 20;
 9	2001-01-01 10:00+00	{"kind": "filtered out"}

@@ -204,6 +204,8 @@ SELECT talaria.drop_transform('a_pass');
 SELECT talaria.drop_transform('a_pass', cascade => true);
 SELECT talaria.drop_transform('a_n', true);
 SELECT tgname FROM pg_trigger WHERE tgrelid IN ('alice.src'::regclass, 'alice.src2'::regclass);
+SELECT conname FROM pg_constraint WHERE conrelid = 'alice.src'::regclass;
+SELECT count(*) AS pipelines FROM talaria.pipelines WHERE source = 'alice.src'::regclass;
 SELECT count(*) AS computed FROM talaria.computed_columns WHERE target = 'alice.t'::regclass;
 -- a hand-made trigger naming a transform that does not exist yet: when
 -- mallory registers that name, alice's rows do not run mallory's code

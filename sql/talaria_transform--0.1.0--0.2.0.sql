@@ -402,3 +402,169 @@ SELECT pg_catalog.pg_extension_config_dump('talaria.transforms', '');
 SELECT pg_catalog.pg_extension_config_dump('talaria.time_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('talaria.computed_columns', '');
 SELECT pg_catalog.pg_extension_config_dump('talaria.dead_letters', '');
+
+-- ---------------------------------------------------------------------
+-- Pipelines are recorded: the target by OID (a rename of the target or
+-- its schema does not break the pipeline; pg_dump carries it by name).
+-- A source carries a CHECK (false) constraint that its pipeline trigger
+-- never lets rows reach: if the trigger goes (DROP EXTENSION ... CASCADE,
+-- DROP TRIGGER), inserts are refused instead of silently kept.
+-- ---------------------------------------------------------------------
+CREATE TABLE talaria.pipelines (
+    source      regclass PRIMARY KEY,
+    target      regclass NOT NULL,
+    transform   text NOT NULL,
+    on_error    text NOT NULL CHECK (on_error IN ('abort', 'dead_letter'))
+);
+COMMENT ON TABLE talaria.pipelines IS 'Pipelines made by talaria.create_pipeline; change them with create_pipeline / drop_pipeline';
+REVOKE ALL ON talaria.pipelines FROM PUBLIC;
+GRANT SELECT ON talaria.pipelines TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('talaria.pipelines', '');
+
+-- the pipelines 0.1.0 made (their triggers named the target as text)
+INSERT INTO talaria.pipelines
+SELECT t.tgrelid, to_regclass(a[2]), a[1], coalesce(a[3], 'abort')
+  FROM pg_catalog.pg_trigger t,
+       LATERAL (SELECT pg_catalog.string_to_array(pg_catalog.encode(t.tgargs, 'escape'), '\000') AS a) x
+ WHERE t.tgfoid = 'talaria.ingest()'::regprocedure AND t.tgname = 'talaria_ingest'
+   AND to_regclass(a[2]) IS NOT NULL
+ON CONFLICT DO NOTHING;
+
+-- Records a pipeline whose triggers the caller has just made: the caller
+-- must own source and target, the source's owner may use the transform.
+CREATE FUNCTION talaria._record_pipeline(source regclass, target regclass, transform text,
+        on_error text) RETURNS void
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'tt_record_pipeline';
+
+CREATE OR REPLACE FUNCTION talaria.create_pipeline(source regclass, target regclass, transform text,
+        on_error text DEFAULT 'abort') RETURNS void
+    LANGUAGE plpgsql CALLED ON NULL INPUT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s   record;
+    t   record;
+    args text;
+BEGIN
+    IF source IS NULL OR target IS NULL OR transform IS NULL OR on_error IS NULL THEN
+        RAISE EXCEPTION 'source, target, transform and on_error must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF on_error NOT IN ('abort', 'dead_letter') THEN
+        RAISE EXCEPTION 'invalid on_error "%"', on_error
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''abort'' or ''dead_letter''.';
+    END IF;
+    SELECT c.*, n.nspname INTO s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = source;
+    SELECT c.*, n.nspname INTO t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = target;
+    IF s.relkind <> 'r' THEN
+        RAISE EXCEPTION 'pipeline source "%" is not a plain table', source
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF s.relispartition THEN
+        RAISE EXCEPTION 'pipeline source "%" is a partition', source
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'Rows inserted through its parent would not see the pipeline''s statement trigger.',
+                  HINT = 'Use a plain table that is not a partition as the source.';
+    END IF;
+    IF t.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'pipeline target "%" is not a table', target
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF source = target THEN
+        RAISE EXCEPTION 'pipeline source and target are the same table "%"', source
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT pg_has_role(s.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', source USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT pg_has_role(t.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', target USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM talaria.transforms x WHERE x.name = transform) THEN
+        RAISE EXCEPTION 'transform "%" does not exist', transform
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Register it with talaria.register_lua() or talaria.register_native().';
+    END IF;
+    IF NOT talaria.has_transform_privilege(s.relowner::regrole, transform) THEN
+        RAISE EXCEPTION 'permission denied for transform "%"', transform
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Role "%s", the owner of table %s, may not use it.', s.relowner::regrole, source),
+                  HINT = 'Its owner can run talaria.grant_transform().';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgfoid = 'talaria.ingest()'::regprocedure) THEN
+        RAISE EXCEPTION 'table "%" already has a pipeline', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'A source feeds one pipeline; drop it with talaria.drop_pipeline() first.';
+    END IF;
+    args := format('%L, %L, %L', transform, format('%I.%I', t.nspname, t.relname), on_error);
+    EXECUTE format('CREATE TRIGGER talaria_ingest BEFORE INSERT ON %I.%I FOR EACH ROW'
+                   ' EXECUTE FUNCTION talaria.ingest(%s)', s.nspname, s.relname, args);
+    EXECUTE format('CREATE TRIGGER talaria_ingest_flush AFTER INSERT ON %I.%I FOR EACH STATEMENT'
+                   ' EXECUTE FUNCTION talaria.ingest(%s)', s.nspname, s.relname, args);
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = source AND conname = 'talaria_pipeline_source') THEN
+        EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT talaria_pipeline_source CHECK (false) NOT VALID',
+                       s.nspname, s.relname);
+        EXECUTE format('COMMENT ON CONSTRAINT talaria_pipeline_source ON %I.%I IS %L',
+                       s.nspname, s.relname,
+                       'Rows go through the talaria pipeline and are never kept here; this refuses them if the pipeline trigger is gone. talaria.drop_pipeline() removes both.');
+    END IF;
+    PERFORM talaria._record_pipeline(source, target, transform, on_error);
+END
+$$;
+
+-- Removes a pipeline: its triggers, the source's guard constraint and its
+-- record.  The caller must own the source.
+CREATE FUNCTION talaria.drop_pipeline(source regclass) RETURNS void
+    LANGUAGE plpgsql STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s   record;
+    tg  name;
+BEGIN
+    SELECT c.*, n.nspname INTO s FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = source;
+    IF NOT pg_has_role(s.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', source USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgfoid = 'talaria.ingest()'::regprocedure)
+       AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = source AND conname = 'talaria_pipeline_source') THEN
+        RAISE EXCEPTION 'table "%" has no pipeline', source USING ERRCODE = 'undefined_object';
+    END IF;
+    FOR tg IN SELECT tgname FROM pg_trigger WHERE tgrelid = source AND tgfoid = 'talaria.ingest()'::regprocedure LOOP
+        EXECUTE format('DROP TRIGGER %I ON %I.%I', tg, s.nspname, s.relname);
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = source AND conname = 'talaria_pipeline_source') THEN
+        EXECUTE format('ALTER TABLE %I.%I DROP CONSTRAINT talaria_pipeline_source', s.nspname, s.relname);
+    END IF;
+    PERFORM talaria._forget_pipeline(source);
+END
+$$;
+COMMENT ON FUNCTION talaria.drop_pipeline(regclass) IS 'Remove the pipeline of a source table (its triggers, guard constraint and record)';
+
+CREATE FUNCTION talaria._forget_pipeline(source regclass) RETURNS void
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'tt_forget_pipeline';
+
+-- A dropped table leaves no time-table, computed-column or pipeline rows.
+CREATE OR REPLACE FUNCTION talaria._forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    DELETE FROM talaria.time_tables t
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = t.target;
+    DELETE FROM talaria.computed_columns c
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.target
+       AND (d.objsubid = 0 OR d.address_args[1] IS NULL AND d.address_names[3] = c.column_name);
+    DELETE FROM talaria.pipelines p
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+       AND (d.objid = p.source OR d.objid = p.target);
+END
+$$;

@@ -27,6 +27,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -421,6 +422,27 @@ trigger_description(Oid trigoid)
 	return getObjectDescription(&addr, false);
 }
 
+/* The table a trigger is on. */
+static Oid
+get_trigger_relid(Oid trigoid)
+{
+	Relation	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			relid = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(trigoid));
+	scan = systable_beginscan(rel, TriggerOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return relid;
+}
+
 /*
  * drop_transform's dependency check: refuses when pipelines or computed
  * columns use the transform, or with cascade drops them (their triggers
@@ -472,10 +494,22 @@ drop_dependents(const char *name, bool cascade)
 	foreach(lc, trigs)
 	{
 		ObjectAddress addr;
+		Oid			relid = get_trigger_relid(lfirst_oid(lc));
+		Oid			guard;
 
 		ObjectAddressSet(addr, TriggerRelationId, lfirst_oid(lc));
 		performDeletion(&addr, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+		/* the pipeline is gone: so is its source's guard constraint */
+		guard = get_relation_constraint_oid(relid, "talaria_pipeline_source", true);
+		if (OidIsValid(guard))
+		{
+			ObjectAddressSet(addr, ConstraintRelationId, guard);
+			performDeletion(&addr, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+		}
 	}
+	(void) tt_catalog_exec("DELETE FROM talaria.pipelines"
+						   " WHERE transform OPERATOR(pg_catalog.=) $1",
+						   1, argtypes, args, NULL, SPI_OK_DELETE);
 	(void) tt_catalog_exec("DELETE FROM talaria.computed_columns"
 						   " WHERE transform OPERATOR(pg_catalog.=) $1",
 						   1, argtypes, args, NULL, SPI_OK_DELETE);
@@ -643,6 +677,75 @@ tt_add_computed_column(PG_FUNCTION_ARGS)
 						   " ON CONFLICT ON CONSTRAINT computed_columns_pkey DO UPDATE"
 						   " SET transform = EXCLUDED.transform",
 						   3, argtypes, args, NULL, SPI_OK_INSERT);
+	tt_catalog_end(&priv);
+	PG_RETURN_VOID();
+}
+
+/*
+ * talaria._record_pipeline(source, target, transform, on_error): records
+ * the pipeline create_pipeline has just made.  The caller must own both
+ * tables, the source must carry a talaria.ingest trigger for this
+ * transform, and the source's owner must be allowed to use it.
+ */
+PG_FUNCTION_INFO_V1(tt_record_pipeline);
+PG_FUNCTION_INFO_V1(tt_forget_pipeline);
+
+Datum
+tt_record_pipeline(PG_FUNCTION_ARGS)
+{
+	Oid			source = PG_GETARG_OID(0);
+	Oid			target = PG_GETARG_OID(1);
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	Oid			argtypes[4] = {REGCLASSOID, REGCLASSOID, TEXTOID, TEXTOID};
+	Datum		args[4];
+	TTCatalogRow row;
+	TTPrivileged priv;
+	List	   *trigs;
+	ListCell   *lc;
+	bool		found = false;
+
+	tt_check_table_owner(source);
+	tt_check_table_owner(target);
+	trigs = pipeline_triggers_using(name);
+	foreach(lc, trigs)
+		found |= get_trigger_relid(lfirst_oid(lc)) == source;
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s has no pipeline trigger for transform \"%s\"",
+						tt_rel_name(source), name)));
+	if (!tt_catalog_fetch(name, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("transform \"%s\" does not exist", name)));
+	tt_check_transform_use(name, tt_relation_owner(source), row.owner, row.acl);
+	args[0] = ObjectIdGetDatum(source);
+	args[1] = ObjectIdGetDatum(target);
+	args[2] = PG_GETARG_DATUM(2);
+	args[3] = PG_GETARG_DATUM(3);
+	tt_catalog_begin(&priv);
+	(void) tt_catalog_exec("INSERT INTO talaria.pipelines VALUES ($1, $2, $3, $4)"
+						   " ON CONFLICT ON CONSTRAINT pipelines_pkey DO UPDATE"
+						   " SET target = EXCLUDED.target, transform = EXCLUDED.transform,"
+						   " on_error = EXCLUDED.on_error",
+						   4, argtypes, args, NULL, SPI_OK_INSERT);
+	tt_catalog_end(&priv);
+	PG_RETURN_VOID();
+}
+
+/* talaria._forget_pipeline(source): the caller must own the source. */
+Datum
+tt_forget_pipeline(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[1] = {REGCLASSOID};
+	Datum		args[1];
+	TTPrivileged priv;
+
+	tt_check_table_owner(PG_GETARG_OID(0));
+	args[0] = PG_GETARG_DATUM(0);
+	tt_catalog_begin(&priv);
+	(void) tt_catalog_exec("DELETE FROM talaria.pipelines WHERE source OPERATOR(pg_catalog.=) $1",
+						   1, argtypes, args, NULL, SPI_OK_DELETE);
 	tt_catalog_end(&priv);
 	PG_RETURN_VOID();
 }

@@ -63,6 +63,7 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(tt_ingest);
@@ -700,6 +701,50 @@ load_computed(IngestState *st)
 	}
 }
 
+/*
+ * The pipeline's target.  A pipeline made by create_pipeline is recorded in
+ * talaria.pipelines, which holds the target by OID: renaming the target or
+ * its schema does not break it (and pg_dump carries it by name).  A trigger
+ * made by hand names its target in its second argument.
+ */
+static Oid
+pipeline_target(Relation source, Trigger *trig)
+{
+	Oid			catid = get_relname_relid("pipelines",
+										  get_namespace_oid(TT_SCHEMA, false));
+	Oid			target = InvalidOid;
+
+	if (OidIsValid(catid))
+	{
+		Relation	cat = table_open(catid, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(RelationGetRelid(source)));
+		scan = systable_beginscan(cat, RelationGetPrimaryKeyIndex(cat), true,
+								  NULL, 1, &key);
+		tup = systable_getnext(scan);
+		if (HeapTupleIsValid(tup))
+		{
+			bool		isnull;
+			Datum		tr = heap_getattr(tup, 3, RelationGetDescr(cat), &isnull);
+
+			/* the recorded pipeline, if this trigger is one of it */
+			if (!isnull && strcmp(TextDatumGetCString(tr), trig->tgargs[0]) == 0)
+				target = DatumGetObjectId(heap_getattr(tup, 2, RelationGetDescr(cat),
+													   &isnull));
+		}
+		systable_endscan(scan);
+		table_close(cat, AccessShareLock);
+	}
+	if (OidIsValid(target) && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(target)))
+		return target;
+	return DatumGetObjectId(DirectFunctionCall1(regclassin,
+												CStringGetDatum(trig->tgargs[1])));
+}
+
 static IngestState *
 create_state(Relation source, Trigger *trig)
 {
@@ -733,7 +778,13 @@ create_state(Relation source, Trigger *trig)
 	st->source = RelationGetRelid(source);
 	st->subid = GetCurrentSubTransactionId();
 	st->dead_letter = strcmp(mode, "dead_letter") == 0;
-	st->batched = has_flush_trigger(source, trig);
+	/*
+	 * Batched only when the statement trigger flushes: a source that is a
+	 * partition never sees its statement triggers when rows come through
+	 * its parent, so its rows are written one by one.
+	 */
+	st->batched = has_flush_trigger(source, trig) &&
+		!source->rd_rel->relispartition;
 	st->batch_size = st->batched ? tt_ingest_batch_size : 1;
 	st->cid = GetCurrentCommandId(true);
 	MemoryContextSwitchTo(old);
@@ -743,8 +794,7 @@ create_state(Relation source, Trigger *trig)
 	st->transform = tt_transform_lookup(trig->tgargs[0]);
 	/* a pipeline belongs to its source table: its owner must be allowed to use it */
 	tt_transform_check_use(st->transform, source->rd_rel->relowner);
-	st->target = DatumGetObjectId(DirectFunctionCall1(regclassin,
-													  CStringGetDatum(trig->tgargs[1])));
+	st->target = pipeline_target(source, trig);
 	if (st->target == st->source)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -74,5 +74,21 @@ is($node->safe_psql('postgres',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'talaria_transform'}),
 	$default, 'a fresh install is at the default version');
 
+# DROP EXTENSION ... CASCADE takes the pipeline triggers with it: a former
+# source then refuses rows instead of silently keeping them
+$node->safe_psql('postgres', q{
+	SELECT talaria.register_lua('pass', 'function main(r) return r end');
+	CREATE TABLE ev (ts timestamptz NOT NULL, v int);
+	CREATE TABLE raw (ts timestamptz, v int);
+	SELECT talaria.create_pipeline('raw', 'ev', 'pass');
+	INSERT INTO raw VALUES (now(), 1);
+	DROP EXTENSION talaria_transform CASCADE;
+});
+my ($ret, $out, $err) = $node->psql('postgres', q{INSERT INTO raw VALUES (now(), 2)});
+like($err, qr/violates check constraint "talaria_pipeline_source"/,
+	'after DROP EXTENSION CASCADE a former source refuses rows');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM raw'), '0', 'and keeps none');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM ev'), '1', 'what the pipeline stored stays');
+
 $node->stop;
 done_testing();

@@ -63,6 +63,9 @@ my $catalog_query = q{
 	  UNION ALL SELECT format('computed %s %s %s', target, column_name, transform) FROM talaria.computed_columns
 	  UNION ALL SELECT format('dead letter %s %s %s %s %s', transform, target, "row", error, sqlstate)
 	    FROM talaria.dead_letters
+	  UNION ALL SELECT format('pipeline %s %s %s %s', source, target, transform, on_error) FROM talaria.pipelines
+	  UNION ALL SELECT format('constraint %s %s', conrelid::regclass, conname) FROM pg_constraint
+	    WHERE conname = 'talaria_pipeline_source'
 	  UNION ALL SELECT format('trigger %s %s', tgrelid::regclass, tgname) FROM pg_trigger
 	    WHERE tgfoid = 'talaria.ingest()'::regprocedure
 	  UNION ALL SELECT format('row %s %s %s', tableoid::regclass, v, n) FROM ev
