@@ -749,7 +749,7 @@ lua_engine_call(TTTransform *t, tt_call *call)
 	if (rc != 0)
 	{
 		priv->errmsg = error_text(st->L);
-		priv->sqlerrcode = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+		priv->sqlerrcode = TT_ERRCODE_TRANSFORM_FAILED;
 		args.status = TT_ERROR;
 		if (rc == LUA_ERRMEM || priv->oom ||
 			strcmp(priv->errmsg, "not enough memory") == 0)

@@ -34,6 +34,13 @@ extern char *tt_native_library_path;
 extern int	tt_ingest_batch_size;
 extern void tt_define_gucs(void);
 
+/*
+ * The SQLSTATE of a transform's own failure (a Lua error, a native
+ * TT_ERROR without a code): data_exception, class 22, which loaders
+ * (pgloader, JDBC sinks) treat as a bad row, not a broken server.
+ */
+#define TT_ERRCODE_TRANSFORM_FAILED ERRCODE_DATA_EXCEPTION
+
 /* value.c: the per-call arena, host services and jsonb conversion */
 typedef struct TTCallPrivate
 {

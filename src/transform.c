@@ -217,7 +217,7 @@ tt_transform_call(TTTransform *t, tt_value *row, MemoryContext rowcxt,
 	}
 	err->message = priv.errmsg ? priv.errmsg : "(no message)";
 	err->sqlerrcode = priv.sqlerrcode ? priv.sqlerrcode :
-		ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+		TT_ERRCODE_TRANSFORM_FAILED;
 	return TT_ERROR;
 }
 
