@@ -19,6 +19,7 @@ bool		tt_copy_fast_path = true;
 bool		tt_copy_fast_reader = true;
 char	   *tt_native_library_path = NULL;
 int			tt_ingest_batch_size = 1000;
+int			tt_partition_worker_lock_timeout_ms = 1000;
 
 void
 tt_define_gucs(void)
@@ -74,6 +75,14 @@ tt_define_gucs(void)
 							&tt_ingest_batch_size,
 							1000, 1, 100000,
 							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("talaria.partition_worker_lock_timeout",
+							"Longest wait of the partition worker for a lock.",
+							"Past it the ingesting transaction creates the partition itself "
+							"(the lock may be its own).",
+							&tt_partition_worker_lock_timeout_ms,
+							1000, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("talaria");
 }

@@ -473,12 +473,29 @@ new_partition(IngestState *st, int64 key)
 	rel = st->root->ri_RelationDesc;
 	if (!tt_partition_covers(rel, st->pd, &st->tt, key,
 							 &st->cover_lo, &st->cover_hi))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not create a partition of \"%s\" for %s",
-						RelationGetRelationName(rel),
-						timestamptz_to_str((TimestampTz) key)),
-				 errhint("The server log has the reason.")));
+	{
+		/*
+		 * The worker could not make it (it timed out on a lock, likely one
+		 * this transaction holds, or failed): make it here, where a wait is
+		 * seen by the deadlock detector and an error reaches the client.
+		 */
+		close_target(st);
+		tt_partition_create_here(st->tt.relid, key);
+		open_target(st);
+		setup_route_cache(st);
+		ExecClearTuple(st->work);
+		heap_deform_tuple(tup, st->work->tts_tupleDescriptor,
+						  st->work->tts_values, st->work->tts_isnull);
+		ExecStoreVirtualTuple(st->work);
+		rel = st->root->ri_RelationDesc;
+		if (!tt_partition_covers(rel, st->pd, &st->tt, key,
+								 &st->cover_lo, &st->cover_hi))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("could not create a partition of \"%s\" for %s",
+							RelationGetRelationName(rel),
+							timestamptz_to_str((TimestampTz) key))));
+	}
 }
 
 /*

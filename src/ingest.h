@@ -124,6 +124,8 @@ extern bool tt_copy_reader_next(TTCopyReader *r, ExprContext *econtext,
 
 /* ingest.c: COPY FROM into a pipeline source without the row trigger */
 extern uint64 tt_ingest_rows_stored;
+/* partition.c: create the partition in the current transaction, as owner */
+extern void tt_partition_create_here(Oid relid, int64 key);
 extern bool tt_dead_letter_error(int sqlerrcode);
 extern bool tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 						   QueryEnvironment *query_env, bool hooks_below,

@@ -52,6 +52,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -61,6 +62,7 @@
 #include "utils/snapmgr.h"
 
 PGDLLEXPORT void tt_partition_worker_main(Datum arg);
+static void create_partition_as_owner(Oid relid, Timestamp key);
 
 typedef struct TTWorkerArgs
 {
@@ -295,6 +297,12 @@ tt_partition_covers(Relation rel, PartitionDesc pd, const TTTimeTable *tt,
  * run as the table's owner in a security-restricted operation (whoever
  * ingests, and in the worker, which connects as the bootstrap superuser).
  */
+void
+tt_partition_create_here(Oid relid, int64 key)
+{
+	create_partition_as_owner(relid, (Timestamp) key);
+}
+
 static void
 create_partition_as_owner(Oid relid, Timestamp key)
 {
@@ -396,6 +404,15 @@ tt_partition_worker_main(Datum arg)
 	 */
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
 
+	/*
+	 * Never wait long: the lock may be held by the very ingester that waits
+	 * for this worker (it inserted into a table the partition's foreign key
+	 * references, or ran maintenance in its transaction), a wait no
+	 * deadlock detector sees.  On a timeout the ingester creates the
+	 * partition in its own transaction instead.
+	 */
+	SetConfigOption("lock_timeout", psprintf("%d", tt_partition_worker_lock_timeout_ms),
+					PGC_SUSET, PGC_S_OVERRIDE);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());

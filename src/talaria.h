@@ -32,6 +32,7 @@ extern bool tt_copy_fast_path;
 extern bool tt_copy_fast_reader;
 extern char *tt_native_library_path;
 extern int	tt_ingest_batch_size;
+extern int	tt_partition_worker_lock_timeout_ms;
 extern void tt_define_gucs(void);
 
 /*
