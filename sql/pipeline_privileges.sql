@@ -36,9 +36,9 @@ INSERT INTO carol.raw VALUES ('2001-02-05 04:05:06+00', 3);
 SELECT talaria.create_time_table('carol.ev', 'ts');
 -- the internal helpers are not callable (0.1.0's were, by PUBLIC)
 SELECT talaria._create_partition('carol.ev', '2001-02-05');
-SELECT talaria._validate_time_table('carol.ev', 'ts', '1 hour', NULL, 0, NULL, NULL);
+SELECT talaria._validate_time_table('carol.ev', 'ts', '1 hour', NULL, 0, NULL, NULL, 'drop', NULL, true, NULL);
 SELECT talaria._drop_expired('carol.ev');
-SELECT talaria._maintain_table('carol.ev', true);
+SELECT talaria.run_maintenance('carol.ev');
 SELECT talaria.add_computed_column('carol.ev', 'v', 'carol_n');
 SELECT talaria.create_pipeline('carol.raw', 'carol.ev', 'carol_pass');
 SELECT talaria.register_lua('carol_pass', 'function main(r) return nil end');

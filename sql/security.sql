@@ -166,10 +166,10 @@ SELECT talaria._drop_expired('alice.ev');
 \c - regress_sec_mallory
 SET client_min_messages = warning;
 SELECT talaria._create_partition('alice.ev', '2001-02-10');
-SELECT talaria._maintain_table('alice.ev', true);
+SELECT talaria.run_maintenance('alice.ev');
 SELECT talaria.create_time_table('alice.ev', 'ts', '1 hour');
 SELECT talaria.add_computed_column('alice.ev', 'v', 'alice_pass');
-SELECT talaria._validate_time_table('alice.ev', 'ts', '0 seconds', NULL, 0, NULL, NULL);
+SELECT talaria._validate_time_table('alice.ev', 'ts', '0 seconds', NULL, 0, NULL, NULL, 'drop', NULL, true, NULL);
 SELECT p.proname, has_function_privilege(p.oid, 'EXECUTE') AS callable
   FROM pg_proc p WHERE p.pronamespace = 'talaria'::regnamespace AND p.proname LIKE '\_%'
  ORDER BY 1;

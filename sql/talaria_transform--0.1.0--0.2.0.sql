@@ -70,7 +70,8 @@ DROP FUNCTION talaria._check_session_owns(regclass);
 -- Internal: create_time_table's checks, run as the caller.
 CREATE FUNCTION talaria._validate_time_table(target regclass, time_column name,
         partition_interval interval, retention interval, premake int,
-        max_past interval, max_future interval) RETURNS void
+        max_past interval, max_future interval, retention_mode text,
+        archive_schema name, maintenance boolean, dead_letter_retention interval) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -135,21 +136,41 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use NULL for no limit.';
     END IF;
+    IF retention_mode NOT IN ('drop', 'detach', 'archive') THEN
+        RAISE EXCEPTION 'invalid retention_mode "%" for table "%"', retention_mode, target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use ''drop'', ''detach'' or ''archive'' (with archive_schema).';
+    END IF;
+    IF (retention_mode = 'archive') <> (archive_schema IS NOT NULL) THEN
+        RAISE EXCEPTION 'retention_mode ''archive'' and archive_schema go together (table "%")', target
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF archive_schema IS NOT NULL AND
+       NOT has_schema_privilege(c.relowner, (SELECT oid FROM pg_namespace WHERE nspname = archive_schema), 'CREATE') THEN
+        RAISE EXCEPTION 'the owner of table "%" may not create in archive schema "%"', target, archive_schema
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF dead_letter_retention <= interval '0' THEN
+        RAISE EXCEPTION 'dead_letter_retention for table "%" must be positive', target
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use NULL to keep dead letters.';
+    END IF;
     IF length(c.relname) + length('_pYYYYMMDD_HH24MI') > 63 THEN
         RAISE EXCEPTION 'table name "%" is too long for partition names', c.relname
             USING ERRCODE = 'name_too_long';
     END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION talaria._validate_time_table(regclass, name, interval, interval, int, interval, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION talaria._validate_time_table(regclass, name, interval, interval, int, interval, interval, text, name, boolean, interval) FROM PUBLIC;
 
 CREATE FUNCTION talaria.create_time_table(target regclass, time_column name,
         partition_interval interval DEFAULT '1 day', retention interval DEFAULT NULL,
         premake int DEFAULT 2, max_past interval DEFAULT NULL,
-        max_future interval DEFAULT '1 year') RETURNS void
+        max_future interval DEFAULT '1 year', retention_mode text DEFAULT 'drop',
+        archive_schema name DEFAULT NULL, maintenance boolean DEFAULT true,
+        dead_letter_retention interval DEFAULT NULL) RETURNS void
     LANGUAGE c VOLATILE CALLED ON NULL INPUT
     AS 'MODULE_PATHNAME', 'tt_create_time_table';
-COMMENT ON FUNCTION talaria.create_time_table(regclass, name, interval, interval, int, interval, interval) IS 'Make a RANGE-partitioned table a time table: partitions on demand, premake, retention, accepted window';
+COMMENT ON FUNCTION talaria.create_time_table(regclass, name, interval, interval, int, interval, interval, text, name, boolean, interval) IS 'Make a RANGE-partitioned table a time table: partitions on demand, premake, retention, accepted window';
 
 -- Internal: add_computed_column's checks, run as the caller.
 CREATE FUNCTION talaria._validate_computed_column(target regclass, "column" name, transform text) RETURNS void
@@ -255,11 +276,24 @@ REVOKE ALL ON FUNCTION talaria._create_partition(regclass, timestamp) FROM PUBLI
 -- Premake is done in C (talaria._maintain_table), as the owner.
 DROP FUNCTION talaria._premake(regclass);
 
--- Drops the partitions of target wholly older than its retention.
--- Dropping takes ACCESS EXCLUSIVE on the parent; it is tried with NOWAIT
--- so that ingesters never queue behind it: a table in use is skipped
--- (NOTICE) and handled by a later run.
-CREATE FUNCTION talaria._drop_expired(target regclass) RETURNS void
+-- Retention: what happens to a partition wholly older than retention
+-- ('drop'; 'detach': detached and kept; 'archive': detached and moved to
+-- archive_schema), and a per-table switch for maintenance.
+ALTER TABLE talaria.time_tables
+    ADD COLUMN retention_mode text NOT NULL DEFAULT 'drop'
+        CHECK (retention_mode IN ('drop', 'detach', 'archive')),
+    ADD COLUMN archive_schema name,
+    ADD COLUMN maintenance boolean NOT NULL DEFAULT true,
+    ADD COLUMN dead_letter_retention interval CHECK (dead_letter_retention > interval '0'),
+    ADD CONSTRAINT time_tables_archive_check
+        CHECK ((retention_mode = 'archive') = (archive_schema IS NOT NULL));
+
+-- Handles the partitions of target wholly older than its retention and
+-- returns how many.  Taking a partition out needs ACCESS EXCLUSIVE on the
+-- parent; it is tried with NOWAIT so that ingesters never queue behind it:
+-- a table in use is skipped (NOTICE) and handled by a later run.  Foreign
+-- partitions are skipped with a NOTICE (their rows live on another server).
+CREATE FUNCTION talaria._drop_expired(target regclass) RETURNS int
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -269,10 +303,11 @@ DECLARE
     typ     regtype;
     upper   timestamp;
     cutoff  timestamp;
+    n       int := 0;
 BEGIN
     SELECT * INTO tt FROM talaria.time_tables WHERE time_tables.target = _drop_expired.target;
     IF NOT FOUND OR tt.retention IS NULL THEN
-        RETURN;
+        RETURN 0;
     END IF;
     IF (SELECT relowner::regrole FROM pg_class WHERE oid = target) <> current_user::regrole THEN
         RAISE EXCEPTION 'talaria._drop_expired must run as the owner of table %', target
@@ -281,7 +316,7 @@ BEGIN
     cutoff := (now() AT TIME ZONE 'UTC')::timestamp - tt.retention;
     SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
      WHERE a.attrelid = tt.target AND a.attname = tt.time_column;
-    FOR p IN SELECT i.inhrelid::regclass AS part,
+    FOR p IN SELECT i.inhrelid::regclass AS part, c.relkind,
                     substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']*)''\)') AS hi
                FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
               WHERE i.inhparent = tt.target ORDER BY 1::text LOOP
@@ -290,39 +325,114 @@ BEGIN
                       THEN (p.hi::timestamptz AT TIME ZONE 'UTC')::timestamp
                       ELSE p.hi::timestamp END;
         CONTINUE WHEN upper > cutoff;
+        IF p.relkind = 'f' THEN
+            RAISE NOTICE 'partition "%" is a foreign table: retention skips it', p.part;
+            CONTINUE;
+        END IF;
         BEGIN
             EXECUTE format('LOCK TABLE ONLY %s, %s IN ACCESS EXCLUSIVE MODE NOWAIT',
                            tt.target, p.part);
-            EXECUTE format('DROP TABLE %s', p.part);
+            IF tt.retention_mode = 'drop' THEN
+                EXECUTE format('DROP TABLE %s', p.part);
+            ELSE
+                EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', tt.target, p.part);
+                IF tt.retention_mode = 'archive' THEN
+                    EXECUTE format('ALTER TABLE %s SET SCHEMA %I', p.part, tt.archive_schema);
+                END IF;
+            END IF;
+            n := n + 1;
         EXCEPTION WHEN lock_not_available THEN
-            RAISE NOTICE 'partition "%" is in use; it will be dropped by a later run_maintenance()', p.part;
+            RAISE NOTICE 'partition "%" is in use; it will be handled by a later run_maintenance()', p.part;
         END;
     END LOOP;
+    RETURN n;
 END
 $$;
 REVOKE ALL ON FUNCTION talaria._drop_expired(regclass) FROM PUBLIC;
 
--- Premake and retention for one time table, as its owner; the caller must
--- have the owner's privileges.
-CREATE FUNCTION talaria._maintain_table(target regclass, drop_expired boolean) RETURNS void
-    LANGUAGE c VOLATILE CALLED ON NULL INPUT
-    AS 'MODULE_PATHNAME', 'tt_maintain_table';
+-- What maintenance did, one row per table and run (kept 30 days).
+CREATE TABLE talaria.maintenance_runs (
+    started_at          timestamptz NOT NULL,
+    finished_at         timestamptz NOT NULL,
+    target              regclass NOT NULL,
+    partitions_made     int NOT NULL,
+    partitions_retired  int NOT NULL,
+    dead_letters_removed bigint NOT NULL,
+    error               text,
+    sqlstate            text,
+    run_by              regrole NOT NULL
+);
+CREATE INDEX ON talaria.maintenance_runs (target, finished_at);
+COMMENT ON TABLE talaria.maintenance_runs IS 'One row per time table and maintenance run (run_maintenance, run_maintenance_proc, the scheduler): what it did or why it failed; kept 30 days';
+REVOKE ALL ON talaria.maintenance_runs FROM PUBLIC;
+GRANT SELECT ON talaria.maintenance_runs TO PUBLIC;
+
+CREATE INDEX ON talaria.dead_letters (target, at);
+
+-- One time table: premake, retention and dead-letter retention, as the
+-- table's owner, in a subtransaction; a failure is a WARNING and a row of
+-- maintenance_runs, never an error of the caller.  The caller must have
+-- the owner's privileges.  Returns whether it succeeded.
+CREATE FUNCTION talaria.run_maintenance(target regclass) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'tt_run_maintenance_one';
+COMMENT ON FUNCTION talaria.run_maintenance(regclass) IS 'Premake and retention for one time table, as its owner; failures are recorded in talaria.maintenance_runs';
 
 -- Every time table the caller may maintain (its own, or all for a
--- superuser), each as its owner.
-CREATE OR REPLACE FUNCTION talaria.run_maintenance() RETURNS void
+-- superuser) whose maintenance is on, each as its owner; one table's
+-- failure does not stop the others.  Returns the number of failures.
+DROP FUNCTION talaria.run_maintenance();
+CREATE FUNCTION talaria.run_maintenance() RETURNS int
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    target regclass;
+    target  regclass;
+    failed  int := 0;
 BEGIN
     FOR target IN SELECT t.target FROM talaria.time_tables t JOIN pg_class c ON c.oid = t.target
-                   WHERE pg_has_role(c.relowner, 'USAGE') ORDER BY t.target::text LOOP
-        PERFORM talaria._maintain_table(target, true);
+                   WHERE t.maintenance AND pg_has_role(c.relowner, 'USAGE') ORDER BY t.target::text LOOP
+        IF NOT talaria.run_maintenance(target) THEN
+            failed := failed + 1;
+        END IF;
+    END LOOP;
+    RETURN failed;
+END
+$$;
+COMMENT ON FUNCTION talaria.run_maintenance() IS 'Premake and retention for every time table the caller owns; see talaria.maintenance_runs';
+
+-- The same, committing after each table (CALL it outside a transaction
+-- block): a partition taken out is unlocked at once, and a long run holds
+-- nothing across tables.
+CREATE PROCEDURE talaria.run_maintenance_proc()
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    target  regclass;
+BEGIN
+    FOR target IN SELECT t.target FROM talaria.time_tables t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.target
+                   WHERE t.maintenance AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+                   ORDER BY t.target::text LOOP
+        PERFORM talaria.run_maintenance(target);
+        COMMIT;
     END LOOP;
 END
 $$;
+COMMENT ON PROCEDURE talaria.run_maintenance_proc() IS 'run_maintenance() with a transaction per table (CALL it outside a transaction block)';
+
+-- Partitions of every time table, with their bounds, size and kind.
+CREATE VIEW talaria.time_table_partitions WITH (security_invoker = true) AS
+SELECT t.target AS time_table, i.inhrelid::regclass AS partition,
+       substring(pg_catalog.pg_get_expr(c.relpartbound, c.oid) FROM 'FROM \(''([^'']*)''\)') AS lower_bound,
+       substring(pg_catalog.pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']*)''\)') AS upper_bound,
+       CASE c.relkind WHEN 'f' THEN 'foreign' WHEN 'p' THEN 'partitioned' ELSE 'local' END AS kind,
+       CASE WHEN c.relkind = 'f' THEN NULL ELSE pg_catalog.pg_total_relation_size(c.oid) END AS total_bytes,
+       pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' AS is_default
+  FROM talaria.time_tables t
+  JOIN pg_catalog.pg_inherits i ON i.inhparent OPERATOR(pg_catalog.=) t.target
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid;
+COMMENT ON VIEW talaria.time_table_partitions IS 'Each time table''s partitions: bounds, kind (local, foreign, partitioned), size';
+GRANT SELECT ON talaria.time_table_partitions TO PUBLIC;
 
 -- ---------------------------------------------------------------------
 -- Pipelines: the source's owner must be allowed to use the transform;

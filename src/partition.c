@@ -37,6 +37,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "datatype/timestamp.h"
@@ -431,8 +432,9 @@ tt_partition_worker_main(Datum arg)
  * table, and still acts as each owner).
  */
 static void
-maintain_as_owner(Oid relid, bool drop_expired)
+maintain_as_owner(Oid relid, bool drop_expired, int *made, int *retired)
 {
+	int			before = list_length(find_inheritance_children(relid, NoLock));
 	Oid			argtypes[2] = {REGCLASSOID, TIMESTAMPOID};
 	Oid			starttypes[2] = {INTERVALOID, TIMESTAMPOID};
 	Datum		args[2];
@@ -463,26 +465,21 @@ maintain_as_owner(Oid relid, bool drop_expired)
 													  TimestampGetDatum(t),
 													  IntervalPGetDatum(&iv)));
 		}
+		if (made)
+			*made = list_length(find_inheritance_children(relid, NoLock)) - before;
 		if (drop_expired)
-			(void) tt_call_internal("_drop_expired", 1, argtypes, args, NULL);
+		{
+			int			n = DatumGetInt32(tt_call_internal("_drop_expired", 1, argtypes,
+														   args, NULL));
+
+			if (retired)
+				*retired = n;
+		}
 	}
 	tt_privileged_end(&priv);
 }
 
-PG_FUNCTION_INFO_V1(tt_maintain_table);
 PG_FUNCTION_INFO_V1(tt_create_time_table);
-
-/* talaria._maintain_table(target regclass, drop_expired boolean) */
-Datum
-tt_maintain_table(PG_FUNCTION_ARGS)
-{
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("target and drop_expired must not be NULL")));
-	maintain_as_owner(PG_GETARG_OID(0), PG_GETARG_BOOL(1));
-	PG_RETURN_VOID();
-}
 
 /*
  * talaria.create_time_table(target, time_column, partition_interval,
@@ -493,36 +490,166 @@ tt_maintain_table(PG_FUNCTION_ARGS)
 Datum
 tt_create_time_table(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[7] = {REGCLASSOID, NAMEOID, INTERVALOID, INTERVALOID, INT4OID,
-	INTERVALOID, INTERVALOID};
-	Datum		args[7];
-	bool		nulls[7];
-	char		spinulls[7];
+#define NARGS 11
+	Oid			argtypes[NARGS] = {REGCLASSOID, NAMEOID, INTERVALOID, INTERVALOID, INT4OID,
+		INTERVALOID, INTERVALOID, TEXTOID, NAMEOID, BOOLOID, INTERVALOID};
+	/* may be NULL: retention, max_past, max_future, archive_schema, dead_letter_retention */
+	static const bool nullable[NARGS] = {false, false, false, true, false,
+	true, true, false, true, false, true};
+	Datum		args[NARGS];
+	bool		nulls[NARGS];
+	char		spinulls[NARGS];
 	TTPrivileged priv;
 	int			i;
 
-	for (i = 0; i < 7; i++)
+	for (i = 0; i < NARGS; i++)
 	{
 		nulls[i] = PG_ARGISNULL(i);
 		args[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
 		spinulls[i] = nulls[i] ? 'n' : ' ';
-		if (nulls[i] && i != 3 && i < 5)
+		if (nulls[i] && !nullable[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("target, time_column, partition_interval and premake must not be null")));
+					 errmsg("target, time_column, partition_interval, premake, retention_mode and maintenance must not be null")));
 	}
-	(void) tt_call_internal("_validate_time_table", 7, argtypes, args, nulls);
+	(void) tt_call_internal("_validate_time_table", NARGS, argtypes, args, nulls);
 	tt_catalog_begin(&priv);
-	(void) tt_catalog_exec("INSERT INTO talaria.time_tables VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	(void) tt_catalog_exec("INSERT INTO talaria.time_tables (target, time_column,"
+						   " partition_interval, retention, premake, max_past, max_future,"
+						   " retention_mode, archive_schema, maintenance, dead_letter_retention)"
+						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 						   " ON CONFLICT ON CONSTRAINT time_tables_pkey DO UPDATE"
 						   " SET time_column = EXCLUDED.time_column,"
 						   " partition_interval = EXCLUDED.partition_interval,"
 						   " retention = EXCLUDED.retention, premake = EXCLUDED.premake,"
-						   " max_past = EXCLUDED.max_past, max_future = EXCLUDED.max_future",
-						   7, argtypes, args, spinulls, SPI_OK_INSERT);
+						   " max_past = EXCLUDED.max_past, max_future = EXCLUDED.max_future,"
+						   " retention_mode = EXCLUDED.retention_mode,"
+						   " archive_schema = EXCLUDED.archive_schema,"
+						   " maintenance = EXCLUDED.maintenance,"
+						   " dead_letter_retention = EXCLUDED.dead_letter_retention",
+						   NARGS, argtypes, args, spinulls, SPI_OK_INSERT);
 	tt_catalog_end(&priv);
-	/* the new row must be visible to _premake */
+#undef NARGS
+	/* the new row must be visible to premake */
 	CommandCounterIncrement();
-	maintain_as_owner(DatumGetObjectId(args[0]), false);
+	maintain_as_owner(DatumGetObjectId(args[0]), false, NULL, NULL);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Dead letters of target older than its dead_letter_retention go (as the
+ * catalogs' owner).  Returns how many.
+ */
+static uint64
+expire_dead_letters(Oid relid)
+{
+	Oid			argtypes[1] = {REGCLASSOID};
+	Datum		args[1];
+	TTPrivileged priv;
+	uint64		n;
+
+	args[0] = ObjectIdGetDatum(relid);
+	tt_catalog_begin(&priv);
+	n = tt_catalog_exec("DELETE FROM talaria.dead_letters d USING talaria.time_tables t"
+						" WHERE t.target OPERATOR(pg_catalog.=) $1"
+						" AND d.target OPERATOR(pg_catalog.=) $1"
+						" AND t.dead_letter_retention IS NOT NULL"
+						" AND d.at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) t.dead_letter_retention)",
+						1, argtypes, args, NULL, SPI_OK_DELETE);
+	tt_catalog_end(&priv);
+	return n;
+}
+
+/* Records one table's run in talaria.maintenance_runs (kept 30 days). */
+static void
+record_run(Oid relid, TimestampTz started, int made, int retired, uint64 dl,
+		   const char *error, const char *sqlstate)
+{
+	Oid			argtypes[8] = {TIMESTAMPTZOID, REGCLASSOID, INT4OID, INT4OID, INT8OID,
+	TEXTOID, TEXTOID, OIDOID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	TTPrivileged priv;
+
+	args[0] = TimestampTzGetDatum(started);
+	args[1] = ObjectIdGetDatum(relid);
+	args[2] = Int32GetDatum(made);
+	args[3] = Int32GetDatum(retired);
+	args[4] = Int64GetDatum((int64) dl);
+	args[5] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	args[6] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
+	args[7] = ObjectIdGetDatum(GetUserId());
+	nulls[5] = error ? ' ' : 'n';
+	nulls[6] = sqlstate ? ' ' : 'n';
+	tt_catalog_begin(&priv);
+	(void) tt_catalog_exec("DELETE FROM talaria.maintenance_runs"
+						   " WHERE target OPERATOR(pg_catalog.=) $1 AND finished_at OPERATOR(pg_catalog.<)"
+						   " (pg_catalog.now() OPERATOR(pg_catalog.-) '30 days'::pg_catalog.interval)",
+						   1, &argtypes[1], &args[1], NULL, SPI_OK_DELETE);
+	(void) tt_catalog_exec("INSERT INTO talaria.maintenance_runs VALUES"
+						   " ($1, pg_catalog.clock_timestamp(), $2, $3, $4, $5, $6, $7, $8)",
+						   8, argtypes, args, nulls, SPI_OK_INSERT);
+	tt_catalog_end(&priv);
+}
+
+/*
+ * talaria.run_maintenance(target regclass) RETURNS boolean: premake,
+ * retention and dead-letter retention for one time table, as its owner, in
+ * a subtransaction.  A failure (a name clash, a renamed table, a lock...)
+ * becomes a WARNING and a row of talaria.maintenance_runs: one odd table
+ * never stops the maintenance of the others.  Cancellation and fatal
+ * errors still end the statement.
+ */
+PG_FUNCTION_INFO_V1(tt_run_maintenance_one);
+
+Datum
+tt_run_maintenance_one(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	TimestampTz started = GetCurrentTimestamp();
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			made = 0;
+	int			retired = 0;
+	uint64		dl = 0;
+	char	   *error = NULL;
+	char	   *sqlstate = NULL;
+
+	tt_check_table_owner(relid);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		maintain_as_owner(relid, true, &made, &retired);
+		dl = expire_dead_letters(relid);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->elevel > ERROR)
+			ReThrowError(edata);
+		error = edata->message;
+		sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
+		made = retired = 0;
+		dl = 0;
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("maintenance of time table %s failed: %s",
+						tt_rel_name(relid), error),
+				 errdetail("Recorded in talaria.maintenance_runs; the other time tables are maintained.")));
+	}
+	PG_END_TRY();
+	record_run(relid, started, made, retired, dl, error, sqlstate);
+	PG_RETURN_BOOL(error == NULL);
 }
