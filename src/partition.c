@@ -530,9 +530,10 @@ tt_create_time_table(PG_FUNCTION_ARGS)
 						   NARGS, argtypes, args, spinulls, SPI_OK_INSERT);
 	tt_catalog_end(&priv);
 #undef NARGS
-	/* the new row must be visible to premake */
+	/* the new row must be visible to premake; maintenance off: none */
 	CommandCounterIncrement();
-	maintain_as_owner(DatumGetObjectId(args[0]), false, NULL, NULL);
+	if (DatumGetBool(args[9]))
+		maintain_as_owner(DatumGetObjectId(args[0]), false, NULL, NULL);
 	PG_RETURN_VOID();
 }
 
