@@ -2,6 +2,12 @@
 
 \echo Use "ALTER EXTENSION talaria_transform UPDATE TO '0.2.0'" to load this file. \quit
 
+-- Any login role may register Lua transforms and build pipelines on its
+-- own tables (every function checks the caller's rights), and work on a
+-- time table runs as its owner, who must reach talaria's helpers: the
+-- schema is usable by PUBLIC.
+GRANT USAGE ON SCHEMA talaria TO PUBLIC;
+
 -- ---------------------------------------------------------------------
 -- Transforms get privileges: an ACL of the roles allowed to use them
 -- (run with transform_row, attach to pipelines and computed columns).

@@ -20,6 +20,9 @@ bool		tt_copy_fast_reader = true;
 char	   *tt_native_library_path = NULL;
 int			tt_ingest_batch_size = 1000;
 int			tt_partition_worker_lock_timeout_ms = 1000;
+char	   *tt_scheduler_databases = NULL;
+char	   *tt_scheduler_role = NULL;
+int			tt_scheduler_interval_s = 300;
 
 void
 tt_define_gucs(void)
@@ -83,6 +86,29 @@ tt_define_gucs(void)
 							&tt_partition_worker_lock_timeout_ms,
 							1000, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("talaria.scheduler_databases",
+							   "Databases whose time tables the maintenance scheduler maintains.",
+							   "A comma-separated list; empty (the default) leaves the scheduler idle. "
+							   "Needs talaria_transform in shared_preload_libraries.",
+							   &tt_scheduler_databases,
+							   "",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("talaria.scheduler_role",
+							   "Role the maintenance scheduler connects as.",
+							   "Empty: the bootstrap superuser, which maintains every time table "
+							   "(each as its owner); a role maintains the tables it owns.",
+							   &tt_scheduler_role,
+							   "",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("talaria.scheduler_interval",
+							"Time between two maintenance runs of the scheduler.",
+							NULL,
+							&tt_scheduler_interval_s,
+							300, 1, 86400 * 7,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("talaria");
 }

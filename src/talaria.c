@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "ingest.h"
 #include "nodes/nodes.h"
 #include "talaria.h"
@@ -85,6 +86,9 @@ _PG_init(void)
 {
 	tt_define_gucs();
 	tt_catalog_init();
+	/* preloaded: the maintenance scheduler starts with the server */
+	if (process_shared_preload_libraries_in_progress)
+		tt_scheduler_register();
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = tt_process_utility;
 	prev_executor_run = ExecutorRun_hook;

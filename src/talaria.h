@@ -33,6 +33,12 @@ extern bool tt_copy_fast_reader;
 extern char *tt_native_library_path;
 extern int	tt_ingest_batch_size;
 extern int	tt_partition_worker_lock_timeout_ms;
+extern char *tt_scheduler_databases;
+extern char *tt_scheduler_role;
+extern int	tt_scheduler_interval_s;
+
+/* scheduler.c */
+extern void tt_scheduler_register(void);
 extern void tt_define_gucs(void);
 
 /*
