@@ -684,3 +684,56 @@ BEGIN
        AND (d.objid = p.source OR d.objid = p.target);
 END
 $$;
+
+-- ---------------------------------------------------------------------
+-- Dead letters: where the row failed and what the transform made of it;
+-- replay after the transform (or the target) is fixed.
+-- ---------------------------------------------------------------------
+ALTER TABLE talaria.dead_letters
+    ADD COLUMN stage text CHECK (stage IN ('transform', 'conversion')),
+    ADD COLUMN result jsonb;
+COMMENT ON COLUMN talaria.dead_letters.stage IS 'transform: the transform failed; conversion: its result could not be stored (result holds it)';
+
+-- Runs chosen dead letters through their pipeline again (the pipeline of
+-- talaria.pipelines with that target and transform), each in a
+-- subtransaction: stored (or dropped by nil) -> the dead letter goes;
+-- failing again -> it stays.  The caller sees and deletes the dead letters
+-- of its own targets only, and needs INSERT on the source.
+CREATE FUNCTION talaria.replay_dead_letters(target regclass DEFAULT NULL,
+        transform text DEFAULT NULL, since timestamptz DEFAULT NULL,
+        OUT replayed bigint, OUT failed bigint)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    SET talaria.replaying = on
+    AS $$
+DECLARE
+    d       record;
+    src     regclass;
+BEGIN
+    replayed := 0;
+    failed := 0;
+    FOR d IN SELECT dl.ctid AS id, dl.target AS t, dl.transform AS tr, dl."row" AS r
+               FROM talaria.dead_letters dl
+              WHERE (replay_dead_letters.target IS NULL OR dl.target = replay_dead_letters.target)
+                AND (replay_dead_letters.transform IS NULL OR dl.transform = replay_dead_letters.transform)
+                AND (since IS NULL OR dl.at >= since)
+              ORDER BY dl.at LOOP
+        SELECT p.source INTO src FROM talaria.pipelines p
+         WHERE p.target = d.t AND p.transform = d.tr;
+        IF NOT FOUND THEN
+            RAISE NOTICE 'no pipeline into % with transform "%": dead letter kept', d.t, d.tr;
+            failed := failed + 1;
+            CONTINUE;
+        END IF;
+        BEGIN
+            EXECUTE format('INSERT INTO %s SELECT * FROM pg_catalog.jsonb_populate_record(NULL::%s, $1)',
+                           src, src) USING d.r;
+            DELETE FROM talaria.dead_letters WHERE ctid = d.id;
+            replayed := replayed + 1;
+        EXCEPTION WHEN OTHERS THEN
+            failed := failed + 1;
+        END;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION talaria.replay_dead_letters(regclass, text, timestamptz) IS 'Run dead letters through their pipeline again: stored ones leave talaria.dead_letters, failing ones stay';

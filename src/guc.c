@@ -21,6 +21,7 @@ char	   *tt_native_library_path = NULL;
 int			tt_ingest_batch_size = 1000;
 int			tt_partition_worker_lock_timeout_ms = 1000;
 char	   *tt_scheduler_databases = NULL;
+bool		tt_replaying = false;
 char	   *tt_scheduler_role = NULL;
 int			tt_scheduler_interval_s = 300;
 
@@ -110,5 +111,12 @@ tt_define_gucs(void)
 							300, 1, 86400 * 7,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("talaria.replaying",
+							 "Pipelines raise errors instead of storing dead letters.",
+							 "Set by talaria.replay_dead_letters for its own duration.",
+							 &tt_replaying,
+							 false,
+							 PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("talaria");
 }

@@ -794,7 +794,8 @@ create_state(Relation source, Trigger *trig)
 	st->tgoid = trig->tgoid;
 	st->source = RelationGetRelid(source);
 	st->subid = GetCurrentSubTransactionId();
-	st->dead_letter = strcmp(mode, "dead_letter") == 0;
+	/* talaria.replay_dead_letters needs to see a failing row fail */
+	st->dead_letter = strcmp(mode, "dead_letter") == 0 && !tt_replaying;
 	/*
 	 * Batched only when the statement trigger flushes: a source that is a
 	 * partition never sees its statement triggers when rows come through
@@ -839,13 +840,51 @@ ingest_error_context(void *arg)
 			   st->transform->name, st->rowno);
 }
 
+/*
+ * The transformed row as jsonb for a dead letter, or NULL when it cannot be
+ * (the value that failed the conversion may fail this one too).
+ */
+static Jsonb *
+result_as_jsonb(IngestState *st, const tt_value *result)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Jsonb	   *volatile jb = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		jb = tt_value_to_jsonb(result, st->transform->name);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (!tt_dead_letter_error(edata->sqlerrcode))
+			ReThrowError(edata);
+		jb = NULL;
+	}
+	PG_END_TRY();
+	return jb;
+}
+
 static void
 store_dead_letter(IngestState *st, const Datum *values, const bool *nulls,
-				  TTCallError *err)
+				  TTCallError *err, const tt_value *result)
 {
 	TupleDesc	desc;
-	Datum		dl[6];
-	bool		dlnulls[6] = {false, false, false, false, false, false};
+	Datum		dl[8];
+	bool		dlnulls[8] = {false, false, false, false, false, false, true, true};
 	tt_value	row;
 	MemoryContext old = MemoryContextSwitchTo(st->rowcxt);
 
@@ -872,6 +911,19 @@ store_dead_letter(IngestState *st, const Datum *values, const bool *nulls,
 	dl[3] = PointerGetDatum(tt_value_to_jsonb(&row, st->transform->name));
 	dl[4] = CStringGetTextDatum(err->message);
 	dl[5] = CStringGetTextDatum(unpack_sql_state(err->sqlerrcode));
+	if (desc->natts >= 8)
+	{
+		/* where it failed, and what the transform made of it */
+		dl[6] = CStringGetTextDatum(result ? "conversion" : "transform");
+		dlnulls[6] = false;
+		if (result)
+		{
+			Jsonb	   *jb = result_as_jsonb(st, result);
+
+			dl[7] = PointerGetDatum(jb);
+			dlnulls[7] = jb == NULL;
+		}
+	}
 	ExecStoreHeapTuple(heap_form_tuple(desc, dl, dlnulls), st->dl_slot, false);
 	table_tuple_insert(st->dl_rel, st->dl_slot, st->cid, 0, NULL);
 	if (st->dl_rri->ri_NumIndices > 0)
@@ -883,14 +935,14 @@ store_dead_letter(IngestState *st, const Datum *values, const bool *nulls,
 
 static void
 row_failed(IngestState *st, const Datum *values, const bool *nulls,
-		   TTCallError *err)
+		   TTCallError *err, const tt_value *result)
 {
 	if (!st->dead_letter || !tt_dead_letter_error(err->sqlerrcode))
 		ereport(ERROR,
 				(errcode(err->sqlerrcode),
 				 errmsg("transform \"%s\" failed on row " INT64_FORMAT " of the statement: %s",
 						st->transform->name, st->rowno, err->message)));
-	store_dead_letter(st, values, nulls, err);
+	store_dead_letter(st, values, nulls, err, result);
 }
 
 /* Result -> st->work: columns, computed columns, defaults.  May ereport. */
@@ -1039,7 +1091,7 @@ process_row(IngestState *st, const Datum *values, const bool *nulls)
 	tt_source_row(st->smap, values, nulls, &row);
 	status = tt_transform_call(st->transform, &row, st->rowcxt, &result, &err);
 	if (status == TT_ERROR)
-		row_failed(st, values, nulls, &err);
+		row_failed(st, values, nulls, &err, NULL);
 	else if (status == TT_OK)
 	{
 		bool		ok = st->dead_letter ?
@@ -1049,7 +1101,7 @@ process_row(IngestState *st, const Datum *values, const bool *nulls)
 		if (ok)
 			buffer_row(st);
 		else
-			row_failed(st, values, nulls, &err);
+			row_failed(st, values, nulls, &err, result);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->rowcxt);
