@@ -737,3 +737,34 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION talaria.replay_dead_letters(regclass, text, timestamptz) IS 'Run dead letters through their pipeline again: stored ones leave talaria.dead_letters, failing ones stay';
+
+-- ---------------------------------------------------------------------
+-- Statistics per transform and per pipeline, cumulative across backends
+-- (shared memory: talaria_transform in shared_preload_libraries; without
+-- it, the current backend's own counters).
+-- ---------------------------------------------------------------------
+CREATE FUNCTION talaria._transform_stats(OUT transform text, OUT calls bigint,
+        OUT rows_out bigint, OUT rows_dropped bigint, OUT errors bigint,
+        OUT dead_letters bigint, OUT total_time_ms double precision,
+        OUT mean_time_ms double precision, OUT last_error text,
+        OUT last_error_at timestamptz)
+    RETURNS SETOF record
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'tt_transform_stats';
+CREATE FUNCTION talaria._pipeline_stats(OUT source regclass, OUT target regclass,
+        OUT transform text, OUT rows_in bigint, OUT rows_stored bigint,
+        OUT rows_dropped bigint, OUT dead_letters bigint)
+    RETURNS SETOF record
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'tt_pipeline_stats';
+CREATE VIEW talaria.transform_stats AS SELECT * FROM talaria._transform_stats();
+CREATE VIEW talaria.pipeline_stats AS SELECT * FROM talaria._pipeline_stats();
+COMMENT ON VIEW talaria.transform_stats IS 'Per transform: calls, rows out, dropped by nil, errors, dead letters, time, last error';
+COMMENT ON VIEW talaria.pipeline_stats IS 'Per pipeline (source -> target): rows in, stored, dropped by nil, dead letters';
+GRANT SELECT ON talaria.transform_stats, talaria.pipeline_stats TO PUBLIC;
+
+CREATE FUNCTION talaria.stats_reset() RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'tt_stats_reset';
+REVOKE ALL ON FUNCTION talaria.stats_reset() FROM PUBLIC;
+COMMENT ON FUNCTION talaria.stats_reset() IS 'Zero the transform and pipeline statistics of this database';

@@ -9,6 +9,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "talaria.h"
 #include "utils/guc.h"
 
@@ -118,5 +119,14 @@ tt_define_gucs(void)
 							 false,
 							 PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
+	/* sizes shared memory: only while preloading */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("talaria.stats_max",
+								"Transforms and pipelines whose statistics shared memory holds (each).",
+								NULL,
+								&tt_stats_max,
+								1000, 10, 1000000,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
 	MarkGUCPrefixReserved("talaria");
 }

@@ -96,6 +96,7 @@ typedef struct IngestState
 	MemoryContext rowcxt;
 	bool		batched;		/* a statement trigger will flush */
 	bool		dead_letter;
+	TTPipelineCounters *stats;	/* this backend's counters of the pipeline */
 	int64		rowno;
 	TTTransform *transform;
 	TTSourceMap *smap;
@@ -625,6 +626,7 @@ buffer_row(IngestState *st)
 	buf->nused++;
 	st->nbuffered++;
 	tt_ingest_rows_stored++;
+	st->stats->stored++;
 	if (buf->nused >= st->batch_size || st->nbuffered >= 4 * st->batch_size)
 		flush_all(st);
 }
@@ -818,6 +820,7 @@ create_state(Relation source, Trigger *trig)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pipeline source and target are the same table \"%s\"",
 						RelationGetRelationName(source))));
+	st->stats = tt_stats_pipeline(st->source, st->target, st->transform->name);
 	st->smap = tt_source_map_create(RelationGetDescr(source), cxt);
 	open_target(st);
 	st->is_time = st->proute != NULL &&
@@ -943,6 +946,8 @@ row_failed(IngestState *st, const Datum *values, const bool *nulls,
 				 errmsg("transform \"%s\" failed on row " INT64_FORMAT " of the statement: %s",
 						st->transform->name, st->rowno, err->message)));
 	store_dead_letter(st, values, nulls, err, result);
+	st->stats->dead_letters++;
+	st->transform->stats->dead_letters++;
 }
 
 /* Result -> st->work: columns, computed columns, defaults.  May ereport. */
@@ -1080,6 +1085,7 @@ process_row(IngestState *st, const Datum *values, const bool *nulls)
 	int			status;
 
 	st->rowno++;
+	st->stats->rows_in++;
 	errcb.callback = ingest_error_context;
 	errcb.arg = st;
 	errcb.previous = error_context_stack;
@@ -1092,6 +1098,8 @@ process_row(IngestState *st, const Datum *values, const bool *nulls)
 	status = tt_transform_call(st->transform, &row, st->rowcxt, &result, &err);
 	if (status == TT_ERROR)
 		row_failed(st, values, nulls, &err, NULL);
+	else if (status == TT_DROP)
+		st->stats->dropped++;
 	else if (status == TT_OK)
 	{
 		bool		ok = st->dead_letter ?

@@ -88,7 +88,10 @@ _PG_init(void)
 	tt_catalog_init();
 	/* preloaded: the maintenance scheduler starts with the server */
 	if (process_shared_preload_libraries_in_progress)
+	{
+		tt_stats_shmem_init();
 		tt_scheduler_register();
+	}
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = tt_process_utility;
 	prev_executor_run = ExecutorRun_hook;

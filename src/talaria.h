@@ -13,6 +13,7 @@
 #ifndef TALARIA_H
 #define TALARIA_H
 
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "utils/acl.h"
 #include "utils/jsonb.h"
@@ -37,6 +38,34 @@ extern char *tt_scheduler_databases;
 extern bool tt_replaying;
 extern char *tt_scheduler_role;
 extern int	tt_scheduler_interval_s;
+
+/* stats.c: cumulative counters (backend-local deltas, shared totals) */
+typedef struct TTTransformCounters
+{
+	uint64		calls;
+	uint64		rows_out;		/* returned a row or value */
+	uint64		dropped;		/* returned nil */
+	uint64		errors;
+	uint64		dead_letters;
+	uint64		time_ns;
+	TimestampTz last_error_at;	/* 0: none */
+	char		last_error[200];
+} TTTransformCounters;
+
+typedef struct TTPipelineCounters
+{
+	uint64		rows_in;
+	uint64		stored;
+	uint64		dropped;
+	uint64		dead_letters;
+} TTPipelineCounters;
+
+extern int	tt_stats_max;
+extern void tt_stats_shmem_init(void);
+extern TTTransformCounters *tt_stats_transform(const char *name);
+extern TTPipelineCounters *tt_stats_pipeline(Oid source, Oid target,
+											 const char *transform);
+extern void tt_stats_error(TTTransformCounters *c, const char *message);
 
 /* scheduler.c */
 extern void tt_scheduler_register(void);
@@ -119,6 +148,7 @@ struct TTTransform
 	char	   *symbol;			/* native symbol */
 	Oid			owner;			/* who may change it */
 	Acl		   *acl;			/* who else may use it (TopMemoryContext) */
+	TTTransformCounters *stats; /* this backend's counters */
 	const TTEngine *engine;
 	void	   *engine_state;
 };

@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "portability/instr_time.h"
 #include "talaria.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -178,12 +179,21 @@ tt_transform_call(TTTransform *t, tt_value *row, MemoryContext rowcxt,
 	TTCallPrivate priv;
 	MemoryContext old;
 	int			status;
+	instr_time	start;
+	instr_time	end;
 
 	ensure_current(t);
+	if (unlikely(t->stats == NULL))
+		t->stats = tt_stats_transform(t->name);
+	INSTR_TIME_SET_CURRENT(start);
 	old = MemoryContextSwitchTo(rowcxt);
 	tt_call_init(&call, &priv, t->name, row, rowcxt);
 	status = t->engine->call(t, &call);
 	MemoryContextSwitchTo(old);
+	INSTR_TIME_SET_CURRENT(end);
+	INSTR_TIME_SUBTRACT(end, start);
+	t->stats->calls++;
+	t->stats->time_ns += (uint64) end.tv_sec * 1000000000 + (uint64) end.tv_nsec;
 
 	if (status == TT_OK)
 	{
@@ -202,12 +212,14 @@ tt_transform_call(TTTransform *t, tt_value *row, MemoryContext rowcxt,
 		else
 		{
 			*result = call.result;
+			t->stats->rows_out++;
 			return TT_OK;
 		}
 	}
 	if (status == TT_DROP)
 	{
 		*result = NULL;
+		t->stats->dropped++;
 		return TT_DROP;
 	}
 	if (status != TT_ERROR)
@@ -218,6 +230,7 @@ tt_transform_call(TTTransform *t, tt_value *row, MemoryContext rowcxt,
 	err->message = priv.errmsg ? priv.errmsg : "(no message)";
 	err->sqlerrcode = priv.sqlerrcode ? priv.sqlerrcode :
 		TT_ERRCODE_TRANSFORM_FAILED;
+	tt_stats_error(t->stats, err->message);
 	return TT_ERROR;
 }
 
