@@ -48,6 +48,7 @@
 #include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
+#include "foreign/fdwapi.h"
 #include "ingest.h"
 #include "miscadmin.h"
 #include "parser/parse_relation.h"
@@ -343,6 +344,54 @@ open_target(IngestState *st)
 }
 
 /* Inserts one partition's buffered rows, the way COPY does. */
+/*
+ * A foreign partition's rows go through its FDW, as COPY sends them:
+ * ExecForeignBatchInsert in batches of the partition's batch_size when the
+ * FDW batches, else ExecForeignInsert row by row (a foreign table has no
+ * table access method for table_multi_insert).  The remote side checks
+ * its constraints; the rows are committed or rolled back with the
+ * transaction (postgres_fdw's remote transaction).
+ */
+static void
+flush_foreign(IngestState *st, PartBuffer *buf)
+{
+	ResultRelInfo *rri = buf->rri;
+	EState	   *estate = st->estate;
+	const FdwRoutine *fdw = rri->ri_FdwRoutine;
+	int			off;
+	int			i;
+
+	if (fdw->ExecForeignBatchInsert != NULL && rri->ri_BatchSize > 1)
+	{
+		for (off = 0; off < buf->nused; off += rri->ri_BatchSize)
+		{
+			int			n = Min(rri->ri_BatchSize, buf->nused - off);
+			TupleTableSlot **done;
+
+			done = fdw->ExecForeignBatchInsert(estate, rri, &buf->slots[off],
+											   NULL, &n);
+			for (i = 0; i < n; i++)
+				ExecARInsertTriggers(estate, rri, done[i], NIL, NULL);
+		}
+	}
+	else
+	{
+		for (i = 0; i < buf->nused; i++)
+		{
+			TupleTableSlot *done = fdw->ExecForeignInsert(estate, rri, buf->slots[i],
+														  NULL);
+
+			if (done != NULL)
+				ExecARInsertTriggers(estate, rri, done, NIL, NULL);
+		}
+	}
+	for (i = 0; i < buf->nused; i++)
+		ExecClearTuple(buf->slots[i]);
+	ResetPerTupleExprContext(estate);
+	st->nbuffered -= buf->nused;
+	buf->nused = 0;
+}
+
 static void
 flush_buffer(IngestState *st, PartBuffer *buf)
 {
@@ -353,6 +402,11 @@ flush_buffer(IngestState *st, PartBuffer *buf)
 
 	if (buf->nused == 0)
 		return;
+	if (rri->ri_FdwRoutine != NULL)
+	{
+		flush_foreign(st, buf);
+		return;
+	}
 	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
 	table_multi_insert(rri->ri_RelationDesc, buf->slots, buf->nused,
 					   st->cid, 0, buf->bistate);
@@ -599,7 +653,8 @@ buffer_row(IngestState *st)
 	{
 		int			natts = slot->tts_tupleDescriptor->natts;
 
-		if (constr)
+		/* as the executor: a foreign table's constraints are the remote's */
+		if (constr && rri->ri_FdwRoutine == NULL)
 			ExecConstraints(rri, slot, st->estate);
 		/* formed in the slot's memory; table_multi_insert uses it as is */
 		memcpy(bslot->tts_values, slot->tts_values, natts * sizeof(Datum));
@@ -618,7 +673,8 @@ buffer_row(IngestState *st)
 		{
 			if (constr->has_generated_stored)
 				ExecComputeStoredGenerated(rri, st->estate, bslot, CMD_INSERT);
-			ExecConstraints(rri, bslot, st->estate);
+			if (rri->ri_FdwRoutine == NULL)
+				ExecConstraints(rri, bslot, st->estate);
 		}
 		/* the mapped values still point into the row's memory */
 		ExecMaterializeSlot(bslot);
