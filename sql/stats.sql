@@ -26,10 +26,13 @@ SELECT calls, errors, last_error FROM talaria.transform_stats WHERE transform = 
 SELECT talaria.stats_reset();
 SELECT count(*) AS after_reset FROM talaria.pipeline_stats WHERE source = 'st_raw'::regclass;
 SELECT calls FROM talaria.transform_stats WHERE transform = 'st_t';
--- only superusers reset
+-- only superusers reset; another role does not read the error texts
+-- (they may quote row data)
+SELECT talaria.transform_row('st_t', '{"v": -7}');
 CREATE ROLE regress_st_user;
 SET ROLE regress_st_user;
 SELECT talaria.stats_reset();
+SELECT calls, errors, last_error FROM talaria.transform_stats WHERE transform = 'st_t';
 RESET ROLE;
 DROP ROLE regress_st_user;
 DROP TABLE st_raw, st_ev;

@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -297,6 +298,21 @@ PG_FUNCTION_INFO_V1(tt_transform_stats);
 PG_FUNCTION_INFO_V1(tt_pipeline_stats);
 PG_FUNCTION_INFO_V1(tt_stats_reset);
 
+/*
+ * An error text may quote the data of the rows it failed on: only the
+ * transform's owner (and members), superusers and pg_read_all_stats read
+ * it, as pg_stat_statements shows query texts.
+ */
+static bool
+may_read_errors(const char *name)
+{
+	TTCatalogRow row;
+
+	if (has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS))
+		return true;
+	return tt_catalog_fetch(name, &row) && has_privs_of_role(GetUserId(), row.owner);
+}
+
 static void
 emit_transform(ReturnSetInfo *rsinfo, const TransformEntry *e)
 {
@@ -314,7 +330,8 @@ emit_transform(ReturnSetInfo *rsinfo, const TransformEntry *e)
 	v[7] = Float8GetDatum(rows ? (double) e->c.time_ns / 1000000.0 / (double) rows : 0.0);
 	if (e->c.last_error_at != 0)
 	{
-		v[8] = CStringGetTextDatum(e->c.last_error);
+		v[8] = CStringGetTextDatum(may_read_errors(e->key.name) ? e->c.last_error :
+								   "<insufficient privilege>");
 		v[9] = TimestampTzGetDatum(e->c.last_error_at);
 	}
 	else
