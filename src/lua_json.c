@@ -153,7 +153,7 @@ utf8_sequence_len(const unsigned char *s, size_t avail)
 }
 
 
-/* One interrupt check per TT_JSON_CHECK_EVERY values; level: the script */
+/* One interrupt check per TT_JSON_CHECK_EVERY values; level: the script (0 = us) */
 static inline void
 json_tick(lua_State *L, uint32 *ticks, int level)
 {
@@ -518,7 +518,7 @@ decode_value(lua_State *L, JsonDecode *d, int depth)
 	char		c = peek(L, d);
 	bool		nul;
 
-	json_tick(L, &d->ticks, 2);
+	json_tick(L, &d->ticks, 1);
 	luaL_checkstack(L, 4, "json.decode");
 	switch (c)
 	{
@@ -721,7 +721,7 @@ encode_value(lua_State *L, JsonEncode *e, int idx, int depth)
 {
 	int			type = lua_type(L, idx);
 
-	json_tick(L, &e->ticks, 3);
+	json_tick(L, &e->ticks, 2);
 	switch (type)
 	{
 		case LUA_TNIL:
