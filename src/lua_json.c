@@ -237,25 +237,32 @@ hex_value(char c)
 	return -1;
 }
 
-/* the 4 hex digits after "\u" at p, or -1 */
+/*
+ * The 4 hex digits after "\u" at p, or -1 with *bad the first byte that is
+ * not one (d->len: the text ended).
+ */
 static long
-hex4(const JsonDecode *d, size_t p)
+hex4(const JsonDecode *d, size_t p, size_t *bad)
 {
 	long		v = 0;
 	int			i;
 
-	if (p + 4 > d->len)
-		return -1;
 	for (i = 0; i < 4; i++)
 	{
-		int			h = hex_value(d->s[p + i]);
+		int			h = p + i < d->len ? hex_value(d->s[p + i]) : -1;
 
 		if (h < 0)
+		{
+			*bad = Min(p + i, d->len);
 			return -1;
+		}
 		v = v * 16 + h;
 	}
 	return v;
 }
+
+#define INVALID_ESCAPE "invalid string sequence"
+
 
 static void
 add_utf8(luaL_Buffer *b, unsigned long cp)
@@ -290,6 +297,7 @@ static void
 decode_escape(lua_State *L, JsonDecode *d, luaL_Buffer *b, bool *nul)
 {
 	size_t		at = d->pos;
+	size_t		bad;
 	long		cp;
 
 	if (at + 1 >= d->len)
@@ -320,12 +328,11 @@ decode_escape(lua_State *L, JsonDecode *d, luaL_Buffer *b, bool *nul)
 		case 'u':
 			break;
 		default:
-			decode_error(L, UNEXPECTED_CHAR, at + 1);
+			decode_error(L, INVALID_ESCAPE, at + 1);
 	}
-	cp = hex4(d, d->pos);
+	cp = hex4(d, d->pos, &bad);
 	if (cp < 0)
-		decode_error(L, d->pos + 4 > d->len ? UNEXPECTED_END : UNEXPECTED_CHAR,
-					 Min(d->pos + 4, d->len));
+		decode_error(L, bad >= d->len ? UNEXPECTED_END : INVALID_ESCAPE, bad);
 	d->pos += 4;
 	if (cp == 0)
 		*nul = true;
@@ -334,7 +341,7 @@ decode_escape(lua_State *L, JsonDecode *d, luaL_Buffer *b, bool *nul)
 		long		lo = -1;
 
 		if (d->pos + 1 < d->len && d->s[d->pos] == '\\' && d->s[d->pos + 1] == 'u')
-			lo = hex4(d, d->pos + 2);
+			lo = hex4(d, d->pos + 2, &bad);
 		if (lo >= 0xDC00 && lo <= 0xDFFF)
 		{
 			d->pos += 6;
@@ -415,17 +422,12 @@ decode_number(lua_State *L, JsonDecode *d)
 	n = json_number_prefix(p, end - d->pos, &integral, &ndigits);
 	if (n == 0 || n != end - d->pos)
 	{
-		/* "-", "1.", "1e": the text ends or goes on wrongly */
-		size_t		bad = d->pos + n;
-
-		if (n == 0)
-		{
-			bad = d->pos + (p[0] == '-' ? 1 : 0);
-			while (bad < end && IS_DIGIT(d->s[bad]))
-				bad++;
-		}
-		decode_error(L, end >= d->len ? UNEXPECTED_END : "invalid number",
-					 Min(bad, end));
+		/* where and how json-c said it: "--1", "1.", "1.e5", "-" */
+		if (p[0] == '-' && d->pos + 1 < d->len && !IS_DIGIT(p[1]) && p[1] != 'I')
+			decode_error(L, "number expected", d->pos + 1);
+		if (end >= d->len && d->s[end - 1] != '.')
+			decode_error(L, UNEXPECTED_END, d->len);
+		decode_error(L, "invalid number", d->pos);
 	}
 	d->pos = end;
 	if (integral && ndigits < 19)
@@ -469,7 +471,7 @@ decode_array(lua_State *L, JsonDecode *d, int depth)
 			if (c == ']')
 				break;
 			if (c != ',')
-				decode_error(L, UNEXPECTED_CHAR, d->pos - 1);
+				decode_error(L, "array value separator ',' expected", d->pos - 1);
 		}
 	luaL_getmetatable(L, TT_LUA_ARRAY_MT);
 	lua_setmetatable(L, -2);
@@ -491,15 +493,17 @@ decode_object(lua_State *L, JsonDecode *d, int depth)
 		bool		nul;
 		char		c;
 
-		if (peek(L, d) != '"')
-			decode_error(L, UNEXPECTED_CHAR, d->pos);
+		c = peek(L, d);
+		if (c != '"')
+			decode_error(L, c == '}' ? UNEXPECTED_CHAR : "quoted object property name expected",
+						 d->pos);
 		keypos = d->pos;
 		decode_string(L, d, &nul);
 		/* keys reach jsonb and C strings: no NUL in them */
 		if (nul)
 			decode_error(L, "object key containing \\u0000 not supported", keypos);
 		if (peek(L, d) != ':')
-			decode_error(L, UNEXPECTED_CHAR, d->pos);
+			decode_error(L, "object property name separator ':' expected", d->pos);
 		d->pos++;
 		decode_value(L, d, depth + 1);
 		lua_rawset(L, -3);
@@ -508,7 +512,7 @@ decode_object(lua_State *L, JsonDecode *d, int depth)
 		if (c == '}')
 			break;
 		if (c != ',')
-			decode_error(L, UNEXPECTED_CHAR, d->pos - 1);
+			decode_error(L, "object value separator ',' expected", d->pos - 1);
 	}
 }
 
@@ -550,7 +554,7 @@ decode_value(lua_State *L, JsonDecode *d, int depth)
 			if (c == '-' || IS_DIGIT(c))
 				decode_number(L, d);
 			else
-				decode_error(L, UNEXPECTED_CHAR, d->pos);
+				decode_error(L, c == '\0' ? UNEXPECTED_END : UNEXPECTED_CHAR, d->pos);
 	}
 }
 
