@@ -22,10 +22,15 @@
 
 char		tt_lua_null_tag;
 
-/* the registry key of the row registry (row table -> state) */
+/*
+ * The registry key of the row registry (row table -> state: a userdata,
+ * or LAZY_LOCAL for a row without a copy, whose state is the call's own).
+ */
 static char lazy_key_tag;
+static char lazy_local_tag;
 
 #define LAZY_KEY ((void *) &lazy_key_tag)
+#define LAZY_LOCAL ((void *) &lazy_local_tag)
 
 static inline void
 push_row_registry(lua_State *L)
@@ -901,9 +906,10 @@ tree_copy(const tt_value *src, tt_value *dst, TreeCopy *tc)
 }
 
 /*
- * If the table at idx is a lazy row, pushes its state (a userdata, or for a
- * row that cannot outlive its call a light userdata pointing into the call's
- * arena) and returns it; otherwise pushes nothing and returns NULL.
+ * If the table at idx is a lazy row, pushes its registry entry (a userdata,
+ * or for a row that cannot outlive its call LAZY_LOCAL) and returns its
+ * state (for LAZY_LOCAL the current call's, in the call's arena: any other
+ * table is an error); otherwise pushes nothing and returns NULL.
  */
 static LazyRow *
 lazy_state(lua_State *L, int idx)
@@ -921,12 +927,13 @@ lazy_state(lua_State *L, int idx)
 	lua_remove(L, -2);
 	type = lua_type(L, -1);
 	lr = (LazyRow *) lua_touserdata(L, -1);
-	if (type == LUA_TLIGHTUSERDATA && lr != NULL)
+	if (type == LUA_TLIGHTUSERDATA && lr == LAZY_LOCAL)
 	{
-		/* never dereferenced unless it is the current call's */
-		if (lr != cur_lr)
+		/* a row without a copy: only the current call's (pinned) row */
+		if (cur_lr == NULL || cur_lr->values != NULL ||
+			lua_topointer(L, idx) != cur_row_ptr)
 			luaL_error(L, "internal error: a row without a copy was used after its call");
-		return lr;
+		return cur_lr;
 	}
 	if (lr == NULL || type != LUA_TUSERDATA || lr->magic != LAZY_MAGIC)
 	{
@@ -1256,8 +1263,6 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 		lr = (LazyRow *) lua_newuserdata(L, head + nodes + strs);
 	else if ((lr = tt_arena_alloc(call, head)) == NULL)
 		luaL_error(L, "not enough memory for the row");
-	else
-		lua_pushlightuserdata(L, lr);
 	lr->magic = LAZY_MAGIC;
 	lr->raw_keys = 0;
 	lr->nkeys = n;
@@ -1290,25 +1295,41 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 		lua_rawgeti(L, LUA_REGISTRYINDEX, sh->keymap_ref);
 		lua_setfenv(L, -2);
 	}
-	/* [row, state]: the row registry maps the row to its state */
-	push_row_registry(L);
-	lua_pushvalue(L, -3);
-	lua_pushvalue(L, -3);
-	lua_rawset(L, -3);
-	lua_pop(L, 2);
+	else
+		lua_pushlightuserdata(L, LAZY_LOCAL);
+	/*
+	 * [row, state]: the row registry maps the row to its state; a reused
+	 * table's entry (LAZY_LOCAL) is in place already.
+	 */
+	if (reuse)
+		lua_pop(L, 1);
+	else
+	{
+		push_row_registry(L);
+		lua_pushvalue(L, -3);
+		lua_pushvalue(L, -3);
+		lua_rawset(L, -3);
+		lua_pop(L, 2);
+	}
 	if (!reuse)
 	{
 		lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->mt_ref);
 		lua_setmetatable(L, -2);
 	}
-	/* pinned until the next row: its address names it meanwhile */
-	if (shapes->pin_ref == 0)
+	/*
+	 * Pinned until the next row: its address names it meanwhile.  A row
+	 * without a copy is pinned already, as the spare.
+	 */
+	if (copy)
 	{
-		lua_pushboolean(L, 1);
-		shapes->pin_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		if (shapes->pin_ref == 0)
+		{
+			lua_pushboolean(L, 1);
+			shapes->pin_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		}
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, LUA_REGISTRYINDEX, shapes->pin_ref);
 	}
-	lua_pushvalue(L, -1);
-	lua_rawseti(L, LUA_REGISTRYINDEX, shapes->pin_ref);
 	cur_row_ptr = lua_topointer(L, -1);
 	cur_lr = lr;
 	cur_shape = sh;

@@ -818,7 +818,9 @@ lua_engine_call(TTTransform *t, tt_call *call)
 	}
 	st->mem.limit = (size_t) tt_lua_memory_limit_kb * 1024;
 	st->last_call = ++call_clock;
-	make_room(st, st->mem.limit - Min(st->mem.used, st->mem.limit));
+	if (unlikely(tt_mem_backend_used + st->mem.limit - Min(st->mem.used, st->mem.limit) >
+				 (size_t) tt_backend_memory_limit_kb * 1024))
+		make_room(st, st->mem.limit - Min(st->mem.used, st->mem.limit));
 
 	args.st = st;
 	args.call = call;
