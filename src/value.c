@@ -252,7 +252,8 @@ host_error(tt_call *call, const char *fmt,...)
 	vsnprintf(buf, sizeof(buf), fmt ? fmt : "(no message)", ap);
 	va_end(ap);
 	len = strlen(buf);
-	priv->errmsg = tt_arena_alloc(call, len + 1);
+	/* not charged: a plugin's message must get through a spent budget */
+	priv->errmsg = MemoryContextAllocExtended(priv->cxt, len + 1, MCXT_ALLOC_NO_OOM);
 	if (priv->errmsg)
 		memcpy(priv->errmsg, buf, len + 1);
 	return TT_ERROR;
