@@ -229,15 +229,18 @@ lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /*
  * Makes room under talaria.backend_memory_limit for a state that may grow
- * by need bytes: closes the idle cached states of other transforms, least
- * recently used first, until it fits or none is left.  Their transforms
- * start afresh on their next call, as after running out of memory.
+ * by need bytes (at most half the limit: a state allowed more than the
+ * whole backend must not empty the cache on every call): closes the idle
+ * cached states of other transforms, least recently used first, until it
+ * fits or none is left.  Their transforms start afresh on their next call,
+ * as after running out of memory.
  */
 static void
 make_room(TTLuaState *keep, size_t need)
 {
 	size_t		limit = (size_t) tt_backend_memory_limit_kb * 1024;
 
+	need = Min(need, limit / 2);
 	while (tt_mem_backend_used + need > limit)
 	{
 		TTLuaState *victim = NULL;
@@ -850,6 +853,9 @@ lua_engine_call(TTTransform *t, tt_call *call)
 									tt_mem_limit_text("talaria.lua_memory_limit",
 													  tt_lua_memory_limit_kb));
 			priv->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			/* the backend was short: make room for the next call now */
+			if (tt_mem_hit == TT_MEM_HIT_BACKEND)
+				make_room(st, SIZE_MAX);
 		}
 		else if (reason == TT_ABORT_TIMEOUT)
 			priv->sqlerrcode = ERRCODE_QUERY_CANCELED;

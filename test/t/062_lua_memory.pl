@@ -34,8 +34,16 @@ function main(row) local t = {} for i = 1, row.n do t = {t, t} end return #json.
 );
 # transforms that keep 5 MB each in their state, and count their calls
 $lua{"keep$_"} = q{local keep
-function main(row) keep = keep or string.rep("k", 5 * 1024 * 1024) calls = (calls or 0) + 1 return calls end}
+function main(row)
+  if not keep then keep = string.rep("k", 5 * 1024 * 1024) collectgarbage() end
+  calls = (calls or 0) + 1 return calls end}
   for 1 .. 8;
+# two that keep 1 MB, to take turns
+$lua{"turn_$_"} = q{local keep
+function main(row)
+  if not keep then keep = string.rep("t", 1024 * 1024) collectgarbage() end
+  calls = (calls or 0) + 1 return calls end}
+  for qw(a b);
 for my $name (sort keys %lua)
 {
 	$node->safe_psql('postgres',
@@ -191,6 +199,15 @@ like($err, qr/54000: transform "grab" failed: .*not enough memory \(talaria\.bac
 	'a state over talaria.backend_memory_limit fails with 54000 naming it');
 ($out) = run(q{SELECT talaria.transform_row('grab', '{"mb": 4}')});
 is($out, '4194304', 'the same transform works within the limit');
+# a state allowed more than the backend (64 MB > 32 MB) makes room for half
+# the backend at most: two small states taking turns both stay cached
+my @turns;
+for my $t (qw(turn_a turn_b turn_a turn_b))
+{
+	($out) = run(qq{SELECT talaria.transform_row('$t', '{}')});
+	push @turns, $out;
+}
+is(join(',', @turns), '1,1,2,2', 'two states taking turns under a backend limit below their own both stay cached');
 run(q{RESET talaria.backend_memory_limit});
 still_fine('the backend limit');
 
