@@ -541,8 +541,8 @@ ts_memo_find(const char *s, size_t len, tt_value *dst)
  * its registry entry and the metatable removed, and it is a plain table.
  * The sandbox wraps those functions (tt_lua_guard_rows; pairs hands out
  * the wrapped next), so a script cannot tell a lazy row from a plain one,
- * and no private object (the state, a light userdata into the call's
- * arena) is ever inside a table a script can walk.  The copy makes a row
+ * and no private object (a state, a light userdata) is ever inside a
+ * table a script can walk.  The copy makes a row
  * valid after its call too (a script may keep it in a global); the input
  * tree is used only during the call that made the row.
  *
@@ -1202,8 +1202,9 @@ row_measure(lua_State *L, const tt_value *row, size_t *nodes, size_t *strs)
  * Pushes the row: a lazy row for an object with a shape, else a table.
  * copy = false when the script cannot keep the row past the call
  * (tt_lua_row_stays_local): its fields are then read from the input tree
- * only, and the state (just the flags) lives in the call's arena, behind a
- * light userdata: no Lua object but the table itself.
+ * only, and the state (just the flags) lives in the call's arena: the row
+ * registry says LAZY_LOCAL, and no Lua object is made but the table itself
+ * (which the next call reuses when it can).
  */
 void
 tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)

@@ -11,13 +11,14 @@
  * after the Lua stack has unwound.  The few Lua C functions that need the
  * server (print) wrap it in PG_TRY and turn the error into a Lua error.
  *
- * Limits.  Each state has its own allocator that refuses to grow beyond
- * talaria.lua_memory_limit, counting also what the running call takes
- * from the per-row arena, or the backend beyond talaria.backend_memory_limit
- * (memory.c; Lua reports "not enough memory" and the state is discarded).  Interrupts and talaria.transform_timeout are checked by
- * a call that lua_instrument.c inserts into every loop and function; it is
- * an FFI call so it also runs inside JIT-compiled traces, where debug hooks
- * never fire.
+ * Limits.  Each state has its own allocator that refuses to grow it beyond
+ * talaria.lua_memory_limit (counting also what the running call takes from
+ * the per-row arena) or the backend beyond talaria.backend_memory_limit
+ * (memory.c); Lua reports "not enough memory" and the state is discarded.
+ * Interrupts and talaria.transform_timeout are checked by a call that
+ * lua_instrument.c inserts into every loop and function; it is an FFI call
+ * so it also runs inside JIT-compiled traces, where debug hooks never fire.
+ * C functions that can run long (json) call the same check as they go.
  *
  *-------------------------------------------------------------------------
  */
