@@ -25,6 +25,9 @@ function main(row) local t = json.decode("[" .. string.rep("{},", row.n) .. "{}]
 	# t = {t, t} nested n times: 2^n leaves, n tables
 	dag => q{local json = require("json")
 function main(row) local t = {} for i = 1, row.n do t = {t, t} end return #json.encode(t) end},
+	# n MB of control characters: six bytes of JSON each
+	escapes => q{local json = require("json")
+function main(row) return #json.encode(string.rep("\1", row.mb * 1024 * 1024)) end},
 	# one 1 MB string, n times in the result
 	big_result => q{function main(row)
   local s = string.rep("x", 1024 * 1024) local t = {} for i = 1, row.n do t[i] = s end return t end},
@@ -120,6 +123,13 @@ $grown = rss_kb() - $rss0;
 cmp_ok($grown, '<', 80 * 1024, "and kept no memory ($grown kB more RSS)");
 run(q{SET talaria.lua_memory_limit = '16MB'});
 still_fine('json.encode over the limit');
+($out, $err) = run(q{SELECT talaria.transform_row('escapes', '{"mb": 3}')});
+like($err, qr/54000: transform "escapes" failed: not enough memory \(talaria\.lua_memory_limit is 16384 kB\)/,
+	'json.encode of 3 MB of control characters (18 MB of text) hits a 16 MB limit (54000)');
+run(q{SET talaria.lua_memory_limit = '32MB'});
+($out) = run(q{SELECT talaria.transform_row('escapes', '{"mb": 1}')});
+is($out, 6 * 1024 * 1024 + 2, 'and 1 MB of them (6 MB of text) fits in 32 MB');
+run(q{SET talaria.lua_memory_limit = '16MB'});
 
 # --- both check talaria.transform_timeout as they go (a single call)
 run(q{SET talaria.lua_memory_limit = '256MB'});
