@@ -38,8 +38,11 @@
 /* 2^53: integers up to this magnitude are exact as Lua numbers */
 #define TT_JSON_MAX_SAFE_INT INT64CONST(9007199254740992)
 
-/* values between two interrupt checks */
-#define TT_JSON_CHECK_EVERY 256
+/*
+ * Values between two interrupt checks: the check reads the clock only every
+ * 1024th time (tt_lua_check_interrupt), so every 16K values, some ms.
+ */
+#define TT_JSON_CHECK_EVERY 16
 
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
