@@ -919,6 +919,10 @@ lazy_state(lua_State *L, int idx)
 
 	if (lua_type(L, idx) != LUA_TTABLE)
 		return NULL;
+	/* every lazy row has a metatable: most tables are done here */
+	if (!lua_getmetatable(L, idx))
+		return NULL;
+	lua_pop(L, 1);
 	if (idx < 0)
 		idx = lua_gettop(L) + idx + 1;
 	push_row_registry(L);
