@@ -155,8 +155,10 @@ utf8_sequence_len(const unsigned char *s, size_t avail)
 	return n;
 }
 
-
-/* One interrupt check per TT_JSON_CHECK_EVERY values; level: the script (0 = us) */
+/*
+ * One interrupt check per TT_JSON_CHECK_EVERY values; level names the
+ * script's frame for the message (luaL_where: 0 is the running C function).
+ */
 static inline void
 json_tick(lua_State *L, uint32 *ticks, int level)
 {
