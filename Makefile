@@ -14,8 +14,8 @@ ISOLATION = $(sort $(patsubst test/specs/%.spec,%,$(wildcard test/specs/*.spec))
 ISOLATION_OPTS = --inputdir=test --load-extension=talaria_transform
 
 # LuaJIT is not linked: lua_api.c dlopens it privately (see lua_api.h)
-LUA_CFLAGS := $(shell pkg-config --cflags luajit json-c)
-LUA_LIBS := $(shell pkg-config --libs json-c) -ldl
+LUA_CFLAGS := $(shell pkg-config --cflags luajit)
+LUA_LIBS := -ldl
 
 PG_CPPFLAGS = -Isrc -Isrc/include $(LUA_CFLAGS)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

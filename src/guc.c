@@ -14,6 +14,8 @@
 #include "utils/guc.h"
 
 int			tt_lua_memory_limit_kb = 65536;
+int			tt_native_memory_limit_kb = 262144;
+int			tt_backend_memory_limit_kb = 524288;
 int			tt_transform_timeout_ms = 0;
 bool		tt_lua_cache = true;
 bool		tt_copy_fast_path = true;
@@ -34,6 +36,21 @@ tt_define_gucs(void)
 							"Over it, the transform fails with \"not enough memory\".",
 							&tt_lua_memory_limit_kb,
 							65536, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("talaria.native_memory_limit",
+							"Memory one native transform call may take from the per-row arena.",
+							"Over it, host->alloc returns NULL and the call fails.",
+							&tt_native_memory_limit_kb,
+							262144, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("talaria.backend_memory_limit",
+							"Memory all transforms of one backend may hold together.",
+							"Lua states, json, per-row arenas of running calls; over it, "
+							"idle Lua states of other transforms are dropped, then the call fails.",
+							&tt_backend_memory_limit_kb,
+							524288, 1024, INT_MAX,
 							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("talaria.transform_timeout",

@@ -66,6 +66,14 @@ extern int	tt_luaopen_json(lua_State *L);
 /* lua_engine.c: load() for the sandbox (text only, instrumented) */
 extern int	tt_lua_sandbox_load(lua_State *L);
 
+/*
+ * lua_engine.c: C functions that run long check for interrupts every so
+ * often: when tt_lua_check_interrupt() is non-zero, they raise
+ * tt_lua_raise_interrupt(L, level), level naming the script's frame.
+ */
+extern int	tt_lua_check_interrupt(void);
+extern int	tt_lua_raise_interrupt(lua_State *L, int level);
+
 /* lua_instrument.c */
 extern char *tt_lua_instrument(const char *src, size_t len, size_t *outlen,
 							   char *errbuf, size_t errlen);

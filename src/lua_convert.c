@@ -22,6 +22,23 @@
 
 char		tt_lua_null_tag;
 
+/*
+ * The registry key of the row registry (row table -> state: a userdata,
+ * or LAZY_LOCAL for a row without a copy, whose state is the call's own).
+ */
+static char lazy_key_tag;
+static char lazy_local_tag;
+
+#define LAZY_KEY ((void *) &lazy_key_tag)
+#define LAZY_LOCAL ((void *) &lazy_local_tag)
+
+static inline void
+push_row_registry(lua_State *L)
+{
+	lua_pushlightuserdata(L, LAZY_KEY);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
 static void push_timestamp(lua_State *L, const tt_value *v);
 static int	lazy_index(lua_State *L);
 static int	lazy_newindex(lua_State *L);
@@ -260,6 +277,15 @@ tt_lua_convert_init(lua_State *L)
 	lua_pushliteral(L, "talaria.row");
 	lua_setfield(L, -2, "__metatable");
 	lua_pop(L, 1);
+
+	/* the row registry: weak keys, so a row's entry goes with the row */
+	lua_pushlightuserdata(L, LAZY_KEY);
+	lua_newtable(L);
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "k");
+	lua_setfield(L, -2, "__mode");
+	lua_setmetatable(L, -2);
+	lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
 /* ---------------------------------------------------------------------
@@ -494,7 +520,8 @@ ts_memo_find(const char *s, size_t len, tt_value *dst)
  * fields of a wide row: pushing every value (interning every string) and
  * reading every value back cost more than the script itself.
  *
- * A lazy row is a table holding, under a private light-userdata key, a
+ * A lazy row is a table with, in a private weak-keyed table of the state
+ * (the "row registry", never reachable from a script), a
  * userdata with a copy of the row's field values (deep for nested ones; the
  * keys are in the shape's key map) and one flag per field, and a shared
  * metatable:
@@ -511,11 +538,18 @@ ts_memo_find(const char *s, size_t len, tt_value *dst)
  * Everything that looks at a table's raw contents (pairs, next, rawget,
  * rawset, setmetatable, getmetatable, table.foreach, table.maxn,
  * json.encode) first "unlazies" the row: the remaining fields are stored,
- * the private key and the metatable removed, and it is a plain table.  The
- * sandbox wraps those functions (tt_lua_guard_rows), so a script cannot
- * tell a lazy row from a plain one.  The copy makes a row valid after its
- * call too (a script may keep it in a global); the input tree is used only
- * during the call that made the row.
+ * its registry entry and the metatable removed, and it is a plain table.
+ * The sandbox wraps those functions (tt_lua_guard_rows; pairs hands out
+ * the wrapped next), so a script cannot tell a lazy row from a plain one,
+ * and no private object (a state, a light userdata) is ever inside a
+ * table a script can walk.  The copy makes a row
+ * valid after its call too (a script may keep it in a global); the input
+ * tree is used only during the call that made the row.
+ *
+ * The current call's row is known by its address (cur_row_ptr) for speed;
+ * that is sound only while the row is alive, so push_row pins it in the
+ * registry until the next call: a script that drops its row and collects
+ * cannot get another table at that address.
  *
  * Rows of one table share their keys: the key -> field map is built once
  * per key set (a "shape", a few kept per state) and set as the userdata's
@@ -526,11 +560,6 @@ ts_memo_find(const char *s, size_t len, tt_value *dst)
 #define SHAPE_MAX_KEYS 2000
 #define SHAPE_MAX_BUILDS 16
 #define LAZY_MAGIC 0x7a4c6152	/* "RaLz" */
-
-/* the private key under which a lazy row keeps its state */
-static char lazy_key_tag;
-
-#define LAZY_KEY ((void *) &lazy_key_tag)
 
 typedef struct LazyRow
 {
@@ -583,11 +612,12 @@ struct TTLuaShapes
 
 	/*
 	 * A row that cannot outlive its call (copy = false) is garbage once
-	 * the call returns: its table, if the call left nothing in it but the
-	 * private key, is kept here and made the next call's row.
+	 * the call returns: its table, if the call left nothing in it, is kept
+	 * here and made the next call's row.
 	 */
 	int			spare_ref;		/* registry reference, 0 = none */
 	bool		spare_clean;	/* set by tt_lua_row_done */
+	int			pin_ref;		/* registry slot pinning the last row, 0 = none */
 };
 
 void
@@ -876,9 +906,10 @@ tree_copy(const tt_value *src, tt_value *dst, TreeCopy *tc)
 }
 
 /*
- * If the table at idx is a lazy row, pushes its state (a userdata, or for a
- * row that cannot outlive its call a light userdata pointing into the call's
- * arena) and returns it; otherwise pushes nothing and returns NULL.
+ * If the table at idx is a lazy row, pushes its registry entry (a userdata,
+ * or for a row that cannot outlive its call LAZY_LOCAL) and returns its
+ * state (for LAZY_LOCAL the current call's, in the call's arena: any other
+ * table is an error); otherwise pushes nothing and returns NULL.
  */
 static LazyRow *
 lazy_state(lua_State *L, int idx)
@@ -888,16 +919,25 @@ lazy_state(lua_State *L, int idx)
 
 	if (lua_type(L, idx) != LUA_TTABLE)
 		return NULL;
-	lua_pushlightuserdata(L, LAZY_KEY);
-	lua_rawget(L, idx < 0 ? idx - 1 : idx);
+	/* every lazy row has a metatable: most tables are done here */
+	if (!lua_getmetatable(L, idx))
+		return NULL;
+	lua_pop(L, 1);
+	if (idx < 0)
+		idx = lua_gettop(L) + idx + 1;
+	push_row_registry(L);
+	lua_pushvalue(L, idx);
+	lua_rawget(L, -2);
+	lua_remove(L, -2);
 	type = lua_type(L, -1);
 	lr = (LazyRow *) lua_touserdata(L, -1);
-	if (type == LUA_TLIGHTUSERDATA && lr != NULL)
+	if (type == LUA_TLIGHTUSERDATA && lr == LAZY_LOCAL)
 	{
-		/* never dereferenced unless it is the current call's */
-		if (lr != cur_lr)
+		/* a row without a copy: only the current call's (pinned) row */
+		if (cur_lr == NULL || cur_lr->values != NULL ||
+			lua_topointer(L, idx) != cur_row_ptr)
 			luaL_error(L, "internal error: a row without a copy was used after its call");
-		return lr;
+		return cur_lr;
 	}
 	if (lr == NULL || type != LUA_TUSERDATA || lr->magic != LAZY_MAGIC)
 	{
@@ -1056,9 +1096,11 @@ tt_lua_unlazy(lua_State *L, int idx)
 		cur_lr = NULL;
 		cur_shape = NULL;
 	}
-	lua_pushlightuserdata(L, LAZY_KEY);
+	push_row_registry(L);
+	lua_pushvalue(L, idx);
 	lua_pushnil(L);
-	lua_rawset(L, idx);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
 	lua_pushnil(L);
 	lua_setmetatable(L, idx);
 }
@@ -1070,24 +1112,39 @@ sb_unlazy(lua_State *L)
 	return 0;
 }
 
+/* is the table at 1 a lazy row?  (nothing is dereferenced) */
+static int
+sb_is_row(lua_State *L)
+{
+	push_row_registry(L);
+	lua_pushvalue(L, 1);
+	lua_rawget(L, -2);
+	lua_pushboolean(L, !lua_isnil(L, -1));
+	return 1;
+}
+
 /*
  * Wraps the sandbox's functions that see a table's raw contents so that
  * they unlazy a row first.  env is the sandbox environment (absolute).
  */
 static const char guard_chunk[] =
-"local K, unlazy, env = ...\n"
-"local type, error, rawget, rawset, next, pairs = env.type, env.error, env.rawget, env.rawset, env.next, env.pairs\n"
+"local is_row, unlazy, env = ...\n"
+"local type, error, rawget, rawset, next = env.type, env.error, env.rawget, env.rawset, env.next\n"
 "local getmetatable, setmetatable = env.getmetatable, env.setmetatable\n"
 "local foreach, maxn = env.table.foreach, env.table.maxn\n"
+"-- a lazy row's metatable says this (and so may a script's own)\n"
+"local ROW = 'talaria.row'\n"
 "-- argument errors name the script's line (level 3: guard, wrapper, caller)\n"
 "local function guard(t, name)\n"
 "  if type(t) ~= 'table' then\n"
 "    error(\"bad argument #1 to '\" .. name .. \"' (table expected, got \" .. type(t) .. \")\", 3)\n"
 "  end\n"
-"  if rawget(t, K) ~= nil then unlazy(t) end\n"
+"  if getmetatable(t) == ROW then unlazy(t) end\n"
 "end\n"
-"env.pairs = function(t) guard(t, 'pairs') local f, s, c = pairs(t) return f, s, c end\n"
-"env.next = function(t, k) guard(t, 'next') local a, b = next(t, k) return a, b end\n"
+"local function gnext(t, k) guard(t, 'next') local a, b = next(t, k) return a, b end\n"
+"env.next = gnext\n"
+"-- the builtin next never reaches a script: it would walk a lazy row raw\n"
+"env.pairs = function(t) guard(t, 'pairs') return gnext, t, nil end\n"
 "env.rawget = function(t, k) guard(t, 'rawget') local v = rawget(t, k) return v end\n"
 "env.rawset = function(t, k, v) guard(t, 'rawset') local r = rawset(t, k, v) return r end\n"
 "env.setmetatable = function(t, m)\n"
@@ -1097,8 +1154,9 @@ static const char guard_chunk[] =
 "  end\n"
 "  local r = setmetatable(t, m) return r end\n"
 "env.getmetatable = function(t)\n"
-"  if type(t) == 'table' and rawget(t, K) ~= nil then return nil end\n"
-"  local m = getmetatable(t) return m end\n"
+"  local m = getmetatable(t)\n"
+"  if m == ROW and type(t) == 'table' and is_row(t) then return nil end\n"
+"  return m end\n"
 "if foreach then env.table.foreach = function(t, f) guard(t, 'foreach') local r = foreach(t, f) return r end end\n"
 "if maxn then env.table.maxn = function(t) guard(t, 'maxn') local r = maxn(t) return r end end\n";
 
@@ -1107,7 +1165,7 @@ tt_lua_guard_rows(lua_State *L, int env)
 {
 	if (luaL_loadbuffer(L, guard_chunk, sizeof(guard_chunk) - 1, "=talaria") != 0)
 		lua_error(L);
-	lua_pushlightuserdata(L, LAZY_KEY);
+	lua_pushcfunction(L, sb_is_row);
 	lua_pushcfunction(L, sb_unlazy);
 	lua_pushvalue(L, env);
 	lua_call(L, 3, 0);
@@ -1148,8 +1206,9 @@ row_measure(lua_State *L, const tt_value *row, size_t *nodes, size_t *strs)
  * Pushes the row: a lazy row for an object with a shape, else a table.
  * copy = false when the script cannot keep the row past the call
  * (tt_lua_row_stays_local): its fields are then read from the input tree
- * only, and the state (just the flags) lives in the call's arena, behind a
- * light userdata: no Lua object but the table itself.
+ * only, and the state (just the flags) lives in the call's arena: the row
+ * registry says LAZY_LOCAL, and no Lua object is made but the table itself
+ * (which the next call reuses when it can).
  */
 void
 tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
@@ -1209,8 +1268,6 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 		lr = (LazyRow *) lua_newuserdata(L, head + nodes + strs);
 	else if ((lr = tt_arena_alloc(call, head)) == NULL)
 		luaL_error(L, "not enough memory for the row");
-	else
-		lua_pushlightuserdata(L, lr);
 	lr->magic = LAZY_MAGIC;
 	lr->raw_keys = 0;
 	lr->nkeys = n;
@@ -1243,13 +1300,40 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 		lua_rawgeti(L, LUA_REGISTRYINDEX, sh->keymap_ref);
 		lua_setfenv(L, -2);
 	}
-	lua_pushlightuserdata(L, LAZY_KEY);
-	lua_insert(L, -2);
-	lua_rawset(L, -3);
+	else
+		lua_pushlightuserdata(L, LAZY_LOCAL);
+	/*
+	 * [row, state]: the row registry maps the row to its state; a reused
+	 * table's entry (LAZY_LOCAL) is in place already.
+	 */
+	if (reuse)
+		lua_pop(L, 1);
+	else
+	{
+		push_row_registry(L);
+		lua_pushvalue(L, -3);
+		lua_pushvalue(L, -3);
+		lua_rawset(L, -3);
+		lua_pop(L, 2);
+	}
 	if (!reuse)
 	{
 		lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->mt_ref);
 		lua_setmetatable(L, -2);
+	}
+	/*
+	 * Pinned until the next row: its address names it meanwhile.  A row
+	 * without a copy is pinned already, as the spare.
+	 */
+	if (copy)
+	{
+		if (shapes->pin_ref == 0)
+		{
+			lua_pushboolean(L, 1);
+			shapes->pin_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		}
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, LUA_REGISTRYINDEX, shapes->pin_ref);
 	}
 	cur_row_ptr = lua_topointer(L, -1);
 	cur_lr = lr;
@@ -1258,8 +1342,8 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 
 /*
  * After a call's result was read back: the row's table may serve the next
- * call if it is still lazy and holds nothing but the private key (the
- * script stored nothing in it).
+ * call if it is still lazy and holds nothing (the script stored nothing
+ * in it).
  */
 void
 tt_lua_row_done(TTLuaShapes *shapes)
@@ -1393,7 +1477,7 @@ same_as_input(lua_State *L, tt_call *call, const char *key, size_t klen,
 
 /*
  * Adds the string-keyed entries of the table at idx (absolute) to the
- * object dst, skipping a lazy row's private key.
+ * object dst.
  */
 static void
 table_members_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst,
@@ -1408,16 +1492,8 @@ table_members_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst,
 		tt_value   *slot;
 
 		if (lua_type(L, -2) != LUA_TSTRING)
-		{
-			if (lua_type(L, -2) == LUA_TLIGHTUSERDATA &&
-				lua_touserdata(L, -2) == LAZY_KEY)
-			{
-				lua_pop(L, 1);
-				continue;
-			}
 			luaL_error(L, "cannot convert a table with a %s key to JSON (object keys must be strings)",
 					   luaL_typename(L, -2));
-		}
 		key = lua_tolstring(L, -2, &klen);
 		kcopy = arena_or_error(L, tt_arena_alloc(call, klen + 1));
 		memcpy(kcopy, key, klen + 1);
@@ -1452,7 +1528,7 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 		out = &dst->u.obj.members[dst->u.obj.count++];
 		*out = *m;
 	}
-	/* nothing but the private key in the table: nothing more to read */
+	/* nothing stored in the table: nothing more to read */
 	if (lr->raw_keys > 0)
 		table_members_to_value(L, idx, call, dst, depth);
 }

@@ -11,12 +11,14 @@
  * after the Lua stack has unwound.  The few Lua C functions that need the
  * server (print) wrap it in PG_TRY and turn the error into a Lua error.
  *
- * Limits.  Each state has its own allocator that refuses to grow beyond
- * talaria.lua_memory_limit (Lua reports "not enough memory" and the state
- * is discarded).  Interrupts and talaria.transform_timeout are checked by
- * a call that lua_instrument.c inserts into every loop and function; it is
- * an FFI call so it also runs inside JIT-compiled traces, where debug hooks
- * never fire.
+ * Limits.  Each state has its own allocator that refuses to grow it beyond
+ * talaria.lua_memory_limit (counting also what the running call takes from
+ * the per-row arena) or the backend beyond talaria.backend_memory_limit
+ * (memory.c); Lua reports "not enough memory" and the state is discarded.
+ * Interrupts and talaria.transform_timeout are checked by a call that
+ * lua_instrument.c inserts into every loop and function; it is an FFI call
+ * so it also runs inside JIT-compiled traces, where debug hooks never fire.
+ * C functions that can run long (json) call the same check as they go.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,8 +42,11 @@
 typedef struct TTLuaState
 {
 	lua_State  *L;
-	size_t		used;			/* bytes allocated by this state */
-	size_t		limit;			/* talaria.lua_memory_limit in bytes */
+	TTMemBudget mem;			/* the heap, + the running call's arena */
+	struct TTLuaState *next;	/* all states of the backend */
+	TTTransform *owner;			/* caching transform; NULL: not cached */
+	uint64		last_call;		/* for evicting the least recently used */
+	bool		busy;			/* running a call or its setup */
 	int			main_ref;		/* registry reference of main() */
 	TTLuaShapes *shapes;		/* row key maps by key set */
 	bool		row_local;		/* main cannot keep its row past a call */
@@ -66,6 +71,10 @@ typedef struct TTLuaState
  * each TT_LUA_GC_STEP bytes of growth buy a collector step.
  */
 #define TT_LUA_GC_STEP (64 * 1024)
+
+/* every open state, for the backend-wide limit */
+static TTLuaState *all_states = NULL;
+static uint64 call_clock = 0;
 
 /* interrupt state, read by the checker from compiled traces */
 static volatile int tt_lua_abort_reason = TT_ABORT_NONE;
@@ -102,8 +111,6 @@ mono_ns(void)
  * Called through FFI at every loop iteration and function entry: keep it
  * tiny.  Never ereports; only reads flags the signal handlers set.
  */
-int			tt_lua_check_interrupt(void);
-
 int
 tt_lua_check_interrupt(void)
 {
@@ -145,7 +152,18 @@ deadline_stop(void)
 static int
 lua_abort(lua_State *L)
 {
-	luaL_where(L, 2);
+	return tt_lua_raise_interrupt(L, 2);
+}
+
+/*
+ * Raises the error of an interrupted script (tt_lua_check_interrupt said
+ * so), naming the place at the given level; for C functions that check as
+ * they go (json).
+ */
+int
+tt_lua_raise_interrupt(lua_State *L, int level)
+{
+	luaL_where(L, level);
 	if (tt_lua_abort_reason == TT_ABORT_TIMEOUT)
 		lua_pushfstring(L, "transform exceeded talaria.transform_timeout (%d ms)",
 						tt_transform_timeout_ms);
@@ -165,6 +183,8 @@ lua_abort(lua_State *L)
  * malloc for Lua's many small objects), borrowed from a state that is never
  * used otherwise; we only add the accounting.  A backend is one thread.
  */
+static void state_close(TTLuaState *st);
+
 static lua_Alloc backing_alloc = NULL;
 static void *backing_ud = NULL;
 
@@ -191,16 +211,54 @@ lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	if (nsize == 0)
 	{
 		backing_alloc(backing_ud, ptr, osize, 0);
-		st->used -= osize;
+		tt_mem_uncharge(&st->mem, osize);
 		return NULL;
 	}
-	if (nsize > osize && st->used - osize + nsize > st->limit)
+	if (nsize > osize && !tt_mem_charge(&st->mem, nsize - osize))
 		return NULL;
 	p = backing_alloc(backing_ud, ptr, osize, nsize);
 	if (p == NULL)
+	{
+		if (nsize > osize)
+			tt_mem_uncharge(&st->mem, nsize - osize);
 		return NULL;
-	st->used = st->used - osize + nsize;
+	}
+	if (nsize < osize)
+		tt_mem_uncharge(&st->mem, osize - nsize);
 	return p;
+}
+
+/*
+ * Makes room under talaria.backend_memory_limit for a state that may grow
+ * by need bytes (at most half the limit: a state allowed more than the
+ * whole backend must not empty the cache on every call): closes the idle
+ * cached states of other transforms, least recently used first, until it
+ * fits or none is left.  Their transforms start afresh on their next call,
+ * as after running out of memory.
+ */
+static void
+make_room(TTLuaState *keep, size_t need)
+{
+	size_t		limit = (size_t) tt_backend_memory_limit_kb * 1024;
+
+	need = Min(need, limit / 2);
+	while (tt_mem_backend_used + need > limit)
+	{
+		TTLuaState *victim = NULL;
+		TTLuaState *s;
+
+		for (s = all_states; s != NULL; s = s->next)
+			if (s != keep && s->owner != NULL && !s->busy &&
+				(victim == NULL || s->last_call < victim->last_call))
+				victim = s;
+		if (victim == NULL)
+			return;
+		ereport(DEBUG1,
+				(errmsg_internal("talaria: dropping the idle Lua state of transform \"%s\" (talaria.backend_memory_limit)",
+								 victim->owner->name)));
+		victim->owner->engine_state = NULL;
+		state_close(victim);
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -571,8 +629,16 @@ error_text(lua_State *L)
 static void
 state_close(TTLuaState *st)
 {
+	TTLuaState **link;
+
 	if (st == NULL)
 		return;
+	for (link = &all_states; *link != NULL; link = &(*link)->next)
+		if (*link == st)
+		{
+			*link = st->next;
+			break;
+		}
 	if (st->L)
 		lua_close(st->L);
 	tt_lua_shapes_free(st->shapes);
@@ -599,8 +665,13 @@ state_create(const char *name, const char *source)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
-	st->limit = (size_t) tt_lua_memory_limit_kb * 1024;
+	st->mem.limit = (size_t) tt_lua_memory_limit_kb * 1024;
 	st->main_ref = LUA_NOREF;
+	st->busy = true;
+	st->next = all_states;
+	all_states = st;
+	make_room(st, st->mem.limit);
+	tt_mem_hit = TT_MEM_HIT_NONE;
 	st->shapes = tt_lua_shapes_create();	/* NULL: the generic path */
 	st->row_local = tt_lua_row_stays_local(source, strlen(source));
 	ereport(DEBUG2,
@@ -609,11 +680,14 @@ state_create(const char *name, const char *source)
 	st->L = lua_newstate(lua_alloc, st);
 	if (st->L == NULL)
 	{
-		free(st);
+		const char *detail = tt_mem_limit_text("talaria.lua_memory_limit",
+											   tt_lua_memory_limit_kb);
+
+		state_close(st);
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("could not create a Lua state for transform \"%s\"", name),
-				 errhint("Raise talaria.lua_memory_limit.")));
+				 errdetail("%s.", detail)));
 	}
 
 	args.st = st;
@@ -634,7 +708,10 @@ state_create(const char *name, const char *source)
 	deadline_stop();
 	free(args.code);
 	if (rc == 0)
+	{
+		st->busy = false;
 		return st;
+	}
 
 	msg = error_text(st->L);
 	reason = tt_lua_abort_reason;
@@ -649,7 +726,8 @@ state_create(const char *name, const char *source)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("transform \"%s\" ran out of memory while loading", name),
-				 errdetail("talaria.lua_memory_limit is %d kB.", tt_lua_memory_limit_kb)));
+				 errdetail("%s.", tt_mem_limit_text("talaria.lua_memory_limit",
+													 tt_lua_memory_limit_kb))));
 	ereport(ERROR,
 			(errcode(reason == TT_ABORT_NONE ? ERRCODE_INVALID_FUNCTION_DEFINITION
 					 : ERRCODE_QUERY_CANCELED),
@@ -674,10 +752,10 @@ call_main(lua_State *L)
 	CallArgs   *a = (CallArgs *) lua_touserdata(L, 1);
 	tt_value   *result;
 
-	if (a->st->used >= a->st->gc_at)
+	if (a->st->mem.used >= a->st->gc_at)
 	{
 		lua_gc(L, LUA_GCSTEP, TT_LUA_GC_STEP / 1024);
-		a->st->gc_at = a->st->used + TT_LUA_GC_STEP;
+		a->st->gc_at = a->st->mem.used + TT_LUA_GC_STEP;
 	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->st->main_ref);
 	tt_lua_memo_reset();
@@ -702,10 +780,14 @@ call_main(lua_State *L)
 static void *
 lua_engine_load(TTTransform *t)
 {
+	TTLuaState *st;
+
 	/* uncached: compile on each call instead */
 	if (!tt_lua_cache)
 		return NULL;
-	return state_create(t->name, t->source);
+	st = state_create(t->name, t->source);
+	st->owner = t;
+	return st;
 }
 
 static void
@@ -731,18 +813,32 @@ lua_engine_call(TTTransform *t, tt_call *call)
 			lua_engine_unload(t);
 		st = state_create(t->name, t->source);
 		if (tt_lua_cache)
+		{
 			t->engine_state = st;
+			st->owner = t;
+		}
 		else
 			fresh = true;
 	}
-	st->limit = (size_t) tt_lua_memory_limit_kb * 1024;
+	st->mem.limit = (size_t) tt_lua_memory_limit_kb * 1024;
+	st->last_call = ++call_clock;
+	if (unlikely(tt_mem_backend_used + st->mem.limit - Min(st->mem.used, st->mem.limit) >
+				 (size_t) tt_backend_memory_limit_kb * 1024))
+		make_room(st, st->mem.limit - Min(st->mem.used, st->mem.limit));
 
 	args.st = st;
 	args.call = call;
 	args.status = TT_ERROR;
+	tt_mem_hit = TT_MEM_HIT_NONE;
+	priv->budget = &st->mem;	/* the arena counts against the state */
+	st->busy = true;
 	deadline_start();
 	rc = lua_cpcall(st->L, call_main, &args);
 	deadline_stop();
+	st->busy = false;
+	tt_mem_uncharge(&st->mem, priv->charged);
+	priv->budget = NULL;
+	priv->charged = 0;
 	reason = tt_lua_abort_reason;
 	tt_lua_abort_reason = TT_ABORT_NONE;
 
@@ -754,9 +850,13 @@ lua_engine_call(TTTransform *t, tt_call *call)
 		if (rc == LUA_ERRMEM || priv->oom ||
 			strcmp(priv->errmsg, "not enough memory") == 0)
 		{
-			priv->errmsg = psprintf("%s (talaria.lua_memory_limit is %d kB)",
-									priv->errmsg, tt_lua_memory_limit_kb);
+			priv->errmsg = psprintf("%s (%s)", priv->errmsg,
+									tt_mem_limit_text("talaria.lua_memory_limit",
+													  tt_lua_memory_limit_kb));
 			priv->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			/* the backend was short: make room for the next call now */
+			if (tt_mem_hit == TT_MEM_HIT_BACKEND)
+				make_room(st, SIZE_MAX);
 		}
 		else if (reason == TT_ABORT_TIMEOUT)
 			priv->sqlerrcode = ERRCODE_QUERY_CANCELED;

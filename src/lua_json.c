@@ -2,27 +2,26 @@
  *
  * lua_json.c
  *	  The "json" module of the Lua sandbox: json.encode, json.decode and
- *	  json.null, built on json-c.
+ *	  json.null.
  *
  * Everything here runs on the Lua side (see lua_common.h): it raises Lua
  * errors and never calls anything that can ereport or palloc.
  *
- * json-c allocates with malloc, and a Lua error (the memory limit can make
- * any allocating Lua API call fail) unwinds straight past our C frames.  So
- * a json-c tree is never held across a call that can raise: the Lua side of
- * the work runs in an inner protected call whose context struct owns the
- * json-c root; the caller frees the root when that call returns and then
- * re-raises its error, if any.
+ * Both directions work in Lua's memory only, so that the state's budget
+ * (talaria.lua_memory_limit, talaria.backend_memory_limit; memory.c)
+ * bounds them: the decoder builds Lua values straight from the text, with
+ * no intermediate tree, and the encoder writes into a buffer that comes
+ * from the state's allocator.  An input or output too big for the budget
+ * fails with Lua's "not enough memory", and nothing is left behind on the
+ * C heap.  Both check for interrupts and talaria.transform_timeout every
+ * TT_JSON_CHECK_EVERY values, as instrumented loops do: json.encode of a
+ * shared structure (t = {t, t} nested 30 times) is a long loop in C.
  *
- * Decoding is strict RFC 8259 JSON.  json-c's strict mode still accepts a
- * few things JSON does not (NaN, Infinity, "1.", raw control characters in
- * strings, ill-formed UTF-8) and silently saturates integers beyond
- * int64/uint64 to the limits, so the input is also checked by a small
- * lexical scan once json-c has accepted it.  Integers of TT_JSON_BIG_DIGITS
- * digits or more are kept exact: the scan rewrites each of them into a
- * string holding a marker byte (which well-formed UTF-8 cannot contain)
- * followed by the digits, the text is parsed again, and such strings come
- * back as numbers from their text.
+ * Decoding is strict RFC 8259 JSON, errors name the byte.  Integers that
+ * a double holds exactly become numbers; longer ones and decimals keep
+ * their text (tt_lua_push_number_text).  Encoding writes what json-c's
+ * plain mode wrote before: no spaces, "/" unescaped, control characters
+ * as \uXXXX, keys in table order.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,27 +32,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
-
 #include "lua_common.h"
 #include "talaria.h"
-
-/* integers with this many digits may not fit int64: decode them as text */
-#define TT_JSON_BIG_DIGITS 19
-
-/* never part of UTF-8, so never in a string scan_json accepted */
-#define TT_JSON_BIG_MARK ((char) 0xFF)
 
 /* 2^53: integers up to this magnitude are exact as Lua numbers */
 #define TT_JSON_MAX_SAFE_INT INT64CONST(9007199254740992)
 
-#define TT_JSON_ENCODE_FLAGS \
-	(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+/*
+ * Values between two interrupt checks: the check reads the clock only every
+ * 1024th time (tt_lua_check_interrupt), so every 16K values, some ms.
+ */
+#define TT_JSON_CHECK_EVERY 16
 
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
-#define UNEXPECTED_CHAR \
-	json_tokener_error_desc(json_tokener_error_parse_unexpected)
+#define UNEXPECTED_CHAR "unexpected character"
+#define UNEXPECTED_END "unexpected end of data"
 
 /* ---------------------------------------------------------------------
  * Shared helpers (pure C, never raise)
@@ -127,8 +121,7 @@ is_json_space(char c)
 
 /*
  * Length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms,
- * no surrogates, nothing above U+10FFFF) at s, or 0.  json-c's own
- * JSON_TOKENER_VALIDATE_UTF8 only checks the lead/continuation structure.
+ * no surrogates, nothing above U+10FFFF) at s, or 0.
  */
 static size_t
 utf8_sequence_len(const unsigned char *s, size_t avail)
@@ -163,504 +156,607 @@ utf8_sequence_len(const unsigned char *s, size_t avail)
 }
 
 /*
- * Lexical check of text json-c has already parsed (so strings are
- * terminated and escapes well-formed): rejects what json-c lets through but
- * JSON forbids (including ill-formed UTF-8 in strings), and counts the
- * integers of TT_JSON_BIG_DIGITS digits or more.  With out != NULL (room for
- * len + 3 * nbig bytes), also writes the text with each such integer
- * rewritten as "<mark><digits>"; returns the length written in *outlen.
- *
- * Returns false with *errpos and *errdesc set if the text is not JSON.
+ * One interrupt check per TT_JSON_CHECK_EVERY values; level names the
+ * script's frame for the message (luaL_where: 0 is the running C function).
  */
-static bool
-scan_json(const char *s, size_t len, size_t *nbig, char *out, size_t *outlen,
-		  size_t *errpos, const char **errdesc)
+static inline void
+json_tick(lua_State *L, uint32 *ticks, int level)
 {
-	size_t		i = 0;
-	size_t		o = 0;
-
-	*nbig = 0;
-	while (i < len)
-	{
-		size_t		tok = i;
-		char		c = s[i];
-
-		if (is_json_space(c) || c == '{' || c == '}' || c == '[' ||
-			c == ']' || c == ',' || c == ':')
-			i++;
-		else if (c == '"')
-		{
-			bool		nul_escape = false;
-
-			i++;
-			while (i < len && s[i] != '"')
-			{
-				if (s[i] == '\\')
-				{
-					if (i + 5 < len && s[i + 1] == 'u' &&
-						memcmp(s + i + 2, "0000", 4) == 0)
-						nul_escape = true;
-					i += 2;
-				}
-				else if ((unsigned char) s[i] < 0x20)
-				{
-					*errpos = i;
-					*errdesc = "invalid control character in string";
-					return false;
-				}
-				else
-				{
-					size_t		n;
-
-					n = utf8_sequence_len((const unsigned char *) s + i, len - i);
-					if (n == 0)
-					{
-						*errpos = i;
-						*errdesc = "invalid UTF-8 in string";
-						return false;
-					}
-					i += n;
-				}
-			}
-			i++;				/* the closing quote */
-
-			/* json-c keeps object keys as C strings: "\u0000" would cut them */
-			if (nul_escape)
-			{
-				size_t		j = i;
-
-				while (j < len && is_json_space(s[j]))
-					j++;
-				if (j < len && s[j] == ':')
-				{
-					*errpos = tok;
-					*errdesc = "object key containing \\u0000 not supported";
-					return false;
-				}
-			}
-		}
-		else if (c == '-' || IS_DIGIT(c))
-		{
-			size_t		end = i;
-			bool		integral;
-			size_t		ndigits;
-
-			while (end < len && is_number_char(s[end]))
-				end++;
-			if (json_number_prefix(s + i, end - i, &integral, &ndigits) != end - i)
-			{
-				*errpos = i;
-				*errdesc = "invalid number";
-				return false;
-			}
-			i = end;
-			if (integral && ndigits >= TT_JSON_BIG_DIGITS)
-			{
-				(*nbig)++;
-				if (out)
-				{
-					out[o++] = '"';
-					out[o++] = TT_JSON_BIG_MARK;
-					memcpy(out + o, s + tok, i - tok);
-					o += i - tok;
-					out[o++] = '"';
-				}
-				continue;
-			}
-		}
-		else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		{
-			size_t		end = i;
-
-			while (end < len && ((s[end] >= 'a' && s[end] <= 'z') ||
-								 (s[end] >= 'A' && s[end] <= 'Z')))
-				end++;
-			if (!((end - i == 4 && memcmp(s + i, "true", 4) == 0) ||
-				  (end - i == 5 && memcmp(s + i, "false", 5) == 0) ||
-				  (end - i == 4 && memcmp(s + i, "null", 4) == 0)))
-			{
-				*errpos = i;
-				*errdesc = UNEXPECTED_CHAR;
-				return false;
-			}
-			i = end;
-		}
-		else
-		{
-			*errpos = i;
-			*errdesc = UNEXPECTED_CHAR;
-			return false;
-		}
-
-		if (out)
-		{
-			memcpy(out + o, s + tok, i - tok);
-			o += i - tok;
-		}
-	}
-	if (outlen)
-		*outlen = o;
-	return true;
-}
-
-/*
- * Parse text with json-c.  Returns the root (NULL is also JSON null: check
- * *ok), or sets *ok = false, *errpos and *errdesc.  Never raises.
- */
-static json_object *
-parse_json(const char *s, size_t len, int flags, bool *ok, size_t *errpos,
-		   const char **errdesc)
-{
-	json_tokener *tok;
-	json_object *root;
-	enum json_tokener_error jerr;
-	size_t		end;
-
-	*ok = false;
-	*errpos = 0;
-	tok = json_tokener_new_ex(TT_LUA_MAX_DEPTH);
-	if (tok == NULL)
-	{
-		*errdesc = "out of memory";
-		return NULL;
-	}
-	json_tokener_set_flags(tok, flags);
-
-	/* pass the terminating NUL too, so that a final number is complete */
-	root = json_tokener_parse_ex(tok, s, (int) len + 1);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-
-	if (jerr != json_tokener_success)
-	{
-		json_object_put(root);
-		if (jerr == json_tokener_continue)
-			jerr = json_tokener_error_parse_eof;
-		*errpos = Min(end, len);
-		*errdesc = json_tokener_error_desc(jerr);
-		return NULL;
-	}
-	if (end < len)
-	{
-		/* an embedded NUL stops json-c short of the end */
-		json_object_put(root);
-		*errpos = end;
-		*errdesc = UNEXPECTED_CHAR;
-		return NULL;
-	}
-	*ok = true;
-	return root;
+	if (unlikely((++*ticks % TT_JSON_CHECK_EVERY) == 0) &&
+		tt_lua_check_interrupt() != 0)
+		tt_lua_raise_interrupt(L, level);
 }
 
 /* ---------------------------------------------------------------------
  * json.decode
+ *
+ * A recursive descent over the text that pushes each value as it is
+ * complete.  The Lua stack and the C stack grow with the nesting, which
+ * is at most TT_LUA_MAX_DEPTH.
  * ---------------------------------------------------------------------
  */
 
-typedef struct TTJsonDecode
+typedef struct JsonDecode
 {
-	json_object *root;			/* freed by json_decode after the call */
-	bool		has_big;		/* marker strings stand for big integers */
-} TTJsonDecode;
+	const char *s;
+	size_t		len;
+	size_t		pos;
+	uint32		ticks;
+} JsonDecode;
+
+static void decode_value(lua_State *L, JsonDecode *d, int depth);
 
 static void
-push_json(lua_State *L, TTJsonDecode *ctx, json_object *obj, int depth)
+decode_error(lua_State *L, const char *desc, size_t pos)
 {
-	if (depth > TT_LUA_MAX_DEPTH)
-		luaL_error(L, "json.decode: value nested too deeply");
-	luaL_checkstack(L, 6, "json.decode");
+	luaL_error(L, "json.decode: %s at byte %d", desc, (int) pos);
+}
 
-	switch (json_object_get_type(obj))
+static inline void
+skip_space(JsonDecode *d)
+{
+	while (d->pos < d->len && is_json_space(d->s[d->pos]))
+		d->pos++;
+}
+
+/* the next non-space byte, or an error at the end of the text */
+static inline char
+peek(lua_State *L, JsonDecode *d)
+{
+	skip_space(d);
+	if (d->pos >= d->len)
+		decode_error(L, UNEXPECTED_END, d->len);
+	return d->s[d->pos];
+}
+
+static void
+expect_literal(lua_State *L, JsonDecode *d, const char *word)
+{
+	size_t		n = strlen(word);
+	size_t		i;
+
+	for (i = 0; i < n; i++)
 	{
-		case json_type_null:
-			lua_pushlightuserdata(L, TT_LUA_NULL);
-			break;
-		case json_type_boolean:
-			lua_pushboolean(L, json_object_get_boolean(obj));
-			break;
-		case json_type_int:
-			{
-				int64_t		v = json_object_get_int64(obj);
-				char		buf[32];
+		if (d->pos + i >= d->len)
+			decode_error(L, UNEXPECTED_END, d->len);
+		if (d->s[d->pos + i] != word[i])
+			decode_error(L, UNEXPECTED_CHAR, d->pos + i);
+	}
+	d->pos += n;
+	/* "nullx", "true1": a literal is one token */
+	if (d->pos < d->len && ((d->s[d->pos] >= 'a' && d->s[d->pos] <= 'z') ||
+							(d->s[d->pos] >= 'A' && d->s[d->pos] <= 'Z') ||
+							IS_DIGIT(d->s[d->pos])))
+		decode_error(L, UNEXPECTED_CHAR, d->pos);
+}
 
-				if (v >= -TT_JSON_MAX_SAFE_INT && v <= TT_JSON_MAX_SAFE_INT)
-				{
-					lua_pushnumber(L, (lua_Number) v);
-					break;
-				}
-				if (v == INT64_MAX)
-				{
-					/* json-c stores values above INT64_MAX as uint64 */
-					snprintf(buf, sizeof(buf), "%llu",
-							 (unsigned long long) json_object_get_uint64(obj));
-				}
-				else
-					snprintf(buf, sizeof(buf), "%lld", (long long) v);
-				tt_lua_push_number_text(L, buf, strlen(buf));
-				break;
-			}
-		case json_type_double:
-			{
-				/* json-c keeps the text of a parsed double */
-				const char *text = json_object_get_string(obj);
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
 
-				if (text == NULL)
-					luaL_error(L, "json.decode: out of memory");
-				tt_lua_push_number_text(L, text, strlen(text));
-				break;
-			}
-		case json_type_string:
-			{
-				const char *s = json_object_get_string(obj);
-				size_t		len = (size_t) json_object_get_string_len(obj);
+/*
+ * The 4 hex digits after "\u" at p, or -1 with *bad the first byte that is
+ * not one (d->len: the text ended).
+ */
+static long
+hex4(const JsonDecode *d, size_t p, size_t *bad)
+{
+	long		v = 0;
+	int			i;
 
-				if (ctx->has_big && len > 1 && s[0] == TT_JSON_BIG_MARK)
-					tt_lua_push_number_text(L, s + 1, len - 1);
-				else
-					lua_pushlstring(L, s, len);
-				break;
-			}
-		case json_type_array:
-			{
-				size_t		n = json_object_array_length(obj);
-				size_t		i;
+	for (i = 0; i < 4; i++)
+	{
+		int			h = p + i < d->len ? hex_value(d->s[p + i]) : -1;
 
-				lua_createtable(L, (int) Min(n, (size_t) INT_MAX), 0);
-				for (i = 0; i < n; i++)
-				{
-					push_json(L, ctx, json_object_array_get_idx(obj, i), depth + 1);
-					lua_rawseti(L, -2, (int) (i + 1));
-				}
-				luaL_getmetatable(L, TT_LUA_ARRAY_MT);
-				lua_setmetatable(L, -2);
-				break;
-			}
-		case json_type_object:
-			{
-				struct json_object_iterator it = json_object_iter_begin(obj);
-				struct json_object_iterator itend = json_object_iter_end(obj);
+		if (h < 0)
+		{
+			*bad = Min(p + i, d->len);
+			return -1;
+		}
+		v = v * 16 + h;
+	}
+	return v;
+}
 
-				lua_createtable(L, 0, json_object_object_length(obj));
-				while (!json_object_iter_equal(&it, &itend))
-				{
-					lua_pushstring(L, json_object_iter_peek_name(&it));
-					push_json(L, ctx, json_object_iter_peek_value(&it), depth + 1);
-					lua_rawset(L, -3);
-					json_object_iter_next(&it);
-				}
-				break;
-			}
+#define INVALID_ESCAPE "invalid string sequence"
+
+
+static void
+add_utf8(luaL_Buffer *b, unsigned long cp)
+{
+	if (cp < 0x80)
+		luaL_addchar(b, (char) cp);
+	else if (cp < 0x800)
+	{
+		luaL_addchar(b, (char) (0xC0 | (cp >> 6)));
+		luaL_addchar(b, (char) (0x80 | (cp & 0x3F)));
+	}
+	else if (cp < 0x10000)
+	{
+		luaL_addchar(b, (char) (0xE0 | (cp >> 12)));
+		luaL_addchar(b, (char) (0x80 | ((cp >> 6) & 0x3F)));
+		luaL_addchar(b, (char) (0x80 | (cp & 0x3F)));
+	}
+	else
+	{
+		luaL_addchar(b, (char) (0xF0 | (cp >> 18)));
+		luaL_addchar(b, (char) (0x80 | ((cp >> 12) & 0x3F)));
+		luaL_addchar(b, (char) (0x80 | ((cp >> 6) & 0x3F)));
+		luaL_addchar(b, (char) (0x80 | (cp & 0x3F)));
 	}
 }
 
-/* protected: (ctx) -> the Lua value of ctx->root */
-static int
-json_decode_push(lua_State *L)
+/*
+ * Decodes one escape at d->pos (the backslash) into b.  An unpaired
+ * surrogate becomes U+FFFD, as json-c made it.  Sets *nul for "\u0000".
+ */
+static void
+decode_escape(lua_State *L, JsonDecode *d, luaL_Buffer *b, bool *nul)
 {
-	TTJsonDecode *ctx = (TTJsonDecode *) lua_touserdata(L, 1);
+	size_t		at = d->pos;
+	size_t		bad;
+	long		cp;
 
-	push_json(L, ctx, ctx->root, 1);
-	return 1;
+	if (at + 1 >= d->len)
+		decode_error(L, UNEXPECTED_END, d->len);
+	d->pos += 2;
+	switch (d->s[at + 1])
+	{
+		case '"':
+		case '\\':
+		case '/':
+			luaL_addchar(b, d->s[at + 1]);
+			return;
+		case 'b':
+			luaL_addchar(b, '\b');
+			return;
+		case 'f':
+			luaL_addchar(b, '\f');
+			return;
+		case 'n':
+			luaL_addchar(b, '\n');
+			return;
+		case 'r':
+			luaL_addchar(b, '\r');
+			return;
+		case 't':
+			luaL_addchar(b, '\t');
+			return;
+		case 'u':
+			break;
+		default:
+			decode_error(L, INVALID_ESCAPE, at + 1);
+	}
+	cp = hex4(d, d->pos, &bad);
+	if (cp < 0)
+		decode_error(L, bad >= d->len ? UNEXPECTED_END : INVALID_ESCAPE, bad);
+	d->pos += 4;
+	if (cp == 0)
+		*nul = true;
+	if (cp >= 0xD800 && cp <= 0xDBFF)
+	{
+		long		lo = -1;
+
+		if (d->pos + 1 < d->len && d->s[d->pos] == '\\' && d->s[d->pos + 1] == 'u')
+			lo = hex4(d, d->pos + 2, &bad);
+		if (lo >= 0xDC00 && lo <= 0xDFFF)
+		{
+			d->pos += 6;
+			cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+		}
+		else
+			cp = 0xFFFD;
+	}
+	else if (cp >= 0xDC00 && cp <= 0xDFFF)
+		cp = 0xFFFD;
+	add_utf8(b, (unsigned long) cp);
+}
+
+/* A string at d->pos (the opening quote): pushes it.  *nul: held "\u0000" */
+static void
+decode_string(lua_State *L, JsonDecode *d, bool *nul)
+{
+	size_t		start = ++d->pos;
+	luaL_Buffer b;
+	bool		buffered = false;
+
+	*nul = false;
+	for (;;)
+	{
+		unsigned char c;
+
+		if (d->pos >= d->len)
+			decode_error(L, UNEXPECTED_END, d->len);
+		c = (unsigned char) d->s[d->pos];
+		if (c == '"')
+			break;
+		if (c == '\\')
+		{
+			if (!buffered)
+			{
+				luaL_buffinit(L, &b);
+				buffered = true;
+			}
+			luaL_addlstring(&b, d->s + start, d->pos - start);
+			decode_escape(L, d, &b, nul);
+			start = d->pos;
+		}
+		else if (c < 0x20)
+			decode_error(L, "invalid control character in string", d->pos);
+		else if (c < 0x80)
+			d->pos++;
+		else
+		{
+			size_t		n = utf8_sequence_len((const unsigned char *) d->s + d->pos,
+											  d->len - d->pos);
+
+			if (n == 0)
+				decode_error(L, "invalid UTF-8 in string", d->pos);
+			d->pos += n;
+		}
+	}
+	if (buffered)
+	{
+		luaL_addlstring(&b, d->s + start, d->pos - start);
+		luaL_pushresult(&b);
+	}
+	else
+		lua_pushlstring(L, d->s + start, d->pos - start);
+	d->pos++;					/* the closing quote */
+}
+
+static void
+decode_number(lua_State *L, JsonDecode *d)
+{
+	const char *p = d->s + d->pos;
+	size_t		end = d->pos;
+	bool		integral;
+	size_t		ndigits;
+	size_t		n;
+
+	while (end < d->len && is_number_char(d->s[end]))
+		end++;
+	n = json_number_prefix(p, end - d->pos, &integral, &ndigits);
+	if (n == 0 || n != end - d->pos)
+	{
+		/* where and how json-c said it: "--1", "1.", "1.e5", "-" */
+		if (p[0] == '-' && d->pos + 1 < d->len && !IS_DIGIT(p[1]) && p[1] != 'I')
+			decode_error(L, "number expected", d->pos + 1);
+		if (end >= d->len && d->s[end - 1] != '.')
+			decode_error(L, UNEXPECTED_END, d->len);
+		decode_error(L, "invalid number", d->pos);
+	}
+	d->pos = end;
+	if (integral && ndigits < 19)
+	{
+		/* fits int64; a double holds it up to 2^53; "-0" is 0 */
+		int64		v = 0;
+		size_t		i;
+
+		for (i = (p[0] == '-'); i < n; i++)
+			v = v * 10 + (p[i] - '0');
+		if (v <= TT_JSON_MAX_SAFE_INT)
+		{
+			lua_pushnumber(L, (lua_Number) (p[0] == '-' ? -v : v));
+			return;
+		}
+	}
+	/* a decimal, or an integer beyond 2^53: exact from its text */
+	tt_lua_push_number_text(L, p, n);
+}
+
+static void
+decode_array(lua_State *L, JsonDecode *d, int depth)
+{
+	int			i = 0;
+
+	d->pos++;					/* [ */
+	lua_newtable(L);
+	if (peek(L, d) == ']')
+		d->pos++;
+	else
+		for (;;)
+		{
+			char		c;
+
+			decode_value(L, d, depth + 1);
+			if (i == INT_MAX)
+				luaL_error(L, "json.decode: array too long");
+			lua_rawseti(L, -2, ++i);
+			c = peek(L, d);
+			d->pos++;
+			if (c == ']')
+				break;
+			if (c != ',')
+				decode_error(L, "array value separator ',' expected", d->pos - 1);
+		}
+	luaL_getmetatable(L, TT_LUA_ARRAY_MT);
+	lua_setmetatable(L, -2);
+}
+
+static void
+decode_object(lua_State *L, JsonDecode *d, int depth)
+{
+	d->pos++;					/* { */
+	lua_newtable(L);
+	if (peek(L, d) == '}')
+	{
+		d->pos++;
+		return;
+	}
+	for (;;)
+	{
+		size_t		keypos;
+		bool		nul;
+		char		c;
+
+		c = peek(L, d);
+		if (c != '"')
+			decode_error(L, c == '}' ? UNEXPECTED_CHAR : "quoted object property name expected",
+						 d->pos);
+		keypos = d->pos;
+		decode_string(L, d, &nul);
+		/* keys reach jsonb and C strings: no NUL in them */
+		if (nul)
+			decode_error(L, "object key containing \\u0000 not supported", keypos);
+		if (peek(L, d) != ':')
+			decode_error(L, "object property name separator ':' expected", d->pos);
+		d->pos++;
+		decode_value(L, d, depth + 1);
+		lua_rawset(L, -3);
+		c = peek(L, d);
+		d->pos++;
+		if (c == '}')
+			break;
+		if (c != ',')
+			decode_error(L, "object value separator ',' expected", d->pos - 1);
+	}
+}
+
+static void
+decode_value(lua_State *L, JsonDecode *d, int depth)
+{
+	char		c = peek(L, d);
+	bool		nul;
+
+	json_tick(L, &d->ticks, 1);
+	luaL_checkstack(L, 4, "json.decode");
+	switch (c)
+	{
+		case '{':
+		case '[':
+			if (depth > TT_LUA_MAX_DEPTH)
+				decode_error(L, "nesting too deep", d->pos);
+			if (c == '{')
+				decode_object(L, d, depth);
+			else
+				decode_array(L, d, depth);
+			break;
+		case '"':
+			decode_string(L, d, &nul);
+			break;
+		case 't':
+			expect_literal(L, d, "true");
+			lua_pushboolean(L, 1);
+			break;
+		case 'f':
+			expect_literal(L, d, "false");
+			lua_pushboolean(L, 0);
+			break;
+		case 'n':
+			expect_literal(L, d, "null");
+			lua_pushlightuserdata(L, TT_LUA_NULL);
+			break;
+		default:
+			if (c == '-' || IS_DIGIT(c))
+				decode_number(L, d);
+			else
+				decode_error(L, c == '\0' ? UNEXPECTED_END : UNEXPECTED_CHAR, d->pos);
+	}
 }
 
 static int
 json_decode(lua_State *L)
 {
-	size_t		len;
-	const char *s = luaL_checklstring(L, 1, &len);
-	TTJsonDecode ctx;
-	bool		ok;
-	size_t		errpos;
-	const char *errdesc;
-	size_t		nbig;
-	int			status;
+	JsonDecode	d;
 
-	if (len >= (size_t) INT_MAX)
+	d.s = luaL_checklstring(L, 1, &d.len);
+	d.pos = 0;
+	d.ticks = 0;
+	if (d.len >= (size_t) INT_MAX)
 		return luaL_error(L, "json.decode: input too large");
-
-	/* set up the protected call before json-c allocates anything */
-	lua_settop(L, 1);
-	lua_pushvalue(L, lua_upvalueindex(1));	/* json_decode_push */
-	lua_pushlightuserdata(L, &ctx);
-
-	ctx.has_big = false;
-	ctx.root = parse_json(s, len, JSON_TOKENER_STRICT, &ok, &errpos, &errdesc);
-	if (ok && !scan_json(s, len, &nbig, NULL, NULL, &errpos, &errdesc))
-	{
-		json_object_put(ctx.root);
-		ctx.root = NULL;
-		ok = false;
-	}
-	if (!ok)
-		return luaL_error(L, "json.decode: %s at byte %d", errdesc, (int) errpos);
-
-	if (nbig > 0)
-	{
-		/* parse again with the big integers as marker strings */
-		size_t		newlen;
-		char	   *buf;
-
-		json_object_put(ctx.root);
-		ctx.root = NULL;
-		if (len + 3 * nbig >= (size_t) INT_MAX)
-			return luaL_error(L, "json.decode: input too large");
-		buf = malloc(len + 3 * nbig + 1);
-		if (buf == NULL)
-			return luaL_error(L, "json.decode: out of memory");
-		(void) scan_json(s, len, &nbig, buf, &newlen, &errpos, &errdesc);
-		buf[newlen] = '\0';
-		ctx.root = parse_json(buf, newlen, JSON_TOKENER_STRICT,
-							  &ok, &errpos, &errdesc);
-		free(buf);
-		if (!ok)
-			return luaL_error(L, "json.decode: %s", errdesc);
-		ctx.has_big = true;
-	}
-
-	status = lua_pcall(L, 1, 1, 0);
-	json_object_put(ctx.root);
-	if (status != 0)
-		return lua_error(L);
+	lua_settop(L, 1);			/* the text stays referenced */
+	decode_value(L, &d, 1);
+	skip_space(&d);
+	if (d.pos < d.len)
+		decode_error(L, UNEXPECTED_CHAR, d.pos);
 	return 1;
 }
 
 /* ---------------------------------------------------------------------
  * json.encode
+ *
+ * The text is built in a buffer from the state's allocator (so it counts
+ * against the state's memory limit and cannot outgrow it); the buffer is
+ * owned by the outer frame, which frees it whether the protected inner
+ * call returned or raised.
  * ---------------------------------------------------------------------
  */
 
-typedef struct TTJsonEncode
+typedef struct JsonEncode
 {
-	json_object *root;			/* freed by json_encode after the call */
-} TTJsonEncode;
+	char	   *buf;			/* from the state's allocator, or NULL */
+	size_t		len;
+	size_t		cap;
+	uint32		ticks;
+} JsonEncode;
 
-/*
- * Hook child into the tree right away, so that everything allocated is
- * reachable from ctx->root whenever a Lua call may raise.
- */
 static void
-attach(lua_State *L, TTJsonEncode *ctx, json_object *parent, const char *key,
-	   json_object *child)
+out_reserve(lua_State *L, JsonEncode *e, size_t n)
 {
-	int			rc;
+	void	   *ud;
+	lua_Alloc	allocf;
+	size_t		cap;
+	char	   *p;
 
-	if (parent == NULL)
-	{
-		ctx->root = child;
+	if (e->cap - e->len >= n)
 		return;
-	}
-	if (key != NULL)
-		rc = json_object_object_add_ex(parent, key, child,
-									   JSON_C_OBJECT_ADD_KEY_IS_NEW);
-	else
-		rc = json_object_array_add(parent, child);
-	if (rc != 0)
-	{
-		json_object_put(child);
-		luaL_error(L, "json.encode: out of memory");
-	}
+	if (n > ((size_t) INT_MAX) - e->len)
+		luaL_error(L, "json.encode: result too large");
+	cap = Max(e->cap, 256);
+	while (cap - e->len < n)
+		cap *= 2;
+	allocf = lua_getallocf(L, &ud);
+	p = allocf(ud, e->buf, e->cap, cap);
+	if (p == NULL)
+		luaL_error(L, "not enough memory");
+	e->buf = p;
+	e->cap = cap;
 }
 
-static json_object *
-new_number_text(lua_State *L, const TTLuaNumber *box)
+static inline void
+out_add(lua_State *L, JsonEncode *e, const char *s, size_t n)
 {
-	char		small[64];
-	char	   *text = small;
-	json_object *obj;
+	out_reserve(L, e, n);
+	memcpy(e->buf + e->len, s, n);
+	e->len += n;
+}
+
+static inline void
+out_char(lua_State *L, JsonEncode *e, char c)
+{
+	if (e->cap == e->len)
+		out_reserve(L, e, 1);
+	e->buf[e->len++] = c;
+}
+
+/* A JSON string: quotes, \" \\ \b \f \n \r \t, other controls as \u00xx */
+static void
+out_string(lua_State *L, JsonEncode *e, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t		start = 0;
+	size_t		i;
+
+	out_char(L, e, '"');
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+		char		esc[6];
+		size_t		n = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		out_add(L, e, s + start, i - start);
+		start = i + 1;
+		esc[0] = '\\';
+		switch (c)
+		{
+			case '"':
+			case '\\':
+				esc[1] = (char) c;
+				break;
+			case '\b':
+				esc[1] = 'b';
+				break;
+			case '\f':
+				esc[1] = 'f';
+				break;
+			case '\n':
+				esc[1] = 'n';
+				break;
+			case '\r':
+				esc[1] = 'r';
+				break;
+			case '\t':
+				esc[1] = 't';
+				break;
+			default:
+				memcpy(esc + 1, "u00", 3);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 0xF];
+				n = 6;
+		}
+		out_add(L, e, esc, n);
+	}
+	out_add(L, e, s + start, len - start);
+	out_char(L, e, '"');
+}
+
+static void
+out_number_text(lua_State *L, JsonEncode *e, const TTLuaNumber *box)
+{
 	bool		integral;
 	size_t		ndigits;
-	double		d;
 
-	if (box->len >= sizeof(small))
+	if (json_number_prefix(box->text, box->len, &integral, &ndigits) != box->len)
 	{
-		text = malloc(box->len + 1);
-		if (text == NULL)
-			luaL_error(L, "json.encode: out of memory");
-	}
-	memcpy(text, box->text, box->len);
-	text[box->len] = '\0';
-	d = strtod(text, NULL);
+		double		d = strtod(box->text, NULL);
 
-	if (json_number_prefix(text, box->len, &integral, &ndigits) != box->len)
-	{
-		char		msg[48];
-
-		snprintf(msg, sizeof(msg), "%s", text);
-		if (text != small)
-			free(text);
 		if (isnan(d) || isinf(d))
 			luaL_error(L, "cannot encode NaN or infinity as JSON");
-		luaL_error(L, "cannot encode the number \"%s\" as JSON", msg);
+		luaL_error(L, "cannot encode the number \"%s\" as JSON", box->text);
 	}
-
-	/* json-c prints the saved text verbatim */
-	obj = json_object_new_double_s(d, text);
-	if (text != small)
-		free(text);
-	if (obj == NULL)
-		luaL_error(L, "json.encode: out of memory");
-	return obj;
+	out_add(L, e, box->text, box->len);
 }
 
-static json_object *
-new_number(lua_State *L, lua_Number d)
+static void
+out_number(lua_State *L, JsonEncode *e, lua_Number d)
 {
-	json_object *obj;
+	char		buf[64];
+	int			n;
 
 	if (isnan(d) || isinf(d))
 		luaL_error(L, "cannot encode NaN or infinity as JSON");
 	/* integers only where a double holds every one; beyond, shortest text */
-	if (fabs(d) <= 9007199254740992.0 && d == (lua_Number) (int64_t) d)
-		obj = json_object_new_int64((int64_t) d);
+	if (fabs(d) <= 9007199254740992.0 && d == (lua_Number) (int64) d)
+		n = snprintf(buf, sizeof(buf), INT64_FORMAT, (int64) d);
 	else
-	{
-		char		buf[64];
-
-		tt_format_double(d, buf, sizeof(buf));
-		obj = json_object_new_double_s(d, buf);
-	}
-	if (obj == NULL)
-		luaL_error(L, "json.encode: out of memory");
-	return obj;
+		n = tt_format_double(d, buf, sizeof(buf));
+	out_add(L, e, buf, (size_t) n);
 }
 
-/* encode the value at idx (absolute) into parent under key (or append) */
+/* encode the value at idx (absolute) */
 static void
-encode_value(lua_State *L, TTJsonEncode *ctx, int idx, json_object *parent,
-			 const char *key, int depth)
+encode_value(lua_State *L, JsonEncode *e, int idx, int depth)
 {
-	json_object *obj = NULL;
 	int			type = lua_type(L, idx);
 
-	luaL_checkstack(L, 6, "json.encode");
+	json_tick(L, &e->ticks, 2);
 	switch (type)
 	{
 		case LUA_TNIL:
+			out_add(L, e, "null", 4);
 			break;
 		case LUA_TBOOLEAN:
-			obj = json_object_new_boolean(lua_toboolean(L, idx));
-			if (obj == NULL)
-				luaL_error(L, "json.encode: out of memory");
+			if (lua_toboolean(L, idx))
+				out_add(L, e, "true", 4);
+			else
+				out_add(L, e, "false", 5);
 			break;
 		case LUA_TNUMBER:
-			obj = new_number(L, lua_tonumber(L, idx));
+			out_number(L, e, lua_tonumber(L, idx));
 			break;
 		case LUA_TSTRING:
 			{
 				size_t		len;
 				const char *s = lua_tolstring(L, idx, &len);
 
-				if (len >= (size_t) INT_MAX)
-					luaL_error(L, "json.encode: string too long");
-				obj = json_object_new_string_len(s, (int) len);
-				if (obj == NULL)
-					luaL_error(L, "json.encode: out of memory");
+				out_string(L, e, s, len);
 				break;
 			}
 		case LUA_TLIGHTUSERDATA:
 			if (lua_touserdata(L, idx) != TT_LUA_NULL)
 				luaL_error(L, "cannot encode a %s as JSON", lua_typename(L, type));
+			out_add(L, e, "null", 4);
 			break;
 		case LUA_TUSERDATA:
 			{
@@ -668,91 +764,93 @@ encode_value(lua_State *L, TTJsonEncode *ctx, int idx, json_object *parent,
 
 				if (box == NULL)
 					luaL_error(L, "cannot encode a %s as JSON", lua_typename(L, type));
-				obj = new_number_text(L, box);
+				out_number_text(L, e, box);
 				break;
 			}
 		case LUA_TTABLE:
 			{
 				size_t		n;
-				bool		is_array;
+				bool		first = true;
 
 				if (depth > TT_LUA_MAX_DEPTH)
 					luaL_error(L, "cannot encode a value nested too deeply (cycle?)");
-				is_array = tt_lua_is_array(L, idx, &n);
-				if (is_array)
-					obj = json_object_new_array_ext((int) Min(Max(n, 1), INT_MAX));
-				else
-					obj = json_object_new_object();
-				if (obj == NULL)
-					luaL_error(L, "json.encode: out of memory");
-				attach(L, ctx, parent, key, obj);
-
-				if (is_array)
+				luaL_checkstack(L, 6, "json.encode");
+				if (tt_lua_is_array(L, idx, &n))
 				{
 					size_t		i;
 
+					out_char(L, e, '[');
 					for (i = 1; i <= n; i++)
 					{
+						if (i > 1)
+							out_char(L, e, ',');
 						lua_rawgeti(L, idx, (int) i);
-						encode_value(L, ctx, lua_gettop(L), obj, NULL, depth + 1);
+						encode_value(L, e, lua_gettop(L), depth + 1);
 						lua_pop(L, 1);
 					}
+					out_char(L, e, ']');
+					break;
 				}
-				else
+				out_char(L, e, '{');
+				lua_pushnil(L);
+				while (lua_next(L, idx) != 0)
 				{
-					lua_pushnil(L);
-					while (lua_next(L, idx) != 0)
-					{
-						size_t		klen;
-						const char *k;
+					size_t		klen;
+					const char *k;
 
-						if (lua_type(L, -2) != LUA_TSTRING)
-							luaL_error(L, "cannot encode a table with a non-string key");
-						k = lua_tolstring(L, -2, &klen);
-						if (strlen(k) != klen)
-							luaL_error(L, "cannot encode a table key containing a NUL byte");
-						encode_value(L, ctx, lua_gettop(L), obj, k, depth + 1);
-						lua_pop(L, 1);
-					}
+					if (lua_type(L, -2) != LUA_TSTRING)
+						luaL_error(L, "cannot encode a table with a non-string key");
+					k = lua_tolstring(L, -2, &klen);
+					if (memchr(k, '\0', klen) != NULL)
+						luaL_error(L, "cannot encode a table key containing a NUL byte");
+					if (!first)
+						out_char(L, e, ',');
+					first = false;
+					out_string(L, e, k, klen);
+					out_char(L, e, ':');
+					encode_value(L, e, lua_gettop(L), depth + 1);
+					lua_pop(L, 1);
 				}
-				return;
+				out_char(L, e, '}');
+				break;
 			}
 		default:
 			luaL_error(L, "cannot encode a %s as JSON", lua_typename(L, type));
 	}
-	attach(L, ctx, parent, key, obj);
 }
 
 /* protected: (ctx, value) -> the JSON text */
 static int
 json_encode_build(lua_State *L)
 {
-	TTJsonEncode *ctx = (TTJsonEncode *) lua_touserdata(L, 1);
-	const char *out;
-	size_t		outlen;
+	JsonEncode *e = (JsonEncode *) lua_touserdata(L, 1);
 
-	encode_value(L, ctx, 2, NULL, NULL, 1);
-	out = json_object_to_json_string_length(ctx->root, TT_JSON_ENCODE_FLAGS,
-											&outlen);
-	if (out == NULL)
-		return luaL_error(L, "json.encode: out of memory");
-	lua_pushlstring(L, out, outlen);
+	encode_value(L, e, 2, 1);
+	lua_pushlstring(L, e->buf, e->len);
 	return 1;
 }
 
 static int
 json_encode(lua_State *L)
 {
-	TTJsonEncode ctx;
+	JsonEncode	e;
 	int			status;
+	void	   *ud;
+	lua_Alloc	allocf;
 
 	lua_settop(L, 1);
-	ctx.root = NULL;
+	e.buf = NULL;
+	e.len = e.cap = 0;
+	e.ticks = 0;
 	lua_pushvalue(L, lua_upvalueindex(1));	/* json_encode_build */
-	lua_pushlightuserdata(L, &ctx);
+	lua_pushlightuserdata(L, &e);
 	lua_pushvalue(L, 1);
 	status = lua_pcall(L, 2, 1, 0);
-	json_object_put(ctx.root);
+	if (e.buf != NULL)
+	{
+		allocf = lua_getallocf(L, &ud);
+		allocf(ud, e.buf, e.cap, 0);
+	}
 	if (status != 0)
 		return lua_error(L);
 	return 1;
@@ -767,12 +865,11 @@ int
 tt_luaopen_json(lua_State *L)
 {
 	lua_createtable(L, 0, 3);
-	/* the protected halves are upvalues: no closure is created per call */
+	/* the protected half is an upvalue: no closure is created per call */
 	lua_pushcfunction(L, json_encode_build);
 	lua_pushcclosure(L, json_encode, 1);
 	lua_setfield(L, -2, "encode");
-	lua_pushcfunction(L, json_decode_push);
-	lua_pushcclosure(L, json_decode, 1);
+	lua_pushcfunction(L, json_decode);
 	lua_setfield(L, -2, "decode");
 	lua_pushlightuserdata(L, TT_LUA_NULL);
 	lua_setfield(L, -2, "null");

@@ -757,17 +757,34 @@ native_call(TTTransform *t, tt_call *call)
 {
 	NativeState *state = (NativeState *) t->engine_state;
 	TTCallPrivate *priv = (TTCallPrivate *) call->host_private;
+	TTMemBudget budget;
 	ResultCheck rc;
 	int			status;
 
+	/* the arena is capped: past the cap host->alloc returns NULL */
+	budget.used = 0;
+	budget.limit = (size_t) tt_native_memory_limit_kb * 1024;
+	tt_mem_hit = TT_MEM_HIT_NONE;
+	priv->budget = &budget;
 	status = state->fn(call);
-	if (status == TT_ERROR && priv->oom && priv->errmsg == NULL)
+	tt_mem_uncharge(&budget, budget.used);
+	priv->budget = NULL;
+	priv->charged = 0;
+	if (priv->oom)
 	{
 		/* the header's promise: on a NULL from the arena, just fail */
-		priv->errmsg = "out of memory in the per-row arena";
+		const char *limit = tt_mem_limit_text("talaria.native_memory_limit",
+											  tt_native_memory_limit_kb);
+
+		if (status == TT_ERROR && priv->errmsg != NULL)
+			priv->errmsg = psprintf("%s (out of memory in the per-row arena: %s)",
+									priv->errmsg, limit);
+		else
+			priv->errmsg = psprintf("out of memory in the per-row arena (%s)", limit);
 		priv->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		return TT_ERROR;
 	}
-	if (status != TT_OK || call->result == NULL || priv->oom)
+	if (status != TT_OK || call->result == NULL)
 		return status;			/* transform.c reports these */
 
 	rc.bytes = 0;

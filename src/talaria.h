@@ -27,6 +27,8 @@
 
 /* guc.c */
 extern int	tt_lua_memory_limit_kb;
+extern int	tt_native_memory_limit_kb;
+extern int	tt_backend_memory_limit_kb;
 extern int	tt_transform_timeout_ms;
 extern bool tt_lua_cache;
 extern bool tt_copy_fast_path;
@@ -78,10 +80,59 @@ extern void tt_define_gucs(void);
  */
 #define TT_ERRCODE_TRANSFORM_FAILED ERRCODE_DATA_EXCEPTION
 
+/* memory.c: one budget for all a call allocates on our side (never ereport) */
+typedef struct TTMemBudget
+{
+	size_t		used;			/* bytes charged */
+	size_t		limit;			/* at most this many */
+} TTMemBudget;
+
+#define TT_MEM_HIT_NONE		0
+#define TT_MEM_HIT_OWN		1	/* the budget's own limit refused */
+#define TT_MEM_HIT_BACKEND	2	/* talaria.backend_memory_limit refused */
+
+extern size_t tt_mem_backend_used;
+extern int	tt_mem_hit;
+extern const char *tt_mem_limit_text(const char *own_setting, int own_kb);
+
+/* Takes n bytes from b (NULL: no budget) and the backend; false: refused. */
+static inline bool
+tt_mem_charge(TTMemBudget *b, size_t n)
+{
+	size_t		backend_limit = (size_t) tt_backend_memory_limit_kb * 1024;
+
+	if (b == NULL)
+		return true;
+	if (unlikely(n > b->limit - Min(b->used, b->limit)))
+	{
+		tt_mem_hit = TT_MEM_HIT_OWN;
+		return false;
+	}
+	if (unlikely(n > backend_limit - Min(tt_mem_backend_used, backend_limit)))
+	{
+		tt_mem_hit = TT_MEM_HIT_BACKEND;
+		return false;
+	}
+	b->used += n;
+	tt_mem_backend_used += n;
+	return true;
+}
+
+static inline void
+tt_mem_uncharge(TTMemBudget *b, size_t n)
+{
+	if (b == NULL)
+		return;
+	b->used -= n;
+	tt_mem_backend_used -= n;
+}
+
 /* value.c: the per-call arena, host services and jsonb conversion */
 typedef struct TTCallPrivate
 {
 	MemoryContext cxt;			/* the per-row arena */
+	TTMemBudget *budget;		/* arena charges go here (NULL: none) */
+	size_t		charged;		/* arena bytes charged to it by this call */
 	char	   *errmsg;			/* set by host->error or the engine */
 	int			sqlerrcode;		/* set by the engine, 0 = default */
 	bool		oom;			/* an arena allocation failed */

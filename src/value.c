@@ -6,7 +6,8 @@
  *
  * The host services never ereport: they run under Lua frames and inside
  * plugins, where a longjmp would skip frames that are not ours.  Arena
- * exhaustion is reported as NULL and remembered in the call.
+ * exhaustion is reported as NULL and remembered in the call; so is a
+ * refusal of the call's memory budget (memory.c), which the engine sets.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,14 +44,20 @@ tt_arena_alloc(tt_call *call, size_t size)
 
 	if (size == 0)
 		size = 1;
-	if (size > MaxAllocSize)
+	if (size > MaxAllocSize || !tt_mem_charge(priv->budget, size))
 	{
 		priv->oom = true;
 		return NULL;
 	}
 	p = MemoryContextAllocExtended(priv->cxt, size, MCXT_ALLOC_NO_OOM);
 	if (p == NULL)
+	{
+		tt_mem_uncharge(priv->budget, size);
 		priv->oom = true;
+		return NULL;
+	}
+	if (priv->budget != NULL)
+		priv->charged += size;
 	return p;
 }
 
@@ -245,7 +252,8 @@ host_error(tt_call *call, const char *fmt,...)
 	vsnprintf(buf, sizeof(buf), fmt ? fmt : "(no message)", ap);
 	va_end(ap);
 	len = strlen(buf);
-	priv->errmsg = tt_arena_alloc(call, len + 1);
+	/* not charged: a plugin's message must get through a spent budget */
+	priv->errmsg = MemoryContextAllocExtended(priv->cxt, len + 1, MCXT_ALLOC_NO_OOM);
 	if (priv->errmsg)
 		memcpy(priv->errmsg, buf, len + 1);
 	return TT_ERROR;
@@ -270,6 +278,8 @@ tt_call_init(tt_call *call, TTCallPrivate *priv, const char *transform,
 			 tt_value *row, MemoryContext cxt)
 {
 	priv->cxt = cxt;
+	priv->budget = NULL;
+	priv->charged = 0;
 	priv->errmsg = NULL;
 	priv->oom = false;
 	priv->sqlerrcode = 0;

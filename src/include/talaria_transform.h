@@ -111,8 +111,9 @@ typedef struct tt_call tt_call;
 
 /*
  * The host's services.  Every function that allocates takes the call, and
- * returns NULL only when the per-row arena is exhausted; the host then
- * reports "out of memory" itself, the plugin just returns TT_ERROR.
+ * returns NULL only when the per-row arena is exhausted (one call may take
+ * talaria.native_memory_limit from it); the host then reports "out of
+ * memory" itself, the plugin just returns TT_ERROR.
  */
 typedef struct tt_host
 {
