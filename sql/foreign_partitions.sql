@@ -4,9 +4,12 @@
 -- table_multi_insert, every session of the cluster lost).
 SET client_min_messages = warning;
 CREATE EXTENSION postgres_fdw;
-SELECT format('CREATE SERVER fp_loop FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname %L, host %L, port %L, batch_size %L)',
-              current_database(), split_part(current_setting('unix_socket_directories'), ',', 1),
-              current_setting('port'), '10') \gexec
+DO $$
+BEGIN
+    EXECUTE format('CREATE SERVER fp_loop FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname %L, host %L, port %L, batch_size %L)',
+                   current_database(), split_part(current_setting('unix_socket_directories'), ',', 1),
+                   current_setting('port'), '10');
+END $$;
 CREATE USER MAPPING FOR CURRENT_USER SERVER fp_loop;
 -- the "remote" table, here in the same database
 CREATE TABLE fp_remote_day (ts timestamptz NOT NULL, v int CHECK (v < 1000));
