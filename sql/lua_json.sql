@@ -54,3 +54,22 @@ SELECT talaria.transform_row('enc_err', '{"kind": "fn"}');
 SELECT talaria.transform_row('enc_err', '{"kind": "nan"}');
 SELECT talaria.transform_row('enc_err', '{"kind": "cycle"}');
 SELECT talaria.transform_row('enc_err', '{"kind": "key"}');
+
+-- json.encode is deterministic: object members in the byte order of their
+-- keys, whatever order the table was filled in (0.1.0: hash order)
+SELECT talaria.register_lua('je_order', $$
+local json = require("json")
+function main(r)
+  local a, b = {}, {}
+  for i = 1, 50 do a["k" .. i] = i end
+  for i = 50, 1, -1 do b["k" .. i] = i end
+  local c = {}
+  for i = 1, 200 do c["x" .. i] = i end
+  for i = 1, 190 do c["x" .. i] = nil end
+  return { same = json.encode(a) == json.encode(b),
+           text = json.encode({ b = 1, a = 2, B = 3, aa = 4, [""] = 5, c = { z = 1, y = 2 } }),
+           sparse = json.encode(c),
+           row = json.encode(r) }
+end$$);
+SELECT talaria.transform_row('je_order', '{"zeta": 1, "alpha": {"y": 1, "x": [3, 2]}, "mid": null}');
+SELECT talaria.drop_transform('je_order');

@@ -725,6 +725,84 @@ out_number(lua_State *L, JsonEncode *e, lua_Number d)
 }
 
 /* encode the value at idx (absolute) */
+typedef struct JsonKey
+{
+	const char *s;
+	size_t		len;
+} JsonKey;
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	const JsonKey *x = (const JsonKey *) a;
+	const JsonKey *y = (const JsonKey *) b;
+	int			c = memcmp(x->s, y->s, Min(x->len, y->len));
+
+	if (c != 0)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static void encode_value(lua_State *L, JsonEncode *e, int idx, int depth);
+
+/*
+ * An object's members in the byte order of their keys, so that the same
+ * table gives the same text in every session and call (a table's own
+ * order is its hash layout).  The keys stay alive in the table while it
+ * is encoded: their texts are borrowed.
+ */
+static void
+encode_object(lua_State *L, JsonEncode *e, int idx, int depth)
+{
+	size_t		n = 0;
+	size_t		i;
+	JsonKey    *keys;
+
+	/* count, then borrow the keys into a userdata (counted, collected) */
+	lua_pushnil(L);
+	while (lua_next(L, idx) != 0)
+	{
+		n++;
+		lua_pop(L, 1);
+	}
+	keys = (JsonKey *) lua_newuserdata(L, Max(n, 1) * sizeof(JsonKey));
+	i = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx) != 0)
+	{
+		size_t		klen;
+		const char *k;
+
+		if (lua_type(L, -2) != LUA_TSTRING)
+			luaL_error(L, "cannot encode a table with a non-string key");
+		k = lua_tolstring(L, -2, &klen);
+		if (memchr(k, '\0', klen) != NULL)
+			luaL_error(L, "cannot encode a table key containing a NUL byte");
+		if (i < n)
+		{
+			keys[i].s = k;
+			keys[i].len = klen;
+			i++;
+		}
+		lua_pop(L, 1);
+	}
+	n = i;
+	if (n > 1)
+		qsort(keys, n, sizeof(JsonKey), key_cmp);
+	for (i = 0; i < n; i++)
+	{
+		if (i > 0)
+			out_char(L, e, ',');
+		out_string(L, e, keys[i].s, keys[i].len);
+		out_char(L, e, ':');
+		lua_pushlstring(L, keys[i].s, keys[i].len);
+		lua_rawget(L, idx);
+		encode_value(L, e, lua_gettop(L), depth + 1);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);				/* the keys */
+}
+
 static void
 encode_value(lua_State *L, JsonEncode *e, int idx, int depth)
 {
@@ -770,7 +848,6 @@ encode_value(lua_State *L, JsonEncode *e, int idx, int depth)
 		case LUA_TTABLE:
 			{
 				size_t		n;
-				bool		first = true;
 
 				if (depth > TT_LUA_MAX_DEPTH)
 					luaL_error(L, "cannot encode a value nested too deeply (cycle?)");
@@ -792,25 +869,7 @@ encode_value(lua_State *L, JsonEncode *e, int idx, int depth)
 					break;
 				}
 				out_char(L, e, '{');
-				lua_pushnil(L);
-				while (lua_next(L, idx) != 0)
-				{
-					size_t		klen;
-					const char *k;
-
-					if (lua_type(L, -2) != LUA_TSTRING)
-						luaL_error(L, "cannot encode a table with a non-string key");
-					k = lua_tolstring(L, -2, &klen);
-					if (memchr(k, '\0', klen) != NULL)
-						luaL_error(L, "cannot encode a table key containing a NUL byte");
-					if (!first)
-						out_char(L, e, ',');
-					first = false;
-					out_string(L, e, k, klen);
-					out_char(L, e, ':');
-					encode_value(L, e, lua_gettop(L), depth + 1);
-					lua_pop(L, 1);
-				}
+				encode_object(L, e, idx, depth);
 				out_char(L, e, '}');
 				break;
 			}
