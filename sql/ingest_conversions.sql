@@ -79,3 +79,37 @@ SELECT count(*) AS dead_letters FROM talaria.dead_letters;
 DROP TABLE cv_raw, cv_rawb, cv_raw2, cv_raw2b, cv_raw3, cv_raw3j, cv_raw4, cv_raw5, cv_ev, cv_ev2, cv_ev3;
 SELECT talaria.drop_transform(t) FROM unnest(ARRAY['cv_pass', 'cv_noid', 'cv_frac', 'cv_spin', 'cv_hog']) t;
 DELETE FROM talaria.dead_letters;
+
+-- json.encode's text into a json/jsonb column stores the JSON value it
+-- spells (Talaria's seed computed column, verbatim: an object, not a JSON
+-- string as 0.1.0 stored); any other string stays a string
+CREATE TABLE cv_raw6 (ts timestamptz, v int, tags text);
+CREATE TABLE cv_ev6 (ts timestamptz NOT NULL, v int, tags text, doc jsonb, doc_json json,
+                     plain jsonb, looks jsonb) PARTITION BY RANGE (ts);
+SELECT talaria.create_time_table('cv_ev6', 'ts', '1 day', premake => 0);
+SELECT talaria.register_lua('cv_seed', $$
+local json = require("json")
+function main(row)
+  return json.encode(row)
+end$$);
+SELECT talaria.register_lua('cv_seed_json', $$
+local json = require("json")
+function main(row)
+  return json.encode({ v = row.v, nested = { tags = row.tags } })
+end$$);
+SELECT talaria.register_lua('cv_main', $$
+local json = require("json")
+function main(row)
+  row.plain = "just text"
+  row.looks = '{"a": 1}'
+  return row
+end$$);
+SELECT talaria.add_computed_column('cv_ev6', 'doc', 'cv_seed');
+SELECT talaria.add_computed_column('cv_ev6', 'doc_json', 'cv_seed_json');
+SELECT talaria.create_pipeline('cv_raw6', 'cv_ev6', 'cv_main');
+INSERT INTO cv_raw6 VALUES ('2001-02-03 00:00+00', 1, 'a,b');
+SELECT jsonb_typeof(doc) AS doc_type, doc->>'v' AS doc_v, doc_json::text,
+       jsonb_typeof(plain) AS plain_type, plain, jsonb_typeof(looks) AS looks_type, looks
+  FROM cv_ev6;
+DROP TABLE cv_raw6, cv_ev6;
+SELECT talaria.drop_transform(t) FROM unnest(ARRAY['cv_seed', 'cv_seed_json', 'cv_main']) t;

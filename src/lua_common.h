@@ -57,6 +57,7 @@ extern void tt_lua_to_value(lua_State *L, int idx, tt_call *call,
 extern bool tt_lua_is_array(lua_State *L, int idx, size_t *n);
 extern TTLuaNumber *tt_lua_tonumberbox(lua_State *L, int idx);
 extern void tt_lua_memo_reset(void);
+extern void tt_lua_json_text_made(lua_State *L, int idx);
 extern void tt_lua_unlazy(lua_State *L, int idx);
 extern void tt_lua_guard_rows(lua_State *L, int env);
 

@@ -452,6 +452,64 @@ static TimestampMemo ts_memo[TS_MEMO_SIZE];
 static int	ts_memo_count = 0;
 
 /*
+ * The texts json.encode made during the call: a result string that is one
+ * of them (Lua interns strings: the same text is the same string) goes
+ * into a json/jsonb column as the JSON value it spells.  The strings are
+ * kept alive in a registry table of the state (slots 1..JSON_MEMO_SIZE)
+ * while their addresses are remembered here.
+ */
+#define JSON_MEMO_SIZE 16
+#define JSON_MEMO_KEY "talaria.json_texts"
+
+static const char *json_memo[JSON_MEMO_SIZE];
+static int	json_memo_count = 0;
+static lua_State *json_memo_L = NULL;
+
+void
+tt_lua_json_text_made(lua_State *L, int idx)
+{
+	int			i;
+
+	idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+	if (json_memo_L != L)
+		json_memo_count = 0;
+	if (json_memo_count >= JSON_MEMO_SIZE)
+		return;
+	lua_getfield(L, LUA_REGISTRYINDEX, JSON_MEMO_KEY);
+	if (lua_isnil(L, -1))
+	{
+		lua_pop(L, 1);
+		lua_createtable(L, JSON_MEMO_SIZE, 0);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, LUA_REGISTRYINDEX, JSON_MEMO_KEY);
+	}
+	if (json_memo_count == 0)
+		for (i = 1; i <= JSON_MEMO_SIZE; i++)
+		{
+			lua_pushnil(L);
+			lua_rawseti(L, -2, i);
+		}
+	lua_pushvalue(L, idx);
+	lua_rawseti(L, -2, json_memo_count + 1);
+	lua_pop(L, 1);
+	json_memo[json_memo_count++] = lua_tostring(L, idx);
+	json_memo_L = L;
+}
+
+static bool
+json_memo_has(lua_State *L, const char *s)
+{
+	int			i;
+
+	if (json_memo_L != L)
+		return false;
+	for (i = 0; i < json_memo_count; i++)
+		if (json_memo[i] == s)
+			return true;
+	return false;
+}
+
+/*
  * Pushes a timestamp's text.  Formatting is PostgreSQL code that may
  * ereport (palloc): it runs under its own PG_TRY, entirely inside this C
  * frame, and a failure becomes a Lua error after the PostgreSQL error state
@@ -626,6 +684,7 @@ tt_lua_memo_reset(void)
 	lua_memo_count = 0;
 	lua_memo_decimals = false;
 	ts_memo_count = 0;
+	json_memo_count = 0;
 	lazy_serial++;
 	cur_row_ptr = NULL;
 	cur_lr = NULL;
@@ -1583,6 +1642,12 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 					break;
 			}
 			dst->type = TT_STRING;
+			if (json_memo_count > 0 && json_memo_has(L, lua_tostring(L, idx)))
+			{
+				copy_string(L, idx, call, &dst->u.str);
+				dst->host_tag = TT_STR_JSON_TEXT;
+				break;
+			}
 			copy_string(L, idx, call, &dst->u.str);
 			break;
 		case LUA_TLIGHTUSERDATA:

@@ -886,6 +886,7 @@ json_encode_build(lua_State *L)
 
 	encode_value(L, e, 2, 1);
 	lua_pushlstring(L, e->buf, e->len);
+	tt_lua_json_text_made(L, -1);
 	return 1;
 }
 

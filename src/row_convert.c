@@ -822,9 +822,20 @@ convert_value(TTTargetMap *map, TTTargetCol *col, const tt_value *v,
 			*value = PointerGetDatum(cstring_to_text(s));
 			return true;
 		case TK_JSONB:
-			*value = PointerGetDatum(tt_value_to_jsonb(v, transform));
-			return true;
 		case TK_JSON:
+			if (v->type == TT_STRING && v->host_tag == TT_STR_JSON_TEXT)
+			{
+				/* json.encode's text: the JSON value it spells */
+				*value = InputFunctionCall(&col->in,
+										   pnstrdup(v->u.str.ptr, v->u.str.len),
+										   col->ioparam, col->typmod);
+				return true;
+			}
+			if (col->kind == TK_JSONB)
+			{
+				*value = PointerGetDatum(tt_value_to_jsonb(v, transform));
+				return true;
+			}
 			{
 				Jsonb	   *jb = tt_value_to_jsonb(v, transform);
 

@@ -169,6 +169,9 @@ extern Datum tt_timestamp_to_pg(int64 unix_us);
 extern char *tt_timestamp_text(const tt_value *v);
 /* host_tag of a row object whose strings point at source text datums */
 #define TT_ROW_HAS_SOURCE_TEXT 1
+/* host_tag of a TT_STRING that json.encode made: JSON text, stored into a
+ * json/jsonb column as the JSON value it spells, not as a JSON string */
+#define TT_STR_JSON_TEXT 0x4A534F4E
 extern int64 tt_timestamp_from_pg(Datum ts);
 
 /* transform.c: the engine-neutral interface */
