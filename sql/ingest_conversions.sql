@@ -113,3 +113,27 @@ SELECT jsonb_typeof(doc) AS doc_type, doc->>'v' AS doc_v, doc_json::text,
   FROM cv_ev6;
 DROP TABLE cv_raw6, cv_ev6;
 SELECT talaria.drop_transform(t) FROM unnest(ARRAY['cv_seed', 'cv_seed_json', 'cv_main']) t;
+
+-- arrays: a string key written into one is an error naming it (0.1.0
+-- dropped it); a hole is stored as null (0.1.0 dropped what followed it);
+-- an array too sparse to store is an error
+SELECT talaria.register_lua('cv_arr', $$
+function main(r)
+  if r.case == 1 then r.arr.note = "x" end
+  if r.case == 2 then r.arr[10] = 5 end
+  if r.case == 3 then r.arr[2] = nil end
+  if r.case == 4 then r.arr[1000000] = 1 end
+  if r.case == 5 then r.arr[1.5] = 1 end
+  return r.arr
+end$$);
+SELECT c, talaria.transform_row('cv_arr', jsonb_build_object('case', c, 'arr', '[1, 2, 3]'::jsonb))
+  FROM generate_series(0, 3) c WHERE c <> 1;
+SELECT talaria.transform_row('cv_arr', '{"case": 1, "arr": [1, 2, 3]}');
+SELECT talaria.transform_row('cv_arr', '{"case": 4, "arr": [1, 2, 3]}');
+SELECT talaria.transform_row('cv_arr', '{"case": 5, "arr": [1, 2, 3]}');
+SELECT talaria.register_lua('cv_arr2', $$
+local json = require("json")
+function main(r) r.arr[5] = true return json.encode(r.arr) end$$);
+SELECT talaria.transform_row('cv_arr2', '{"arr": [1]}');
+SELECT talaria.drop_transform('cv_arr');
+SELECT talaria.drop_transform('cv_arr2');

@@ -1421,6 +1421,48 @@ tt_lua_row_done(TTLuaShapes *shapes)
  * Is the table at idx an array?  Marked arrays always are (n = #t); an
  * unmarked one is when its keys are exactly 1..n with n > 0.
  */
+/*
+ * An array (a table marked as one: it came from a JSON array) has the
+ * elements 1..n, n its largest integer key; a missing element (a hole) is
+ * stored as null, so nothing written is lost.  A string key written into
+ * it would be: that, a key that is no positive integer, or an array so
+ * sparse that its nulls would dwarf its elements, is an error naming it.
+ */
+static size_t
+array_length(lua_State *L, int idx)
+{
+	size_t		count = 0;
+	lua_Number	max = 0;
+
+	lua_pushnil(L);
+	while (lua_next(L, idx))
+	{
+		lua_pop(L, 1);
+		count++;
+		if (lua_type(L, -1) == LUA_TNUMBER)
+		{
+			lua_Number	k = lua_tonumber(L, -1);
+
+			if (k == floor(k) && k >= 1)
+			{
+				if (k > max)
+					max = k;
+				continue;
+			}
+			luaL_error(L, "cannot store key %s in an array: its keys are 1, 2, 3...",
+					   lua_tostring(L, -1));
+		}
+		if (lua_type(L, -1) == LUA_TSTRING)
+			luaL_error(L, "cannot store key \"%s\" in an array: its keys are 1, 2, 3...",
+					   lua_tostring(L, -1));
+		luaL_error(L, "cannot store a %s key in an array", luaL_typename(L, -1));
+	}
+	if (max > (lua_Number) (2 * count + 16))
+		luaL_error(L, "cannot store an array with %d elements up to index %.0f: too sparse",
+				   (int) count, (double) max);
+	return (size_t) max;
+}
+
 bool
 tt_lua_is_array(lua_State *L, int idx, size_t *n)
 {
@@ -1438,7 +1480,7 @@ tt_lua_is_array(lua_State *L, int idx, size_t *n)
 		lua_pop(L, 2);
 		if (marked)
 		{
-			*n = len;
+			*n = array_length(L, idx < 0 ? lua_gettop(L) + idx + 1 : idx);
 			return true;
 		}
 	}
