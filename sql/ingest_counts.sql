@@ -55,3 +55,29 @@ INSERT INTO cnt_plain VALUES (1), (2);
 DROP TABLE cnt_raw, cnt_ev, cnt_plain;
 SELECT talaria.drop_transform('cnt_t');
 DELETE FROM talaria.dead_letters;
+
+-- a view as the source: its INSTEAD OF trigger returns each row it stored,
+-- so INSERT counts them even in a session that has not loaded the library
+-- (the hooks above are not there for its first statement)
+CREATE TABLE cntv_ev (ts timestamptz NOT NULL, v int);
+CREATE VIEW cntv_raw AS SELECT NULL::timestamptz AS ts, NULL::int AS v WHERE false;
+SELECT talaria.register_lua('cntv_t', 'function main(r) if r.v == 0 then return nil end return r end');
+SELECT talaria.create_pipeline('cntv_raw', 'cntv_ev', 'cntv_t');
+SELECT tgname, tgtype & 64 <> 0 AS instead FROM pg_trigger WHERE tgrelid = 'cntv_raw'::regclass ORDER BY 1;
+\c
+SET client_min_messages = warning;
+INSERT INTO cntv_raw VALUES (now(), 1), (now(), 0), (now(), 2);
+\echo INSERT into a view, first statement of a session: :ROW_COUNT
+INSERT INTO cntv_raw VALUES (now(), 3), (now(), 0);
+\echo INSERT into a view: :ROW_COUNT
+COPY cntv_raw FROM stdin;
+2001-02-03	4
+2001-02-03	0
+2001-02-03	5
+\.
+\echo COPY into a view: :ROW_COUNT
+SELECT v FROM cntv_ev ORDER BY v;
+SELECT talaria.drop_pipeline('cntv_raw');
+DROP VIEW cntv_raw;
+DROP TABLE cntv_ev;
+SELECT talaria.drop_transform('cntv_t');

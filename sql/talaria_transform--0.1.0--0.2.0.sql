@@ -575,8 +575,8 @@ BEGIN
      WHERE c.oid = source;
     SELECT c.*, n.nspname INTO t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.oid = target;
-    IF s.relkind <> 'r' THEN
-        RAISE EXCEPTION 'pipeline source "%" is not a plain table', source
+    IF s.relkind NOT IN ('r', 'v') THEN
+        RAISE EXCEPTION 'pipeline source "%" is not a plain table or a view', source
             USING ERRCODE = 'wrong_object_type';
     END IF;
     IF s.relispartition THEN
@@ -616,11 +616,15 @@ BEGIN
                   HINT = 'A source feeds one pipeline; drop it with talaria.drop_pipeline() first.';
     END IF;
     args := format('%L, %L, %L', transform, format('%I.%I', t.nspname, t.relname), on_error);
-    EXECUTE format('CREATE TRIGGER talaria_ingest BEFORE INSERT ON %I.%I FOR EACH ROW'
-                   ' EXECUTE FUNCTION talaria.ingest(%s)', s.nspname, s.relname, args);
+    -- on a view, INSTEAD OF: the trigger returns each row it stored, so
+    -- INSERT and COPY count them with no hook (see README: counts)
+    EXECUTE format('CREATE TRIGGER talaria_ingest %s INSERT ON %I.%I FOR EACH ROW'
+                   ' EXECUTE FUNCTION talaria.ingest(%s)',
+                   CASE s.relkind WHEN 'v' THEN 'INSTEAD OF' ELSE 'BEFORE' END,
+                   s.nspname, s.relname, args);
     EXECUTE format('CREATE TRIGGER talaria_ingest_flush AFTER INSERT ON %I.%I FOR EACH STATEMENT'
                    ' EXECUTE FUNCTION talaria.ingest(%s)', s.nspname, s.relname, args);
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = source AND conname = 'talaria_pipeline_source') THEN
+    IF s.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = source AND conname = 'talaria_pipeline_source') THEN
         EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT talaria_pipeline_source CHECK (false) NOT VALID',
                        s.nspname, s.relname);
         EXECUTE format('COMMENT ON CONSTRAINT talaria_pipeline_source ON %I.%I IS %L',

@@ -98,6 +98,7 @@ typedef struct IngestState
 	bool		batched;		/* a statement trigger will flush */
 	bool		dead_letter;
 	TTPipelineCounters *stats;	/* this backend's counters of the pipeline */
+	bool		source_is_view; /* INSTEAD OF trigger on a view */
 	int64		rowno;
 	TTTransform *transform;
 	TTSourceMap *smap;
@@ -251,6 +252,9 @@ remember_state(IngestState *st)
  * so that INSERT and COPY into a pipeline source report the rows stored.
  */
 uint64		tt_ingest_rows_stored = 0;
+/* ... of which the executor does not count (a table source keeps none; a
+ * view source's INSTEAD OF trigger returns the row, which counts it) */
+uint64		tt_ingest_rows_uncounted = 0;
 
 /* ---------------------------------------------------------------------
  * The target: executor state, routing, buffers
@@ -682,6 +686,8 @@ buffer_row(IngestState *st)
 	buf->nused++;
 	st->nbuffered++;
 	tt_ingest_rows_stored++;
+	if (!st->source_is_view)
+		tt_ingest_rows_uncounted++;
 	st->stats->stored++;
 	if (buf->nused >= st->batch_size || st->nbuffered >= 4 * st->batch_size)
 		flush_all(st);
@@ -877,6 +883,7 @@ create_state(Relation source, Trigger *trig)
 				 errmsg("pipeline source and target are the same table \"%s\"",
 						RelationGetRelationName(source))));
 	st->stats = tt_stats_pipeline(st->source, st->target, st->transform->name);
+	st->source_is_view = source->rd_rel->relkind == RELKIND_VIEW;
 	st->smap = tt_source_map_create(RelationGetDescr(source), cxt);
 	open_target(st);
 	st->is_time = st->proute != NULL &&
@@ -1183,6 +1190,7 @@ tt_ingest(PG_FUNCTION_ARGS)
 	IngestState *st;
 	Datum	   *values;
 	bool	   *nulls;
+	uint64		stored_before;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -1213,19 +1221,29 @@ tt_ingest(PG_FUNCTION_ARGS)
 		}
 		return PointerGetDatum(NULL);
 	}
-	if (!TRIGGER_FIRED_BEFORE(td->tg_event))
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event) && !TRIGGER_FIRED_INSTEAD(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("talaria.ingest() row trigger \"%s\" must be BEFORE INSERT",
+				 errmsg("talaria.ingest() row trigger \"%s\" must be BEFORE INSERT (or INSTEAD OF INSERT on a view)",
 						td->tg_trigger->tgname)));
 
 	st = find_state(td->tg_trigger->tgoid);
 	if (st == NULL)
 		st = create_state(td->tg_relation, td->tg_trigger);
+	stored_before = tt_ingest_rows_stored;
 	tt_source_deform(st->smap, td->tg_trigtuple, &values, &nulls);
 	process_row(st, values, nulls);
 	if (!st->batched)
 		destroy_state(st);
+
+	/*
+	 * On a view (INSTEAD OF), returning the row counts it as inserted and
+	 * stores nothing: the command tag counts the rows stored from any
+	 * session's first statement on, with no hook.  A table's BEFORE
+	 * trigger must return NULL (the source keeps nothing).
+	 */
+	if (TRIGGER_FIRED_INSTEAD(td->tg_event) && tt_ingest_rows_stored > stored_before)
+		return PointerGetDatum(td->tg_trigtuple);
 	return PointerGetDatum(NULL);
 }
 
@@ -1290,7 +1308,8 @@ copy_pipeline_trigger(Relation rel)
 		if (!trigger_fires(t) || !TRIGGER_FOR_INSERT(t->tgtype) ||
 			!is_ingest_function(t->tgfoid))
 			return NULL;
-		if (TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_BEFORE(t->tgtype))
+		if (TRIGGER_FOR_ROW(t->tgtype) &&
+			(TRIGGER_FOR_BEFORE(t->tgtype) || TRIGGER_FOR_INSTEAD(t->tgtype)))
 			row = t;
 		else if (!TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_AFTER(t->tgtype))
 			flush = t;
@@ -1365,7 +1384,8 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	rel = table_openrv_extended(stmt->relation, RowExclusiveLock, true);
 	if (rel == NULL)
 		return false;
-	trig = rel->rd_rel->relkind == RELKIND_RELATION ? copy_pipeline_trigger(rel) : NULL;
+	trig = (rel->rd_rel->relkind == RELKIND_RELATION ||
+			rel->rd_rel->relkind == RELKIND_VIEW) ? copy_pipeline_trigger(rel) : NULL;
 	if (trig != NULL && hooks_below)
 	{
 		ereport(DEBUG1,

@@ -124,6 +124,7 @@ extern bool tt_copy_reader_next(TTCopyReader *r, ExprContext *econtext,
 
 /* ingest.c: COPY FROM into a pipeline source without the row trigger */
 extern uint64 tt_ingest_rows_stored;
+extern uint64 tt_ingest_rows_uncounted;
 /* partition.c: create the partition in the current transaction, as owner */
 extern void tt_partition_create_here(Oid relid, int64 key);
 extern bool tt_dead_letter_error(int sqlerrcode);

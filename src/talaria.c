@@ -33,14 +33,14 @@ static void
 tt_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 				bool execute_once)
 {
-	uint64		before = tt_ingest_rows_stored;
+	uint64		before = tt_ingest_rows_uncounted;
 
 	if (prev_executor_run)
 		prev_executor_run(queryDesc, direction, count, execute_once);
 	else
 		standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	if (queryDesc->operation == CMD_INSERT && tt_ingest_rows_stored > before)
-		queryDesc->estate->es_processed += tt_ingest_rows_stored - before;
+	if (queryDesc->operation == CMD_INSERT && tt_ingest_rows_uncounted > before)
+		queryDesc->estate->es_processed += tt_ingest_rows_uncounted - before;
 }
 
 /*
@@ -59,7 +59,7 @@ tt_process_utility(PlannedStmt *pstmt, const char *query_string,
 {
 	Node	   *stmt = pstmt->utilityStmt;
 	uint64		processed;
-	uint64		before = tt_ingest_rows_stored;
+	uint64		before = tt_ingest_rows_uncounted;
 
 	if (tt_copy_fast_path && IsA(stmt, CopyStmt) &&
 		tt_ingest_copy((CopyStmt *) stmt, query_string, query_env,
@@ -77,8 +77,8 @@ tt_process_utility(PlannedStmt *pstmt, const char *query_string,
 								params, query_env, dest, qc);
 	/* COPY through the pipeline trigger: report the rows stored too */
 	if (qc && qc->commandTag == CMDTAG_COPY && IsA(stmt, CopyStmt) &&
-		((CopyStmt *) stmt)->is_from && tt_ingest_rows_stored > before)
-		qc->nprocessed += tt_ingest_rows_stored - before;
+		((CopyStmt *) stmt)->is_from && tt_ingest_rows_uncounted > before)
+		qc->nprocessed += tt_ingest_rows_uncounted - before;
 }
 
 void
