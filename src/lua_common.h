@@ -67,8 +67,9 @@ extern int	tt_luaopen_json(lua_State *L);
 extern int	tt_lua_sandbox_load(lua_State *L);
 
 /* lua_instrument.c */
-extern char *tt_lua_instrument(const char *src, size_t len, size_t *outlen,
-							   char *errbuf, size_t errlen);
+extern char *tt_lua_instrument(const char *src, size_t len, const char *checker,
+							   size_t *outlen, char *errbuf, size_t errlen);
+extern void tt_lua_push_verifier(lua_State *L);
 extern bool tt_lua_row_stays_local(const char *src, size_t len);
 
 #endif							/* TT_LUA_COMMON_H */
