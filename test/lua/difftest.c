@@ -43,8 +43,8 @@ TT_LUA_FUNCTIONS(TT_LUA_DEFINE)
 #undef TT_LUA_DEFINE
 
 #define CHECKER "__talaria_check_0123456789abcdef"
-#define CHECK_LIMIT 2000
-#define HOOK_LIMIT 2000000L
+#define CHECK_LIMIT 1000
+#define HOOK_LIMIT 300000L
 
 /* ---------------------------------------------------------------------
  * Generation
