@@ -118,7 +118,7 @@ tt_lua_instrument(const char *src, size_t len, const char *checker,
 	const char *after_label = NULL; /* just after a label's closing "::" */
 
 	tt_lex_init(&lx, src, len);
-	if (lx.binary || (len > 0 && src[0] == '\033'))
+	if (lx.binary)
 	{
 		snprintf(errbuf, errlen, "binary (bytecode) chunks are not allowed");
 		return NULL;

@@ -5,6 +5,7 @@
  *
  * Built and run by test/t/055_lua_lexer_diff.pl (or by hand):
  *	  difftest SEED CASES [-v]
+ *	  difftest -f FILE...		(real sources: compile both ways, verify)
  * Each case is a small program made of the lexical constructs where a
  * lexer can go wrong (every line end, comments, long brackets of every
  * level, every string escape, numbers, a BOM and a #! line, labels), often
@@ -19,7 +20,9 @@
  *	(c) both run, each with fresh globals: a program that ends gives the
  *		same result both ways; one that loops forever (the count hook stops
  *		the original) or recurses without end (a stack overflow) is stopped
- *		by the interrupt check when instrumented, never by the hook.
+ *		by the interrupt check when instrumented, never by the hook;
+ *	(d) the verifier alone: with one inserted check blanked out, a chunk the
+ *		verifier still accepts never loops unchecked either.
  * Prints one summary line and the first failures; exits 1 on any failure.
  *
  *-------------------------------------------------------------------------
@@ -441,6 +444,109 @@ show(const char *what, const char *src, size_t len)
 	printf("\"\n");
 }
 
+/*
+ * (d) the verifier on its own: the instrumented chunk with one inserted
+ * check (chosen at random) blanked out.  It may accept the mutant when that
+ * check guarded no loop and no function entry (a plain do block, a label
+ * no goto returns to); then the mutant must still never run a loop
+ * unchecked.  Returns a failure or NULL.
+ */
+static const char *
+verifier_mutant(lua_State *L, const char *src, size_t len, long *refused, long *ran)
+{
+	static char r[8192];
+	const char *call = " " CHECKER "(); ";
+	char		errbuf[256];
+	size_t		codelen;
+	char	   *code = tt_lua_instrument(src, len, CHECKER, &codelen, errbuf, sizeof(errbuf));
+	char	   *p;
+	int			n = 0;
+	int			k;
+	const char *fail = NULL;
+
+	for (p = code; (p = strstr(p, call)) != NULL; p++)
+		n++;
+	k = rnd(n);
+	for (p = code; (p = strstr(p, call)) != NULL; p++)
+		if (k-- == 0)
+			break;
+	memset(p, ' ', strlen(call));
+	if (luaL_loadbufferx(L, code, codelen, "=x", "t") != 0)
+		abort();				/* blanks cannot break a compiling chunk */
+	free(code);
+	lua_getfield(L, LUA_REGISTRYINDEX, "verify");
+	lua_pushvalue(L, -2);
+	lua_pushstring(L, CHECKER);
+	lua_call(L, 2, 1);
+	if (!lua_isnil(L, -1))
+		(*refused)++;
+	else
+	{
+		lua_pop(L, 1);
+		fresh_env(L);
+		lua_pushcfunction(L, checker);
+		lua_call(L, 1, 1);
+		run(L, r, sizeof(r));
+		(*ran)++;
+		if (strcmp(r, "HOOK_LIMIT") == 0)
+			fail = "(d) the verifier accepted a chunk that loops unchecked";
+	}
+	lua_settop(L, 0);
+	return fail;
+}
+
+/*
+ * difftest -f FILE...: instrument, compile and verify real sources (each
+ * must compile both ways and pass the verifier).
+ */
+static int
+check_files(lua_State *L, int argc, char **argv)
+{
+	int			failures = 0;
+	int			i;
+
+	for (i = 2; i < argc; i++)
+	{
+		static char src[1 << 22];
+		FILE	   *f = fopen(argv[i], "rb");
+		size_t		len;
+		char		errbuf[256];
+		char	   *code;
+		size_t		codelen;
+		const char *verdict = "ok";
+
+		if (f == NULL)
+		{
+			printf("FAIL %s: cannot open\n", argv[i]);
+			failures++;
+			continue;
+		}
+		len = fread(src, 1, sizeof(src) - 1, f);
+		fclose(f);
+		code = tt_lua_instrument(src, len, CHECKER, &codelen, errbuf, sizeof(errbuf));
+		if (luaL_loadbufferx(L, src, len, "=x", "t") != 0)
+			verdict = "the original does not compile";
+		else if (code == NULL)
+			verdict = errbuf;
+		else if (luaL_loadbufferx(L, code, codelen, "=x", "t") != 0)
+			verdict = lua_tostring(L, -1);
+		else
+		{
+			lua_getfield(L, LUA_REGISTRYINDEX, "verify");
+			lua_pushvalue(L, -2);
+			lua_pushstring(L, CHECKER);
+			lua_call(L, 2, 1);
+			if (!lua_isnil(L, -1))
+				verdict = lua_tostring(L, -1);
+		}
+		printf("%s %s: %s\n", strcmp(verdict, "ok") == 0 ? "ok" : "FAIL", argv[i], verdict);
+		failures += strcmp(verdict, "ok") != 0;
+		free(code);
+		lua_settop(L, 0);
+	}
+	return failures > 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -454,12 +560,16 @@ main(int argc, char **argv)
 				compiled = 0,
 				ran_same = 0,
 				stopped = 0,
-				lex_errors = 0;
+				lex_errors = 0,
+				mutants_refused = 0,
+				mutants_run = 0;
 
 	luaL_openlibs(L);
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
 	tt_lua_push_verifier(L);
 	lua_setfield(L, LUA_REGISTRYINDEX, "verify");
+	if (argc > 1 && strcmp(argv[1], "-f") == 0)
+		return check_files(L, argc, argv);
 	rng = seed * 0x9E3779B97F4A7C15ULL + 1;
 
 	for (i = 0; i < cases; i++)
@@ -560,6 +670,8 @@ main(int argc, char **argv)
 		}
 		else
 			ran_same++;
+		if (fail == NULL)
+			fail = verifier_mutant(L, b.b, len, &mutants_refused, &mutants_run);
 
 report:
 		if (fail)
@@ -569,8 +681,9 @@ report:
 		}
 	}
 	printf("cases %ld, compiled %ld, same result %ld, endless loops stopped %ld, "
-		   "lexical errors %ld, failures %ld\n",
-		   cases, compiled, ran_same, stopped, lex_errors, failures);
+		   "lexical errors %ld, mutants refused %ld, mutants run %ld, failures %ld\n",
+		   cases, compiled, ran_same, stopped, lex_errors, mutants_refused,
+		   mutants_run, failures);
 	lua_close(L);
 	return failures > 0;
 }

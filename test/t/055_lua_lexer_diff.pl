@@ -28,5 +28,8 @@ like($out, qr/failures 0$/m, 'no failure reported');
 my ($compiled, $stopped) = $out =~ /compiled (\d+), .*endless loops stopped (\d+)/;
 ok(($compiled // 0) > $cases / 5, 'a good share of the sources compile');
 ok(($stopped // 0) > $cases / 20, 'and many of them hide an endless loop, all of them stopped');
+my ($refused, $run) = $out =~ /mutants refused (\d+), mutants run (\d+)/;
+ok(($refused // 0) > ($compiled // 0) / 2, 'the verifier refuses most chunks missing a check');
+ok(($run // 0) > 0, 'and the ones it accepts never loop unchecked');
 
 done_testing();

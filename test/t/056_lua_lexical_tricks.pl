@@ -13,6 +13,8 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('lua_lexical');
 $node->init;
+# a backend that has to be killed (the old code's loops) restarts the cluster
+$node->append_conf('postgresql.conf', 'restart_after_crash = on');
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION talaria_transform');
 $node->safe_psql('postgres', q{

@@ -190,6 +190,8 @@ diag("fuzz: seed $seed, $cases cases, families: @families");
 
 my $node = PostgreSQL::Test::Cluster->new('lua_fuzz');
 $node->init;
+# a backend that has to be killed (the old code's loops) restarts the cluster
+$node->append_conf('postgresql.conf', 'restart_after_crash = on');
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION talaria_transform;
