@@ -365,152 +365,324 @@ tt_lua_row_stays_local(const char *src, size_t len)
  *
  * Opcodes are LuaJIT 2.1's (lj_bc.h, in order); each instruction's mode
  * from funcbc confirms the table: a library whose opcodes differ is
- * refused rather than misread.
+ * refused rather than misread.  The walk is C (funcbc and friends called
+ * through the Lua API): no Lua code to compile per state, no trace, and
+ * nothing left in the state but four C functions.
  * ---------------------------------------------------------------------
  */
-static const char *const bc_names[] = {
-	"ISLT", "ISGE", "ISLE", "ISGT", "ISEQV", "ISNEV", "ISEQS", "ISNES",
-	"ISEQN", "ISNEN", "ISEQP", "ISNEP", "ISTC", "ISFC", "IST", "ISF",
-	"ISTYPE", "ISNUM", "MOV", "NOT", "UNM", "LEN", "ADDVN", "SUBVN",
-	"MULVN", "DIVVN", "MODVN", "ADDNV", "SUBNV", "MULNV", "DIVNV", "MODNV",
-	"ADDVV", "SUBVV", "MULVV", "DIVVV", "MODVV", "POW", "CAT", "KSTR",
-	"KCDATA", "KSHORT", "KNUM", "KPRI", "KNIL", "UGET", "USETV", "USETS",
-	"USETN", "USETP", "UCLO", "FNEW", "TNEW", "TDUP", "GGET", "GSET",
-	"TGETV", "TGETS", "TGETB", "TGETR", "TSETV", "TSETS", "TSETB", "TSETM",
-	"TSETR", "CALLM", "CALL", "CALLMT", "CALLT", "ITERC", "ITERN", "VARG",
-	"ISNEXT", "RETM", "RET", "RET0", "RET1", "FORI", "JFORI", "FORL",
-	"IFORL", "JFORL", "ITERL", "IITERL", "JITERL", "LOOP", "ILOOP", "JLOOP",
-	"JMP", "FUNCF", "IFUNCF", "JFUNCF", "FUNCV", "IFUNCV", "JFUNCV", "FUNCC",
-	"FUNCCW", NULL
-};
+#define TT_BC_OPS(X) \
+	X(ISLT) X(ISGE) X(ISLE) X(ISGT) X(ISEQV) X(ISNEV) X(ISEQS) X(ISNES) \
+	X(ISEQN) X(ISNEN) X(ISEQP) X(ISNEP) X(ISTC) X(ISFC) X(IST) X(ISF) \
+	X(ISTYPE) X(ISNUM) X(MOV) X(NOT) X(UNM) X(LEN) X(ADDVN) X(SUBVN) \
+	X(MULVN) X(DIVVN) X(MODVN) X(ADDNV) X(SUBNV) X(MULNV) X(DIVNV) X(MODNV) \
+	X(ADDVV) X(SUBVV) X(MULVV) X(DIVVV) X(MODVV) X(POW) X(CAT) X(KSTR) \
+	X(KCDATA) X(KSHORT) X(KNUM) X(KPRI) X(KNIL) X(UGET) X(USETV) X(USETS) \
+	X(USETN) X(USETP) X(UCLO) X(FNEW) X(TNEW) X(TDUP) X(GGET) X(GSET) \
+	X(TGETV) X(TGETS) X(TGETB) X(TGETR) X(TSETV) X(TSETS) X(TSETB) X(TSETM) \
+	X(TSETR) X(CALLM) X(CALL) X(CALLMT) X(CALLT) X(ITERC) X(ITERN) X(VARG) \
+	X(ISNEXT) X(RETM) X(RET) X(RET0) X(RET1) X(FORI) X(JFORI) X(FORL) \
+	X(IFORL) X(JFORL) X(ITERL) X(IITERL) X(JITERL) X(LOOP) X(ILOOP) X(JLOOP) \
+	X(JMP) X(FUNCF) X(IFUNCF) X(JFUNCF) X(FUNCV) X(IFUNCV) X(JFUNCV) X(FUNCC) \
+	X(FUNCCW)
+
+#define TT_BC_ENUM(name) BC_##name,
+typedef enum
+{
+	TT_BC_OPS(TT_BC_ENUM)
+	BC__MAX
+} BCOp;
+#undef TT_BC_ENUM
+
+#define BCM_JUMP 13				/* lj_bc.h: the D operand is a jump */
+
+/* jump-mode opcodes (what funcbc's mode must say) */
+static inline bool
+bc_jump_mode(int op)
+{
+	switch (op)
+	{
+		case BC_JMP:
+		case BC_FORI:
+		case BC_JFORI:
+		case BC_FORL:
+		case BC_IFORL:
+		case BC_JFORL:
+		case BC_ITERL:
+		case BC_IITERL:
+		case BC_JITERL:
+		case BC_LOOP:
+		case BC_ILOOP:
+		case BC_JLOOP:
+		case BC_ISNEXT:
+		case BC_UCLO:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* may the interpreter go to the jump target? (LOOP's is for the JIT) */
+static inline bool
+bc_jumps(int op)
+{
+	return bc_jump_mode(op) && op != BC_LOOP && op != BC_ILOOP && op != BC_JLOOP;
+}
+
+static inline bool
+bc_falls_through(int op)
+{
+	switch (op)
+	{
+		case BC_JMP:
+		case BC_UCLO:
+		case BC_ISNEXT:
+		case BC_RET:
+		case BC_RET0:
+		case BC_RET1:
+		case BC_RETM:
+		case BC_CALLT:
+		case BC_CALLMT:
+			return false;
+		default:
+			return true;
+	}
+}
+
+/* compares and tests: their next instruction (a JMP) may be skipped */
+static inline bool
+bc_skips(int op)
+{
+	return op <= BC_ISF;
+}
+
+typedef struct VIns
+{
+	uint8		op;
+	uint8		a;
+	uint8		b;
+	uint8		c;
+	uint16		d;
+	bool		cp;				/* a checkpoint CALL (see (1)) */
+	bool		entered;		/* reached by something other than pc-1 */
+	uint8		color;			/* depth-first search: 0 new, 1 open, 2 done */
+	uint8		nsucc;
+	int			line;
+	int			succ[3];
+} VIns;
+
+/* upvalues of the verifier closure */
+#define V_FUNCINFO	lua_upvalueindex(1)
+#define V_FUNCBC	lua_upvalueindex(2)
+#define V_FUNCK		lua_upvalueindex(3)
+#define V_FUNCUVNAME lua_upvalueindex(4)
+
+/* Is upvalue uv of proto p (at index pidx) named exactly name? */
+static bool
+uv_is(lua_State *L, int pidx, int uv, const char *name)
+{
+	bool		is;
+
+	lua_pushvalue(L, V_FUNCUVNAME);
+	lua_pushvalue(L, pidx);
+	lua_pushinteger(L, uv);
+	lua_call(L, 2, 1);
+	is = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), name) == 0;
+	lua_pop(L, 1);
+	return is;
+}
+
+/* Field of funcinfo(p) as an integer (0 if absent or false). */
+static int
+info_int(lua_State *L, int pidx, const char *field)
+{
+	int			v;
+
+	lua_pushvalue(L, V_FUNCINFO);
+	lua_pushvalue(L, pidx);
+	lua_call(L, 1, 1);
+	lua_getfield(L, -1, field);
+	v = lua_type(L, -1) == LUA_TBOOLEAN ? lua_toboolean(L, -1) : (int) lua_tointeger(L, -1);
+	lua_pop(L, 2);
+	return v;
+}
 
 /*
- * Runs once per state, in the privileged setup: the arguments are
- * jit.util's funcinfo, funcbc, funck, funcuvname, the opcode table and the
- * real type and select; the result is verify(chunk, checker_name), which
- * returns nil or the reason.  It reads no global at run time.
+ * Checks one prototype (at pidx) against (1)-(4); returns NULL or the
+ * reason, with *line set.  Its instructions are pc 1..n (0 is the header).
  */
-static const char verifier_chunk[] =
-"local funcinfo, funcbc, funck, funcuvname, OP, type, select = ...\n"
-"local function set(...)\n"
-"  local t = {}\n"
-"  for i = 1, select('#', ...) do t[OP[select(i, ...)]] = true end\n"
-"  return t\n"
-"end\n"
-"local JUMP = set('JMP', 'FORI', 'JFORI', 'FORL', 'IFORL', 'JFORL', 'ITERL',\n"
-"  'IITERL', 'JITERL', 'LOOP', 'ILOOP', 'JLOOP', 'ISNEXT', 'UCLO')\n"
-"local NOFALL = set('JMP', 'UCLO', 'ISNEXT', 'RET', 'RET0', 'RET1', 'RETM',\n"
-"  'CALLT', 'CALLMT')\n"
-"local SKIP = set('ISLT', 'ISGE', 'ISLE', 'ISGT', 'ISEQV', 'ISNEV', 'ISEQS',\n"
-"  'ISNES', 'ISEQN', 'ISNEN', 'ISEQP', 'ISNEP', 'ISTC', 'ISFC', 'IST', 'ISF')\n"
-"local USET = set('USETV', 'USETS', 'USETN', 'USETP')\n"
-"-- LOOP's operand tells the JIT where its loop ends; the VM never jumps\n"
-"local NOJUMP = set('LOOP', 'ILOOP', 'JLOOP')\n"
-"local UGET, CALL = OP.UGET, OP.CALL\n"
-"\n"
-"-- returns nil, or the line and the reason the prototype fails\n"
-"local function proto_ok(p, name, root)\n"
-"  local op, a, b, c, d, line = {}, {}, {}, {}, {}, {}\n"
-"  local n = 0\n"
-"  while true do\n"
-"    local ins, m, l = funcbc(p, n + 1, 1)\n"
-"    if not ins then break end\n"
-"    n = n + 1\n"
-"    if ins < 0 then ins = ins + 4294967296 end -- funcbc gives an int32\n"
-"    local o = ins % 256\n"
-"    local dd = (ins - ins % 65536) / 65536\n"
-"    op[n], a[n], d[n], line[n] = o, (ins - o) / 256 % 256, dd, l\n"
-"    c[n], b[n] = dd % 256, (dd - dd % 256) / 256\n"
-"    if ((m - m % 128) / 128 % 16 == 13) ~= (JUMP[o] == true) then\n"
-"      return l, 'unexpected bytecode (not the LuaJIT 2.1 this was built for)'\n"
-"    end\n"
-"  end\n"
-"  -- checkpoint candidates: UGET of the checker, then CALL r, 1, 1\n"
-"  local cp = {}\n"
-"  for pc = 2, n do\n"
-"    if op[pc] == CALL and op[pc - 1] == UGET and a[pc] == a[pc - 1]\n"
-"       and b[pc] == 1 and c[pc] == 1 and funcuvname(p, d[pc - 1]) == name then\n"
-"      cp[pc] = true\n"
-"    end\n"
-"  end\n"
-"  -- successors of pc: s[3*pc], s[3*pc+1], s[3*pc+2]; a candidate that\n"
-"  -- something other than its UGET reaches is no checkpoint\n"
-"  local s, bad = {}, {}\n"
-"  for pc = 1, n do\n"
-"    local o, k = op[pc], 3 * pc\n"
-"    local t1 = JUMP[o] and not NOJUMP[o] and pc + 1 + d[pc] - 32768\n"
-"    local t2 = not NOFALL[o] and pc + 1\n"
-"    local t3 = SKIP[o] and pc + 2\n"
-"    if t1 and (t1 < 1 or t1 > n) then\n"
-"      return line[pc], 'a jump leaves the function'\n"
-"    end\n"
-"    if t2 and t2 > n then t2 = false end\n"
-"    if t3 and t3 > n then t3 = false end\n"
-"    s[k], s[k + 1], s[k + 2] = t1, t2, t3\n"
-"    if t1 and t1 ~= pc + 1 then bad[t1] = true end\n"
-"    if t3 then bad[t3] = true end\n"
-"    if USET[o] and funcuvname(p, a[pc]) == name then\n"
-"      return line[pc], 'the interrupt check is assigned'\n"
-"    end\n"
-"  end\n"
-"  for pc = 2, n do\n"
-"    if bad[pc] then cp[pc] = nil end\n"
-"  end\n"
-"  if not root and not cp[2] then\n"
-"    return line[1] or funcinfo(p).linedefined,\n"
-"      'a function does not start with the interrupt check'\n"
-"  end\n"
-"  -- depth-first search for a cycle that avoids every checkpoint\n"
-"  local color, stack, edgeix = {}, {}, {}\n"
-"  for start = 1, n do\n"
-"    if not color[start] and not cp[start] then\n"
-"      local top = 1\n"
-"      stack[1], edgeix[1], color[start] = start, 0, 1\n"
-"      while top > 0 do\n"
-"        local u, k = stack[top], edgeix[top]\n"
-"        if k < 3 then\n"
-"          local v = s[3 * u + k]\n"
-"          edgeix[top] = k + 1\n"
-"          if v and not cp[v] then\n"
-"            if color[v] == 1 then\n"
-"              return line[v], 'a loop does not call the interrupt check'\n"
-"            elseif not color[v] then\n"
-"              top = top + 1\n"
-"              stack[top], edgeix[top], color[v] = v, 0, 1\n"
-"            end\n"
-"          end\n"
-"        else\n"
-"          color[u] = 2\n"
-"          top = top - 1\n"
-"        end\n"
-"      end\n"
-"    end\n"
-"  end\n"
-"  return nil\n"
-"end\n"
-"\n"
-"return function(chunk, name)\n"
-"  local todo, ntodo = { chunk }, 1\n"
-"  local root = true\n"
-"  while ntodo > 0 do\n"
-"    local p = todo[ntodo]\n"
-"    todo[ntodo] = nil\n"
-"    ntodo = ntodo - 1\n"
-"    local l, why = proto_ok(p, name, root)\n"
-"    if why then return 'line ' .. (l or 0) .. ': ' .. why end\n"
-"    root = false\n"
-"    if funcinfo(p).children then\n"
-"      local i = -1\n"
-"      while true do\n"
-"        local k = funck(p, i)\n"
-"        if k == nil then break end\n"
-"        if type(k) == 'proto' then ntodo = ntodo + 1; todo[ntodo] = k end\n"
-"        i = i - 1\n"
-"      end\n"
-"    end\n"
-"  end\n"
-"  return nil\n"
-"end\n";
+static const char *
+verify_proto(lua_State *L, int pidx, const char *name, bool root, int *line)
+{
+	int			n = info_int(L, pidx, "bytecodes") - 1;
+	VIns	   *v;
+	int		   *stack;
+	int			pc;
+	int			start;
+
+	*line = 0;
+	if (n < 1)
+		return NULL;
+	/* freed by the collector, also if a Lua error unwinds us */
+	v = lua_newuserdata(L, (n + 2) * sizeof(VIns) + (n + 1) * sizeof(int));
+	memset(v, 0, (n + 2) * sizeof(VIns));
+	stack = (int *) (v + n + 2);
+	for (pc = 1; pc <= n; pc++)
+	{
+		lua_Number	ins;
+		uint32		i;
+		int			mode;
+
+		lua_pushvalue(L, V_FUNCBC);
+		lua_pushvalue(L, pidx);
+		lua_pushinteger(L, pc);
+		lua_pushinteger(L, 1);	/* with the line */
+		lua_call(L, 3, 3);
+		ins = lua_tonumber(L, -3);
+		i = (uint32) (int64) ins;	/* funcbc gives an int32 */
+		mode = (int) lua_tointeger(L, -2);
+		v[pc].line = *line = (int) lua_tointeger(L, -1);
+		lua_pop(L, 3);
+		v[pc].op = i & 0xff;
+		v[pc].a = (i >> 8) & 0xff;
+		v[pc].c = (i >> 16) & 0xff;
+		v[pc].b = i >> 24;
+		v[pc].d = i >> 16;
+		if (v[pc].op >= BC__MAX || (((mode >> 7) & 15) == BCM_JUMP) != bc_jump_mode(v[pc].op))
+			return "unexpected bytecode (not the LuaJIT 2.1 this was built for)";
+	}
+	/* (1) candidates, (4) no store into the checker */
+	for (pc = 1; pc <= n; pc++)
+	{
+		VIns	   *x = &v[pc];
+
+		if (x->op == BC_CALL && pc > 1 && v[pc - 1].op == BC_UGET &&
+			x->a == v[pc - 1].a && x->b == 1 && x->c == 1 &&
+			uv_is(L, pidx, v[pc - 1].d, name))
+			x->cp = true;
+		if (x->op >= BC_USETV && x->op <= BC_USETP && uv_is(L, pidx, x->a, name))
+		{
+			*line = x->line;
+			return "the interrupt check is assigned";
+		}
+	}
+	/* the edges; a candidate entered other than from its UGET is none */
+	for (pc = 1; pc <= n; pc++)
+	{
+		VIns	   *x = &v[pc];
+
+		if (bc_jumps(x->op))
+		{
+			int			t = pc + 1 + (int) x->d - 0x8000;
+
+			if (t < 1 || t > n)
+			{
+				*line = x->line;
+				return "a jump leaves the function";
+			}
+			x->succ[x->nsucc++] = t;
+			if (t != pc + 1)
+				v[t].entered = true;
+		}
+		if (bc_falls_through(x->op) && pc + 1 <= n)
+			x->succ[x->nsucc++] = pc + 1;
+		if (bc_skips(x->op) && pc + 2 <= n)
+		{
+			x->succ[x->nsucc++] = pc + 2;
+			v[pc + 2].entered = true;
+		}
+	}
+	for (pc = 1; pc <= n; pc++)
+		if (v[pc].entered)
+			v[pc].cp = false;
+	/* (2) */
+	if (!root && (n < 2 || !v[2].cp))
+	{
+		*line = v[1].line;
+		return "a function does not start with the interrupt check";
+	}
+	/* (3) depth-first search for a cycle that avoids every checkpoint */
+	for (start = 1; start <= n; start++)
+	{
+		int			top = 0;
+
+		if (v[start].color != 0 || v[start].cp)
+			continue;
+		stack[top] = start;
+		v[start].color = 1;
+		while (top >= 0)
+		{
+			VIns	   *u = &v[stack[top]];
+
+			if (u->nsucc > 0)
+			{
+				int			t = u->succ[--u->nsucc];
+
+				if (v[t].cp || v[t].color == 2)
+					continue;
+				if (v[t].color == 1)
+				{
+					*line = v[t].line;
+					return "a loop does not call the interrupt check";
+				}
+				v[t].color = 1;
+				stack[++top] = t;
+			}
+			else
+			{
+				u->color = 2;
+				top--;
+			}
+		}
+	}
+	lua_pop(L, 1);
+	return NULL;
+}
+
+/*
+ * verify(chunk, checker_name): nil if the chunk and every prototype nested
+ * in it pass, else "line N: reason".  Upvalues: jit.util's funcinfo,
+ * funcbc, funck, funcuvname.
+ */
+static int
+verify(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 2);
+	int			root = 1;
+
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	lua_settop(L, 2);
+	lua_pushvalue(L, 1);		/* the prototypes left to check, from 3 up */
+	while (lua_gettop(L) > 2)
+	{
+		int			pidx = lua_gettop(L);
+		int			line;
+		const char *why = verify_proto(L, pidx, name, root, &line);
+		int			nk;
+		int			k;
+
+		if (why != NULL)
+		{
+			lua_pushfstring(L, "line %d: %s", line, why);
+			return 1;
+		}
+		root = 0;
+		nk = info_int(L, pidx, "children") ? info_int(L, pidx, "gcconsts") : 0;
+		lua_insert(L, 3);		/* keep p below its children while we read */
+		for (k = 1; k <= nk; k++)
+		{
+			lua_pushvalue(L, V_FUNCK);
+			lua_pushvalue(L, 3);
+			lua_pushinteger(L, -k);
+			lua_call(L, 2, 1);
+			if (strcmp(luaL_typename(L, -1), "proto") == 0)
+				continue;		/* a child: stays on the stack */
+			lua_pop(L, 1);
+		}
+		lua_remove(L, 3);
+	}
+	lua_pushnil(L);
+	return 1;
+}
 
 /*
  * Lua side, privileged setup only: pushes verify(chunk, checker_name) (see
@@ -520,12 +692,8 @@ static const char verifier_chunk[] =
 void
 tt_lua_push_verifier(lua_State *L)
 {
-	const char *const *nm;
 	int			top = lua_gettop(L);
 
-	if (luaL_loadbuffer(L, verifier_chunk, sizeof(verifier_chunk) - 1,
-						"=talaria verifier") != 0)
-		lua_error(L);
 	lua_getfield(L, LUA_REGISTRYINDEX, "_PRELOAD");
 	if (!lua_istable(L, -1))
 		luaL_error(L, "jit.util is not available");
@@ -533,9 +701,9 @@ tt_lua_push_verifier(lua_State *L)
 	if (!lua_isfunction(L, -1))
 		luaL_error(L, "jit.util is not available");
 	lua_pushstring(L, "jit.util");
-	lua_call(L, 1, 1);			/* [verifier, preload, util] */
+	lua_call(L, 1, 1);			/* [preload, util] */
 	lua_pushnil(L);
-	lua_setfield(L, top + 2, "jit.util");
+	lua_setfield(L, top + 1, "jit.util");
 	lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
 	if (lua_istable(L, -1))
 	{
@@ -551,20 +719,11 @@ tt_lua_push_verifier(lua_State *L)
 	}
 	lua_pop(L, 1);
 
-	lua_pushvalue(L, top + 1);	/* the chunk, then its arguments */
-	lua_getfield(L, top + 3, "funcinfo");
-	lua_getfield(L, top + 3, "funcbc");
-	lua_getfield(L, top + 3, "funck");
-	lua_getfield(L, top + 3, "funcuvname");
-	lua_newtable(L);
-	for (nm = bc_names; *nm; nm++)
-	{
-		lua_pushinteger(L, nm - bc_names);
-		lua_setfield(L, -2, *nm);
-	}
-	lua_getglobal(L, "type");
-	lua_getglobal(L, "select");
-	lua_call(L, 7, 1);			/* [chunk, preload, util, verify] */
+	lua_getfield(L, top + 2, "funcinfo");
+	lua_getfield(L, top + 2, "funcbc");
+	lua_getfield(L, top + 2, "funck");
+	lua_getfield(L, top + 2, "funcuvname");
+	lua_pushcclosure(L, verify, 4);
 	lua_replace(L, top + 1);
 	lua_settop(L, top + 1);
 }

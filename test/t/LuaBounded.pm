@@ -50,7 +50,7 @@ sub end_backend
 	@pids = split /\n/, $node->safe_psql('postgres', $q);
 	diag("backends @pids ($app) ignore SIGTERM: SIGKILL");
 	kill 'KILL', @pids;
-	$node->poll_query_until('postgres', 'SELECT 1') or die "the server did not come back";
+	$node->poll_query_until('postgres', 'SELECT true') or die "the server did not come back";
 	return 1;
 }
 
