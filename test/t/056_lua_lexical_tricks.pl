@@ -59,7 +59,7 @@ SELECT 'alive';
 }, 20, "lx_${n}_$via");
 		ok(!$r->{timed_out} && !$r->{killed}, "$what ($via): the statement ends");
 		like($r->{err}, qr/canceling statement due to statement timeout/, "$what ($via): statement_timeout stops it");
-		my $slowest = (sort { $b <=> $a } @{ $r->{times} })[0] // 1e9;
+		my $slowest = $r->{timed_out} ? 1e9 : (sort { $b <=> $a } @{ $r->{times} })[0] // 1e9;
 		ok($slowest < 2500, "$what ($via): within 2 s of the timeout (${slowest} ms)");
 		like($r->{out}, qr/^alive$/m, "$what ($via): the backend is usable afterwards");
 	}
@@ -68,29 +68,35 @@ SELECT 'alive';
 
 # valid code the old rewriter broke: `goto` is a name for LuaJIT 2.1 when no
 # name follows it; a label that ends its block stays outside every scope
-is($node->safe_psql('postgres', q{
+my ($rc, $out, $err) = $node->psql('postgres', q{
 	SELECT talaria.register_lua('lx_goto', 'local function goto(x) return x end function main(r) return goto(r.a) end');
-	SELECT talaria.transform_row('lx_goto', '{"a": 7}')}), "\n7", 'goto as a function name');
-is($node->safe_psql('postgres', q{
+	SELECT talaria.transform_row('lx_goto', '{"a": 7}')});
+is($out, "\n7", 'goto as a function name') or diag($err);
+($rc, $out, $err) = $node->psql('postgres', q{
 	SELECT talaria.register_lua('lx_label', 'function main(r) local n = 0 do goto skip local y = 1 ::skip:: end ::again:: n = n + 1 if n < 3 then goto again end return n end');
-	SELECT talaria.transform_row('lx_label', '{}')}), "\n3", 'a trailing label and a goto loop');
+	SELECT talaria.transform_row('lx_label', '{}')});
+is($out, "\n3", 'a trailing label and a goto loop') or diag($err);
 
 # the row-escape scan shares the lexer: a script that keeps its row in a
-# global behind a \r comment must get rows that outlive the call
+# global behind a \r comment must get rows that outlive the call (the old
+# scan took it for row-local: its next call read the freed row, an
+# "internal error" at best, a SIGSEGV at worst)
 my $log_at = -s $node->logfile;
 my $r = LuaBounded::run_bounded($node, q{
-SELECT talaria.register_lua('lx_keep', E'function main(row) --c\r local p = saved and saved.a; saved = row; row = {a = row.a, prev = p}\n return row end');
-SELECT talaria.transform_row('lx_keep', '{"a": 1, "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}');
-SELECT talaria.transform_row('lx_keep', '{"a": 2, "pad": "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"}');
-SELECT talaria.transform_row('lx_keep', '{"a": 3, "pad": "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"}');
-SELECT talaria.transform_row('lx_keep', '{"b": [1, 2, 3], "a": "four"}');
+SELECT talaria.register_lua('lx_keep', E'function main(row) --c\r local p = saved and saved.b; saved = row\n return {a = row.a, prev = p} end');
+SELECT talaria.transform_row('lx_keep', '{"a": 1, "b": "one", "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}');
+SELECT talaria.transform_row('lx_keep', '{"a": 2, "b": "two", "pad": "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"}');
+SELECT talaria.transform_row('lx_keep', '{"a": 3, "b": [1, 2, 3], "pad": "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"}');
+SELECT talaria.transform_row('lx_keep', '{"b": {"x": "y"}, "a": "four"}');
+SELECT talaria.transform_row('lx_keep', '{"a": 5}');
 SELECT 'alive';
 }, 20, 'lx_keep');
 is($r->{out} =~ s/^Time:.*\n//mgr, qq{
 {"a": 1}
-{"a": 2, "prev": 1}
-{"a": 3, "prev": 2}
-{"a": "four", "prev": 3}
+{"a": 2, "prev": "one"}
+{"a": 3, "prev": "two"}
+{"a": "four", "prev": [1, 2, 3]}
+{"a": 5, "prev": {"x": "y"}}
 alive
 }, 'a row kept in a global behind a \\r comment keeps its values');
 is($r->{err}, '', 'no error');
