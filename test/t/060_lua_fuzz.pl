@@ -133,7 +133,7 @@ $gen{row_escape} = sub {
 $gen{patterns} = sub {
 	my $n = pick(20, 30, 40);
 	my $pat = pick("string.rep('a*', $n) .. 'b'", "string.rep('(a*)', 20) .. 'b'", "string.rep('.-', $n) .. 'x'",
-		"'(.-)%1' .. string.rep('.-', $n) .. '$'");
+		"'(.-)%1' .. string.rep('.-', $n) .. '\$'");
 	my $call = pick('string.find(s, p)', 'string.match(s, p)', 'string.gsub(s, p, "x")',
 		'(function() for x in string.gmatch(s, p) do end end)()');
 	return "function main(row) local s = string.rep('a', $n) local p = $pat local r = $call return tostring(r) end";
@@ -210,6 +210,8 @@ for my $i (1 .. $cases)
 	my $family = $families[ ($i - 1) % @families ];
 	my $src = $gen{$family}->();
 	$src =~ s/\$fz\$/\$fz \$/g;
+	# a crash of an earlier case restarts the cluster: wait for it
+	$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
 	my $log_at = -s $node->logfile;
 	my $r = LuaBounded::run_bounded($node, qq{
 SET statement_timeout = '500ms';
@@ -226,7 +228,7 @@ SELECT 'alive';
 	push @why, 'hung (ended by the test)' if $r->{timed_out};
 	push @why, 'a statement took ' . int($slowest) . ' ms' if $slowest >= 2500;
 	push @why, 'backend died: ' . $crashes[0] if @crashes;
-	push @why, 'session not usable afterwards' if $r->{out} !~ /^alive$/m;
+	push @why, "session not usable afterwards ($r->{err})" if $r->{out} !~ /^alive$/m;
 	$failed{$family}++ if @why;
 	ok(!@why, "$family #$i") or diag("seed $seed case $i ($family): @why\nsource: " . escaped($src));
 }
