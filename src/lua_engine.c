@@ -179,6 +179,23 @@ checker_name(char *buf)
 	snprintf(buf, CHECKER_NAME_LEN, "__talaria_check_%08x%08x", r[0], r[1]);
 }
 
+/*
+ * Lua side: runs the bytecode verifier (at verifier_idx) on the compiled
+ * chunk at the top.  True if it passes; else the reason is pushed.
+ */
+static bool
+chunk_verified(lua_State *L, int verifier_idx, const char *checker)
+{
+	lua_pushvalue(L, verifier_idx);
+	lua_pushvalue(L, -2);
+	lua_pushstring(L, checker);
+	lua_call(L, 2, 1);
+	if (!lua_isnil(L, -1))
+		return false;
+	lua_pop(L, 1);
+	return true;
+}
+
 /* ---------------------------------------------------------------------
  * Memory
  * ---------------------------------------------------------------------
@@ -420,17 +437,12 @@ tt_lua_sandbox_load(lua_State *L)
 		lua_insert(L, -2);
 		return 2;
 	}
-	lua_pushvalue(L, lua_upvalueindex(3));
-	lua_pushvalue(L, -2);
-	lua_pushstring(L, checker);
-	lua_call(L, 2, 1);
-	if (!lua_isnil(L, -1))
+	if (!chunk_verified(L, lua_upvalueindex(3), checker))
 	{
 		lua_pushnil(L);
 		lua_pushfstring(L, "chunk refused: %s", lua_tostring(L, -2));
 		return 2;
 	}
-	lua_pop(L, 1);
 	/* the wrapper takes the checker and returns the real chunk */
 	if (lua_istable(L, 4))
 		lua_pushvalue(L, 4);
@@ -579,16 +591,11 @@ state_setup(lua_State *L)
 		return lua_error(L);
 	}
 	/* prove the checks are there before anything of it runs */
-	lua_pushvalue(L, verifier_idx);
-	lua_pushvalue(L, -2);
-	lua_pushstring(L, a->checker);
-	lua_call(L, 2, 1);
-	if (!lua_isnil(L, -1))
+	if (!chunk_verified(L, verifier_idx, a->checker))
 	{
 		a->unverified = true;
 		return lua_error(L);
 	}
-	lua_pop(L, 1);
 	lua_pushvalue(L, env_idx);
 	lua_setfenv(L, -2);
 	lua_pushvalue(L, checker_idx);

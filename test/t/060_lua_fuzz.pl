@@ -5,7 +5,7 @@
 # every statement ends within 2 s of the timeout, and the session is usable
 # afterwards.
 #
-#   TT_LUA_FUZZ_CASES     cases to run (default 40)
+#   TT_LUA_FUZZ_CASES     cases to run (default 48)
 #   TT_LUA_FUZZ_SEED      the generator's seed (default fixed)
 #   TT_LUA_FUZZ_FAMILIES  comma-separated families, or "all" (default: the
 #                         ones in @ENABLED below)
@@ -18,29 +18,26 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-# Families that hold on this code: what runs in CI.
-my @ENABLED = qw(lexical loops recursion row_escape);
+# Families that hold on this code: what runs in CI.  lexical and
+# row_escape fail on the code before the exact lexer (hidden loops spin
+# until SIGKILL, a kept row is read after its call); the others pass there
+# too and stay as guards.
+my @ENABLED = qw(lexical loops recursion row_escape
+  metatables string_rep table_concat collectgarbage);
 
-# Families that fail on main today, each fixed on another branch of issue
-# 11; enable them here once those are merged (they are never silently
-# skipped: TT_LUA_FUZZ_FAMILIES=all runs them):
-#   patterns        backtracking in string.find/match/gmatch/gsub runs in C
-#                   and ignores every cancel (pattern-matcher interrupts)
-#   callbacks       gsub/sort/pcall callbacks recursing through C: the C
-#                   stack overflows (branch cstack)
-#   metatables      __tostring/__index/__concat reached from C functions
-#                   (tostring, table.concat): C recursion (branch cstack)
-#   json            json.encode/decode of big, deep, shared or cyclic values:
-#                   memory and time outside the limits (branch memory)
-#   string_rep      string.rep and concatenation of huge strings, big
-#                   results per row (branch memory)
-#   table_concat    table.concat of big tables (branch memory)
-#   collectgarbage  collectgarbage() in loops and a dropped lazy row whose
-#                   address is reused (issue 11 item 3a)
-my @ENABLE_AFTER_MERGE =
-  qw(patterns callbacks metatables json string_rep table_concat collectgarbage);
+# Families that fail today, each fixed on another branch of issue 11;
+# enable them here once those are merged (they are never silently skipped:
+# TT_LUA_FUZZ_FAMILIES=all runs them):
+#   patterns   backtracking in string.find/match/gmatch/gsub runs in C and
+#              ignores every cancel: hangs until SIGKILL (branch: pattern
+#              matcher interrupts)
+#   callbacks  gsub/sort/pcall/xpcall/load callbacks recursing through C: the
+#              C stack overflows, SIGSEGV (branch cstack)
+#   json       json.decode of a 9 MB array of {}, json.encode of a shared
+#              DAG: seconds past statement_timeout (branch memory)
+my @ENABLE_AFTER_MERGE = qw(patterns callbacks json);
 
-my $cases = $ENV{TT_LUA_FUZZ_CASES} // 40;
+my $cases = $ENV{TT_LUA_FUZZ_CASES} // 48;
 my $seed = $ENV{TT_LUA_FUZZ_SEED} // 20261202;
 my $want = $ENV{TT_LUA_FUZZ_FAMILIES} // join(',', @ENABLED);
 my @families = $want eq 'all' ? (@ENABLED, @ENABLE_AFTER_MERGE) : split(/,/, $want);
@@ -223,6 +220,8 @@ INSERT INTO fz_raw VALUES (3, 'z', '{"deep": [[[1]]]}');
 SELECT 'alive';
 }, 60, "fz_$i");
 	my $slowest = (sort { $b <=> $a } @{ $r->{times} })[0] // 0;
+	# the postmaster logs a dead backend before it accepts connections again
+	$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
 	my @crashes = LuaBounded::crashes_since($node, $log_at);
 	my @why;
 	push @why, 'hung (ended by the test)' if $r->{timed_out};
