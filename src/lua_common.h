@@ -76,8 +76,9 @@ extern int	tt_lua_check_interrupt(void);
 extern int	tt_lua_raise_interrupt(lua_State *L, int level);
 
 /* lua_instrument.c */
-extern char *tt_lua_instrument(const char *src, size_t len, size_t *outlen,
-							   char *errbuf, size_t errlen);
+extern char *tt_lua_instrument(const char *src, size_t len, const char *checker,
+							   size_t *outlen, char *errbuf, size_t errlen);
+extern void tt_lua_push_verifier(lua_State *L);
 extern bool tt_lua_row_stays_local(const char *src, size_t len);
 
 #endif							/* TT_LUA_COMMON_H */

@@ -19,6 +19,9 @@
  * lua_instrument.c inserts into every loop and function; it is an FFI call
  * so it also runs inside JIT-compiled traces, where debug hooks never fire.
  * C functions that can run long (json) call the same check as they go.
+ * Every chunk (the transform's and each load()) is verified on its compiled
+ * bytecode before it runs: a loop or function without the check refuses
+ * the chunk (lua_instrument.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -171,6 +174,45 @@ tt_lua_raise_interrupt(lua_State *L, int level)
 		lua_pushliteral(L, "transform interrupted");
 	lua_concat(L, 2);
 	return lua_error(L);
+}
+
+/*
+ * The name of the checker's local in an instrumented chunk: the reserved
+ * prefix and 64 random bits, drawn for each chunk after its source exists,
+ * so that no source can declare a variable of that name (the verifier
+ * relies on it).  Plain C: also called on the Lua side.
+ */
+#define CHECKER_NAME_LEN 40
+
+static void
+checker_name(char *buf)
+{
+	uint32		r[2];
+
+	if (!pg_strong_random(r, sizeof(r)))
+	{
+		/* unpredictable enough for this: the source is already written */
+		r[0] = (uint32) random() ^ (uint32) mono_ns();
+		r[1] = (uint32) random() ^ (uint32) (mono_ns() >> 32) ^ (uint32) MyProcPid;
+	}
+	snprintf(buf, CHECKER_NAME_LEN, "__talaria_check_%08x%08x", r[0], r[1]);
+}
+
+/*
+ * Lua side: runs the bytecode verifier (at verifier_idx) on the compiled
+ * chunk at the top.  True if it passes; else the reason is pushed.
+ */
+static bool
+chunk_verified(lua_State *L, int verifier_idx, const char *checker)
+{
+	lua_pushvalue(L, verifier_idx);
+	lua_pushvalue(L, -2);
+	lua_pushstring(L, checker);
+	lua_call(L, 2, 1);
+	if (!lua_isnil(L, -1))
+		return false;
+	lua_pop(L, 1);
+	return true;
 }
 
 /* ---------------------------------------------------------------------
@@ -398,9 +440,10 @@ sb_print(lua_State *L)
 }
 
 /*
- * load()/loadstring() for the sandbox: text only, instrumented like the
- * transform itself, and run in the sandbox (or the given) environment.
- * Upvalues: 1 = the sandbox env, 2 = the checker.
+ * load()/loadstring() for the sandbox: text only, instrumented and verified
+ * like the transform itself, and run in the sandbox (or the given)
+ * environment.  Upvalues: 1 = the sandbox env, 2 = the checker, 3 = the
+ * bytecode verifier.
  */
 int
 tt_lua_sandbox_load(lua_State *L)
@@ -411,6 +454,7 @@ tt_lua_sandbox_load(lua_State *L)
 	char	   *code;
 	size_t		codelen;
 	char		errbuf[256];
+	char		checker[CHECKER_NAME_LEN];
 	int			status;
 
 	if (lua_type(L, 1) == LUA_TFUNCTION)
@@ -436,7 +480,8 @@ tt_lua_sandbox_load(lua_State *L)
 	}
 	src = luaL_checklstring(L, 1, &len);
 	chunkname = luaL_optstring(L, 2, "=(load)");
-	code = tt_lua_instrument(src, len, &codelen, errbuf, sizeof(errbuf));
+	checker_name(checker);
+	code = tt_lua_instrument(src, len, checker, &codelen, errbuf, sizeof(errbuf));
 	if (code == NULL)
 	{
 		lua_pushnil(L);
@@ -449,6 +494,12 @@ tt_lua_sandbox_load(lua_State *L)
 	{
 		lua_pushnil(L);
 		lua_insert(L, -2);
+		return 2;
+	}
+	if (!chunk_verified(L, lua_upvalueindex(3), checker))
+	{
+		lua_pushnil(L);
+		lua_pushfstring(L, "chunk refused: %s", lua_tostring(L, -2));
 		return 2;
 	}
 	/* the wrapper takes the checker and returns the real chunk */
@@ -476,7 +527,9 @@ typedef struct SetupArgs
 	const char *name;
 	char	   *code;			/* instrumented source (malloc) */
 	size_t		codelen;
+	const char *checker;		/* its checker's name */
 	bool		syntax_error;	/* the failure was the compiler's */
+	bool		unverified;		/* the bytecode verifier refused it */
 } SetupArgs;
 
 static void
@@ -489,7 +542,7 @@ open_lib(lua_State *L, lua_CFunction fn, const char *name)
 
 /* Builds the sandbox environment and leaves it on the stack. */
 static void
-build_sandbox(lua_State *L, int json_idx, int checker_idx)
+build_sandbox(lua_State *L, int json_idx, int checker_idx, int verifier_idx)
 {
 	const char *const *fn;
 	int			env;
@@ -517,7 +570,8 @@ build_sandbox(lua_State *L, int json_idx, int checker_idx)
 	lua_setfield(L, env, "require");
 	lua_pushvalue(L, env);
 	lua_pushvalue(L, checker_idx);
-	lua_pushcclosure(L, tt_lua_sandbox_load, 2);
+	lua_pushvalue(L, verifier_idx);
+	lua_pushcclosure(L, tt_lua_sandbox_load, 3);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, env, "load");
 	lua_setfield(L, env, "loadstring");
@@ -553,6 +607,7 @@ state_setup(lua_State *L)
 	SetupArgs  *a = (SetupArgs *) lua_touserdata(L, 1);
 	int			json_idx;
 	int			checker_idx;
+	int			verifier_idx;
 	int			env_idx;
 	int			status;
 
@@ -571,16 +626,18 @@ state_setup(lua_State *L)
 
 	tt_luaopen_json(L);			/* [ffi, json] */
 	json_idx = lua_gettop(L);
+	tt_lua_push_verifier(L);	/* [ffi, json, verify] */
+	verifier_idx = lua_gettop(L);
 
 	if (luaL_loadbuffer(L, checker_chunk, sizeof(checker_chunk) - 1, "=talaria") != 0)
 		return lua_error(L);
 	lua_pushvalue(L, 1);
 	lua_pushcfunction(L, lua_abort);
 	lua_pushlightuserdata(L, (void *) tt_lua_check_interrupt);
-	lua_call(L, 3, 1);			/* [ffi, json, checker] */
+	lua_call(L, 3, 1);			/* [ffi, json, verify, checker] */
 	checker_idx = lua_gettop(L);
 
-	build_sandbox(L, json_idx, checker_idx);	/* [..., env] */
+	build_sandbox(L, json_idx, checker_idx, verifier_idx);	/* [..., env] */
 	env_idx = lua_gettop(L);
 
 	/* compile: the wrapper takes the checker and returns the chunk */
@@ -590,6 +647,12 @@ state_setup(lua_State *L)
 	if (status != 0)
 	{
 		a->syntax_error = (status == LUA_ERRSYNTAX);
+		return lua_error(L);
+	}
+	/* prove the checks are there before anything of it runs */
+	if (!chunk_verified(L, verifier_idx, a->checker))
+	{
+		a->unverified = true;
 		return lua_error(L);
 	}
 	lua_pushvalue(L, env_idx);
@@ -655,6 +718,7 @@ state_create(const char *name, const char *source)
 	TTLuaState *st;
 	SetupArgs	args;
 	char		errbuf[256];
+	char		checker[CHECKER_NAME_LEN];
 	int			rc;
 	char	   *msg;
 	int			reason;
@@ -693,7 +757,10 @@ state_create(const char *name, const char *source)
 	args.st = st;
 	args.name = name;
 	args.syntax_error = false;
-	args.code = tt_lua_instrument(source, strlen(source), &args.codelen,
+	args.unverified = false;
+	checker_name(checker);
+	args.checker = checker;
+	args.code = tt_lua_instrument(source, strlen(source), checker, &args.codelen,
 								  errbuf, sizeof(errbuf));
 	if (args.code == NULL)
 	{
@@ -722,6 +789,12 @@ state_create(const char *name, const char *source)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("syntax error in transform \"%s\": %s", name, msg)));
+	if (args.unverified)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("transform \"%s\" cannot be loaded: %s", name, msg),
+				 errdetail("Its compiled code has a loop or a function that does not check for interrupts."),
+				 errhint("This is a defect of talaria's Lua instrumenter; please report the source.")));
 	if (rc == LUA_ERRMEM)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -2,19 +2,26 @@
  *
  * lua_instrument.c
  *	  Rewrite Lua source so that every loop and function checks for
- *	  interrupts, even inside JIT-compiled traces.
+ *	  interrupts, even inside JIT-compiled traces, and prove on the
+ *	  compiled bytecode that it does.
  *
  * LuaJIT never runs debug hooks in compiled code, so lua_sethook cannot
  * stop `while true do end` once it is traced.  Instead we insert a call to
  * a local checker (an FFI call to a C function, which LuaJIT compiles into
  * the trace and does not hoist) at:
+ *	- the start of the chunk and of every function (recursion, tail calls),
  *	- the start of every `do` block (the bodies of while and for loops),
  *	- the start of every `repeat` body,
- *	- the entry of every function (recursion),
- *	- before every `goto` (loops made of labels).
- * Insertions never add a newline, so Lua's error messages keep the user's
- * line numbers.  Identifiers starting with "__talaria" are reserved so user
- * code cannot shadow or replace the checker.
+ *	- after every label that a statement follows (loops made of `goto`).
+ * The rewriter reads the source with lua_lexer.c, which cuts tokens exactly
+ * as LuaJIT does.  Insertions never add a newline, so Lua's error messages
+ * keep the user's line numbers.  Identifiers starting with "__talaria" are
+ * reserved, and the checker's own name carries a random suffix drawn after
+ * the source was written, so user code can neither name, shadow nor
+ * replace it.
+ *
+ * The rewriter is not trusted: tt_lua_push_verifier builds the proof
+ * (below) that the compiled chunk checks in every loop and function.
  *
  * This runs on the Lua side too (the sandbox's load()), so it uses malloc
  * and reports errors through errbuf instead of ereport.
@@ -23,15 +30,13 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "lua_common.h"
+#include "lua_lexer.h"
 
-#define CHECK_CALL " __talaria_check(); "
 #define RESERVED_PREFIX "__talaria"
-#define PROLOGUE "local __talaria_check = ...; return function(...) "
 #define EPILOGUE "\nend"
 
 typedef struct Out
@@ -65,214 +70,125 @@ out_append(Out *o, const char *s, size_t n)
 	o->buf[o->len] = '\0';
 }
 
-/* Length of a long bracket opener "[==[" at p, or 0; sets level. */
-static size_t
-long_bracket(const char *p, const char *end, int *level)
+static void
+out_str(Out *o, const char *s)
 {
-	const char *q = p + 1;
-
-	if (p >= end || *p != '[')
-		return 0;
-	*level = 0;
-	while (q < end && *q == '=')
-	{
-		(*level)++;
-		q++;
-	}
-	if (q < end && *q == '[')
-		return (size_t) (q - p + 1);
-	return 0;
+	out_append(o, s, strlen(s));
 }
 
-/* Skip to just after the matching "]==]"; returns NULL if unterminated. */
-static const char *
-skip_long(const char *p, const char *end, int level)
+/* copies src from *copied up to at, then a check call */
+static void
+out_check(Out *o, const char **copied, const char *at, const char *checker)
 {
-	while (p < end)
-	{
-		if (*p == ']')
-		{
-			const char *q = p + 1;
-			int			l = 0;
-
-			while (q < end && *q == '=')
-			{
-				l++;
-				q++;
-			}
-			if (l == level && q < end && *q == ']')
-				return q + 1;
-		}
-		p++;
-	}
-	return NULL;
+	out_append(o, *copied, (size_t) (at - *copied));
+	out_str(o, " ");
+	out_str(o, checker);
+	out_str(o, "(); ");
+	*copied = at;
 }
 
+/* LuaJIT's endofblock(): a label before these is outside every scope */
 static inline bool
-is_name_start(char c)
+ends_block(const TTToken *t)
 {
-	return isalpha((unsigned char) c) || c == '_';
-}
-
-static inline bool
-is_name_char(char c)
-{
-	return isalnum((unsigned char) c) || c == '_';
-}
-
-static inline bool
-word_is(const char *p, size_t n, const char *kw)
-{
-	return strlen(kw) == n && memcmp(p, kw, n) == 0;
-}
-
-static int
-line_of(const char *src, const char *p)
-{
-	int			line = 1;
-
-	for (; src < p; src++)
-		if (*src == '\n')
-			line++;
-	return line;
+	return t->kind == TT_TOK_EOF || tt_tok_is(t, "end") ||
+		tt_tok_is(t, "else") || tt_tok_is(t, "elseif");
 }
 
 /*
  * Returns a malloc'd, NUL-terminated rewritten chunk, or NULL with a message
- * in errbuf.  Syntax errors are left for the Lua compiler to report (with
- * their line); we only fail on what we must refuse.
+ * in errbuf.  checker is the name of the check function's local (it must
+ * start with RESERVED_PREFIX).  The chunk, once compiled, takes the checker
+ * as its argument and returns the user's chunk.  Syntax errors are left for
+ * the Lua compiler to report (with their line): at the first token LuaJIT
+ * would refuse, the rest is copied as it is.
  */
 char *
-tt_lua_instrument(const char *src, size_t len, size_t *outlen,
-				  char *errbuf, size_t errlen)
+tt_lua_instrument(const char *src, size_t len, const char *checker,
+				  size_t *outlen, char *errbuf, size_t errlen)
 {
-	const char *p = src;
-	const char *end = src + len;
-	const char *copied = src;	/* src up to here is in the output */
+	TTLexer		lx;
+	TTToken		tok;
+	const char *copied;			/* src up to here is in the output */
+	const char *h;
 	Out			o = {NULL, 0, 0, false};
 	bool		want_paren = false; /* after `function`, before its '(' */
 	bool		in_params = false;	/* inside a function's parameter list */
+	int			label = 0;		/* 1 after "::", 2 after "::name" */
+	const char *after_label = NULL; /* just after a label's closing "::" */
 
-	if (len > 0 && src[0] == '\033')
+	tt_lex_init(&lx, src, len);
+	if (lx.binary)
 	{
 		snprintf(errbuf, errlen, "binary (bytecode) chunks are not allowed");
 		return NULL;
 	}
-	out_append(&o, PROLOGUE, strlen(PROLOGUE));
-	/* a leading "#!" line is a comment for Lua; keep it one */
-	if (len > 0 && src[0] == '#')
+	out_str(&o, "local ");
+	out_str(&o, checker);
+	out_str(&o, " = ...; return function(...) ");
+	out_str(&o, checker);
+	out_str(&o, "(); ");
+	/* a BOM and a #! line are LuaJIT's only at the very start: keep the
+	 * line end (the line count) and drop the rest */
+	for (h = src; h < lx.body; h++)
+		if (*h == '\n' || *h == '\r')
+			out_append(&o, h, 1);
+	copied = lx.body;
+
+	while (tt_lex_next(&lx, &tok) != TT_TOK_ERROR)
 	{
-		while (p < end && *p != '\n')
-			p++;
-		out_append(&o, "--", 2);
-		copied = src + 1;
-	}
+		if (after_label != NULL && !tt_tok_is(&tok, "::") && !ends_block(&tok))
+			out_check(&o, &copied, after_label, checker);
+		after_label = NULL;
+		if (tok.kind == TT_TOK_EOF)
+			break;
 
-	while (p < end)
-	{
-		char		c = *p;
-		int			level;
-		size_t		n;
+		if (tt_tok_is(&tok, "::"))
+		{
+			if (label == 2)
+				after_label = tok.p + tok.n;
+			label = label == 2 ? 0 : 1;
+		}
+		else
+			label = (label == 1 && tok.kind == TT_TOK_NAME) ? 2 : 0;
 
-		if (c == '-' && p + 1 < end && p[1] == '-')
+		if (tok.kind == TT_TOK_NAME)
 		{
-			p += 2;
-			if ((n = long_bracket(p, end, &level)) > 0)
-			{
-				p = skip_long(p + n, end, level);
-				if (p == NULL)
-					break;		/* unfinished comment: Lua reports it */
-			}
-			else
-				while (p < end && *p != '\n')
-					p++;
-			continue;
-		}
-		if (c == '[' && (n = long_bracket(p, end, &level)) > 0)
-		{
-			p = skip_long(p + n, end, level);
-			if (p == NULL)
-				break;
-			continue;
-		}
-		if (c == '"' || c == '\'')
-		{
-			p++;
-			while (p < end && *p != c && *p != '\n')
-			{
-				if (*p == '\\' && p + 1 < end)
-					p++;
-				p++;
-			}
-			if (p < end)
-				p++;
-			continue;
-		}
-		if (isdigit((unsigned char) c) ||
-			(c == '.' && p + 1 < end && isdigit((unsigned char) p[1])))
-		{
-			while (p < end)
-			{
-				if ((*p == 'e' || *p == 'E' || *p == 'p' || *p == 'P') &&
-					p + 1 < end && (p[1] == '+' || p[1] == '-'))
-					p += 2;
-				else if (is_name_char(*p) || *p == '.')
-					p++;
-				else
-					break;
-			}
-			continue;
-		}
-		if (is_name_start(c))
-		{
-			const char *w = p;
-
-			while (p < end && is_name_char(*p))
-				p++;
-			n = (size_t) (p - w);
-			if (n >= strlen(RESERVED_PREFIX) &&
-				memcmp(w, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0)
+			if (tok.n >= strlen(RESERVED_PREFIX) &&
+				memcmp(tok.p, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0)
 			{
 				snprintf(errbuf, errlen,
 						 "line %d: identifiers starting with \"%s\" are reserved",
-						 line_of(src, w), RESERVED_PREFIX);
+						 tok.line, RESERVED_PREFIX);
 				free(o.buf);
 				return NULL;
 			}
-			if (word_is(w, n, "do") || word_is(w, n, "repeat"))
+			if (tt_tok_is(&tok, "do") || tt_tok_is(&tok, "repeat"))
+				out_check(&o, &copied, tok.p + tok.n, checker);
+			else if (tt_tok_is(&tok, "function"))
 			{
-				out_append(&o, copied, (size_t) (p - copied));
-				out_append(&o, CHECK_CALL, strlen(CHECK_CALL));
-				copied = p;
-			}
-			else if (word_is(w, n, "goto"))
-			{
-				out_append(&o, copied, (size_t) (w - copied));
-				out_append(&o, CHECK_CALL, strlen(CHECK_CALL));
-				copied = w;
-			}
-			else if (word_is(w, n, "function"))
 				want_paren = true;
-			continue;
+				continue;
+			}
 		}
-		if (c == '(' && want_paren)
+		else if (want_paren && tt_tok_is(&tok, "("))
 		{
 			want_paren = false;
 			in_params = true;
-		}
-		else if (c == ')' && in_params)
-		{
-			in_params = false;
-			p++;
-			out_append(&o, copied, (size_t) (p - copied));
-			out_append(&o, CHECK_CALL, strlen(CHECK_CALL));
-			copied = p;
 			continue;
 		}
-		p++;
+		else if (in_params && tt_tok_is(&tok, ")"))
+		{
+			in_params = false;
+			out_check(&o, &copied, tok.p + tok.n, checker);
+		}
+		/* a function name is names, '.' and ':' before its '(' */
+		if (want_paren && tok.kind != TT_TOK_NAME &&
+			!tt_tok_is(&tok, ".") && !tt_tok_is(&tok, ":"))
+			want_paren = false;
 	}
-	out_append(&o, copied, (size_t) (end - copied));
-	out_append(&o, EPILOGUE, strlen(EPILOGUE));
+	out_append(&o, copied, (size_t) (src + len - copied));
+	out_str(&o, EPILOGUE);
 	if (o.failed)
 	{
 		free(o.buf);
@@ -299,139 +215,50 @@ tt_lua_instrument(const char *src, size_t len, size_t *outlen,
  *	  `row[k]`, as a target or a value) or is `return row` at the end of a
  *	  block: so the table itself is never stored, passed, aliased or
  *	  rebound, and it reaches nobody but the caller.
- * Strings and comments are skipped as the instrumenter does.
+ * Tokens come from lua_lexer.c, as for the instrumenter: no comment,
+ * string or line-end trick can hide a use of the row from this scan.
  * ---------------------------------------------------------------------
  */
-typedef enum
-{
-	TOK_NAME,
-	TOK_STRING,
-	TOK_NUMBER,
-	TOK_PUNCT
-} TokKind;
-
-typedef struct Tok
-{
-	TokKind		kind;
-	const char *p;
-	size_t		n;
-} Tok;
-
-static inline bool
-tok_is(const Tok *t, TokKind kind, const char *s)
-{
-	return t != NULL && t->kind == kind && word_is(t->p, t->n, s);
-}
-
-/* Tokens of src (malloc'd); NULL if it cannot be scanned. */
-static Tok *
+/* Tokens of src up to its end (malloc'd); NULL if LuaJIT would refuse it. */
+static TTToken *
 scan_tokens(const char *src, size_t len, int *ntok)
 {
-	static const char *const punct3[] = {"...", NULL};
-	static const char *const punct2[] = {"..", "::", "==", "~=", "<=", ">=", NULL};
-	const char *p = src;
-	const char *end = src + len;
-	Tok		   *toks = NULL;
+	TTLexer		lx;
+	TTToken	   *toks = NULL;
 	int			n = 0;
 	int			cap = 0;
 
-	while (p < end)
+	tt_lex_init(&lx, src, len);
+	for (;;)
 	{
-		Tok			t;
-		int			level;
-		size_t		lb;
+		TTToken		t;
 
-		if (isspace((unsigned char) *p))
+		switch (tt_lex_next(&lx, &t))
 		{
-			p++;
-			continue;
+			case TT_TOK_ERROR:
+				free(toks);
+				return NULL;
+			case TT_TOK_EOF:
+				*ntok = n;
+				return toks != NULL ? toks : malloc(sizeof(TTToken));
+			default:
+				break;
 		}
-		if (p + 1 < end && p[0] == '-' && p[1] == '-')
-		{
-			p += 2;
-			if ((lb = long_bracket(p, end, &level)) > 0)
-			{
-				if ((p = skip_long(p + lb, end, level)) == NULL)
-					goto fail;
-			}
-			else
-				while (p < end && *p != '\n')
-					p++;
-			continue;
-		}
-		t.p = p;
-		if (*p == '"' || *p == '\'')
-		{
-			char		q = *p++;
-
-			while (p < end && *p != q)
-			{
-				if (*p == '\n')
-					goto fail;
-				p += (*p == '\\' && p + 1 < end) ? 2 : 1;
-			}
-			if (p >= end)
-				goto fail;
-			p++;
-			t.kind = TOK_STRING;
-		}
-		else if ((lb = long_bracket(p, end, &level)) > 0)
-		{
-			if ((p = skip_long(p + lb, end, level)) == NULL)
-				goto fail;
-			t.kind = TOK_STRING;
-		}
-		else if (is_name_start(*p))
-		{
-			while (p < end && is_name_char(*p))
-				p++;
-			t.kind = TOK_NAME;
-		}
-		else if (isdigit((unsigned char) *p) ||
-				 (*p == '.' && p + 1 < end && isdigit((unsigned char) p[1])))
-		{
-			while (p < end && (is_name_char(*p) || *p == '.' ||
-							   ((*p == '+' || *p == '-') &&
-								strchr("eEpP", p[-1]) != NULL)))
-				p++;
-			t.kind = TOK_NUMBER;
-		}
-		else
-		{
-			const char *const *w;
-			size_t		step = 1;
-
-			for (w = punct3; *w; w++)
-				if (p + 3 <= end && memcmp(p, *w, 3) == 0)
-					step = 3;
-			if (step == 1)
-				for (w = punct2; *w; w++)
-					if (p + 2 <= end && memcmp(p, *w, 2) == 0)
-						step = 2;
-			p += step;
-			t.kind = TOK_PUNCT;
-		}
-		t.n = (size_t) (p - t.p);
 		if (n == cap)
 		{
-			Tok		   *nt;
+			TTToken    *nt;
 
 			cap = Max(64, cap * 2);
-			nt = realloc(toks, cap * sizeof(Tok));
+			nt = realloc(toks, cap * sizeof(TTToken));
 			if (nt == NULL)
-				goto fail;
+			{
+				free(toks);
+				return NULL;
+			}
 			toks = nt;
 		}
 		toks[n++] = t;
 	}
-	*ntok = n;
-	if (toks == NULL)
-		toks = malloc(sizeof(Tok));
-	return toks;
-
-fail:
-	free(toks);
-	return NULL;
 }
 
 bool
@@ -440,7 +267,7 @@ tt_lua_row_stays_local(const char *src, size_t len)
 	static const char *const dynamic[] = {
 		"_G", "load", "loadstring", "getfenv", "setfenv", NULL
 	};
-	Tok		   *toks;
+	TTToken    *toks;
 	int			ntok;
 	int			nfunc = 0;
 	int			decl = -1;
@@ -452,50 +279,451 @@ tt_lua_row_stays_local(const char *src, size_t len)
 		return false;
 	for (i = 0; i < ntok; i++)
 	{
-		const Tok  *t = &toks[i];
-		const Tok  *prev = i > 0 ? &toks[i - 1] : NULL;
+		const TTToken *t = &toks[i];
+		const TTToken *prev = i > 0 ? &toks[i - 1] : NULL;
 		const char *const *d;
 
-		if (t->kind != TOK_NAME)
+		if (t->kind != TT_TOK_NAME)
 			continue;
-		if (word_is(t->p, t->n, "function"))
+		if (tt_tok_is(t, "function"))
 		{
 			nfunc++;
-			if (i + 4 < ntok && tok_is(&toks[i + 1], TOK_NAME, "main") &&
-				tok_is(&toks[i + 2], TOK_PUNCT, "(") && toks[i + 3].kind == TOK_NAME &&
-				(tok_is(&toks[i + 4], TOK_PUNCT, ")") || tok_is(&toks[i + 4], TOK_PUNCT, ",")))
+			if (i + 4 < ntok && tt_tok_is(&toks[i + 1], "main") &&
+				tt_tok_is(&toks[i + 2], "(") && toks[i + 3].kind == TT_TOK_NAME &&
+				(tt_tok_is(&toks[i + 4], ")") || tt_tok_is(&toks[i + 4], ",")))
 				decl = i + 3;
 		}
-		if (tok_is(prev, TOK_PUNCT, ".") || tok_is(prev, TOK_PUNCT, ":"))
+		if (tt_tok_is(prev, ".") || tt_tok_is(prev, ":"))
 			continue;			/* a field or method name */
 		for (d = dynamic; *d; d++)
-			if (word_is(t->p, t->n, *d))
+			if (tt_tok_is(t, *d))
 				local = false;
 	}
 	if (nfunc != 1 || decl < 0)
 		local = false;
 	for (i = 0; local && i < ntok; i++)
 	{
-		const Tok  *t = &toks[i];
-		const Tok  *prev = i > 0 ? &toks[i - 1] : NULL;
-		const Tok  *next = i + 1 < ntok ? &toks[i + 1] : NULL;
+		const TTToken *t = &toks[i];
+		const TTToken *prev = i > 0 ? &toks[i - 1] : NULL;
+		const TTToken *next = i + 1 < ntok ? &toks[i + 1] : NULL;
 
-		if (i == decl || t->kind != TOK_NAME || t->n != toks[decl].n ||
+		if (i == decl || t->kind != TT_TOK_NAME || t->n != toks[decl].n ||
 			memcmp(t->p, toks[decl].p, t->n) != 0)
 			continue;
-		if (tok_is(prev, TOK_PUNCT, ".") || tok_is(prev, TOK_PUNCT, ":"))
+		if (tt_tok_is(prev, ".") || tt_tok_is(prev, ":"))
 			continue;			/* another table's field of that name */
-		if (tok_is(next, TOK_PUNCT, ".") && i + 2 < ntok && toks[i + 2].kind == TOK_NAME)
+		if (tt_tok_is(next, ".") && i + 2 < ntok && toks[i + 2].kind == TT_TOK_NAME)
 			continue;			/* row.x */
-		if (tok_is(next, TOK_PUNCT, "["))
+		if (tt_tok_is(next, "["))
 			continue;			/* row[k] */
-		if (tok_is(prev, TOK_NAME, "return") &&
-			(next == NULL || tok_is(next, TOK_NAME, "end") ||
-			 tok_is(next, TOK_NAME, "else") || tok_is(next, TOK_NAME, "elseif") ||
-			 tok_is(next, TOK_NAME, "until") || tok_is(next, TOK_PUNCT, ";")))
+		if (tt_tok_is(prev, "return") &&
+			(next == NULL || tt_tok_is(next, "end") ||
+			 tt_tok_is(next, "else") || tt_tok_is(next, "elseif") ||
+			 tt_tok_is(next, "until") || tt_tok_is(next, ";")))
 			continue;			/* return row */
 		local = false;
 	}
 	free(toks);
 	return local;
+}
+
+/* ---------------------------------------------------------------------
+ * The proof: every loop and every function of the compiled chunk checks.
+ *
+ * The rewriter above decides from tokens; this decides from what LuaJIT
+ * actually compiled, so a disagreement between the two (or a bug in the
+ * rewriter) refuses the chunk instead of running it unchecked.  It walks
+ * the bytecode of the chunk and of every prototype nested in it (jit.util:
+ * funcbc, funck; the sandbox never sees that module) and requires:
+ *
+ *	(1) a checkpoint is an instruction pair at pc-1, pc:
+ *		  UGET  r, u    -- u an upvalue named exactly like the checker
+ *		  CALL  r, 1, 1 -- call it, no arguments, no results
+ *		whose CALL has no other predecessor than that UGET (no jump lands on
+ *		it, no compare skips onto it);
+ *	(2) every prototype except the outer wrapper starts with a checkpoint
+ *		(pc 1, 2): every call of a Lua function checks, so recursion and
+ *		tail calls cannot run unchecked;
+ *	(3) in every prototype, the control-flow graph with its checkpoint
+ *		CALLs removed has no cycle: every loop, whatever made it (while,
+ *		repeat, for, goto), passes a checkpoint on each turn.  Edges are a
+ *		superset of what the interpreter does: every jump-mode instruction
+ *		may go to its target (but LOOP, whose operand only tells the JIT
+ *		where the loop ends), everything but JMP/UCLO/ISNEXT/returns/tail
+ *		calls may fall through, a compare or test may skip the next
+ *		instruction.  A trace the JIT compiles does what these bytecodes
+ *		do, checker calls included;
+ *	(4) no instruction stores into an upvalue named like the checker.
+ * Why the UGET really reads the checker: an upvalue resolves to the nearest
+ * enclosing variable of its name; the name ends in 64 random bits drawn
+ * after the source was written (and the rewriter refuses the prefix), so
+ * the only such variable is the wrapper's first local, which the wrapper
+ * sets from its argument, the checker; by (4) nothing assigns it later.
+ * So every unbounded run of Lua code, a cycle inside one prototype or an
+ * unbounded chain of calls, runs the checker again and again.  What runs
+ * in C (pattern matching, json) needs its own bound.
+ *
+ * Opcodes are LuaJIT 2.1's (lj_bc.h, in order); each instruction's mode
+ * from funcbc confirms the table: a library whose opcodes differ is
+ * refused rather than misread.  The walk is C (funcbc and friends called
+ * through the Lua API): no Lua code to compile per state, no trace, and
+ * nothing left in the state but four C functions.
+ * ---------------------------------------------------------------------
+ */
+#define TT_BC_OPS(X) \
+	X(ISLT) X(ISGE) X(ISLE) X(ISGT) X(ISEQV) X(ISNEV) X(ISEQS) X(ISNES) \
+	X(ISEQN) X(ISNEN) X(ISEQP) X(ISNEP) X(ISTC) X(ISFC) X(IST) X(ISF) \
+	X(ISTYPE) X(ISNUM) X(MOV) X(NOT) X(UNM) X(LEN) X(ADDVN) X(SUBVN) \
+	X(MULVN) X(DIVVN) X(MODVN) X(ADDNV) X(SUBNV) X(MULNV) X(DIVNV) X(MODNV) \
+	X(ADDVV) X(SUBVV) X(MULVV) X(DIVVV) X(MODVV) X(POW) X(CAT) X(KSTR) \
+	X(KCDATA) X(KSHORT) X(KNUM) X(KPRI) X(KNIL) X(UGET) X(USETV) X(USETS) \
+	X(USETN) X(USETP) X(UCLO) X(FNEW) X(TNEW) X(TDUP) X(GGET) X(GSET) \
+	X(TGETV) X(TGETS) X(TGETB) X(TGETR) X(TSETV) X(TSETS) X(TSETB) X(TSETM) \
+	X(TSETR) X(CALLM) X(CALL) X(CALLMT) X(CALLT) X(ITERC) X(ITERN) X(VARG) \
+	X(ISNEXT) X(RETM) X(RET) X(RET0) X(RET1) X(FORI) X(JFORI) X(FORL) \
+	X(IFORL) X(JFORL) X(ITERL) X(IITERL) X(JITERL) X(LOOP) X(ILOOP) X(JLOOP) \
+	X(JMP) X(FUNCF) X(IFUNCF) X(JFUNCF) X(FUNCV) X(IFUNCV) X(JFUNCV) X(FUNCC) \
+	X(FUNCCW)
+
+#define TT_BC_ENUM(name) BC_##name,
+typedef enum
+{
+	TT_BC_OPS(TT_BC_ENUM)
+	BC__MAX
+} BCOp;
+#undef TT_BC_ENUM
+
+#define BCM_JUMP 13				/* lj_bc.h: the D operand is a jump */
+
+/* jump-mode opcodes (what funcbc's mode must say) */
+static inline bool
+bc_jump_mode(int op)
+{
+	switch (op)
+	{
+		case BC_JMP:
+		case BC_FORI:
+		case BC_JFORI:
+		case BC_FORL:
+		case BC_IFORL:
+		case BC_JFORL:
+		case BC_ITERL:
+		case BC_IITERL:
+		case BC_JITERL:
+		case BC_LOOP:
+		case BC_ILOOP:
+		case BC_JLOOP:
+		case BC_ISNEXT:
+		case BC_UCLO:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* may the interpreter go to the jump target? (LOOP's is for the JIT) */
+static inline bool
+bc_jumps(int op)
+{
+	return bc_jump_mode(op) && op != BC_LOOP && op != BC_ILOOP && op != BC_JLOOP;
+}
+
+static inline bool
+bc_falls_through(int op)
+{
+	switch (op)
+	{
+		case BC_JMP:
+		case BC_UCLO:
+		case BC_ISNEXT:
+		case BC_RET:
+		case BC_RET0:
+		case BC_RET1:
+		case BC_RETM:
+		case BC_CALLT:
+		case BC_CALLMT:
+			return false;
+		default:
+			return true;
+	}
+}
+
+/* compares and tests: their next instruction (a JMP) may be skipped */
+static inline bool
+bc_skips(int op)
+{
+	return op <= BC_ISF;
+}
+
+typedef struct VIns
+{
+	uint8		op;
+	uint8		a;
+	uint8		b;
+	uint8		c;
+	uint16		d;
+	bool		cp;				/* a checkpoint CALL (see (1)) */
+	bool		entered;		/* reached by something other than pc-1 */
+	uint8		color;			/* depth-first search: 0 new, 1 open, 2 done */
+	uint8		nsucc;
+	int			line;
+	int			succ[3];
+} VIns;
+
+/* upvalues of the verifier closure */
+#define V_FUNCINFO	lua_upvalueindex(1)
+#define V_FUNCBC	lua_upvalueindex(2)
+#define V_FUNCK		lua_upvalueindex(3)
+#define V_FUNCUVNAME lua_upvalueindex(4)
+
+/* Is upvalue uv of proto p (at index pidx) named exactly name? */
+static bool
+uv_is(lua_State *L, int pidx, int uv, const char *name)
+{
+	bool		is;
+
+	lua_pushvalue(L, V_FUNCUVNAME);
+	lua_pushvalue(L, pidx);
+	lua_pushinteger(L, uv);
+	lua_call(L, 2, 1);
+	is = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), name) == 0;
+	lua_pop(L, 1);
+	return is;
+}
+
+/* Field of funcinfo(p) as an integer (0 if absent or false). */
+static int
+info_int(lua_State *L, int pidx, const char *field)
+{
+	int			v;
+
+	lua_pushvalue(L, V_FUNCINFO);
+	lua_pushvalue(L, pidx);
+	lua_call(L, 1, 1);
+	lua_getfield(L, -1, field);
+	v = lua_type(L, -1) == LUA_TBOOLEAN ? lua_toboolean(L, -1) : (int) lua_tointeger(L, -1);
+	lua_pop(L, 2);
+	return v;
+}
+
+/*
+ * Checks one prototype (at pidx) against (1)-(4); returns NULL or the
+ * reason, with *line set.  Its instructions are pc 1..n (0 is the header).
+ */
+static const char *
+verify_proto(lua_State *L, int pidx, const char *name, bool root, int *line)
+{
+	int			n = info_int(L, pidx, "bytecodes") - 1;
+	VIns	   *v;
+	int		   *stack;
+	int			pc;
+	int			start;
+
+	*line = 0;
+	if (n < 1)
+		return NULL;
+	/* freed by the collector, also if a Lua error unwinds us */
+	v = lua_newuserdata(L, (n + 2) * sizeof(VIns) + (n + 1) * sizeof(int));
+	memset(v, 0, (n + 2) * sizeof(VIns));
+	stack = (int *) (v + n + 2);
+	for (pc = 1; pc <= n; pc++)
+	{
+		lua_Number	ins;
+		uint32		i;
+		int			mode;
+
+		lua_pushvalue(L, V_FUNCBC);
+		lua_pushvalue(L, pidx);
+		lua_pushinteger(L, pc);
+		lua_pushinteger(L, 1);	/* with the line */
+		lua_call(L, 3, 3);
+		ins = lua_tonumber(L, -3);
+		i = (uint32) (int64) ins;	/* funcbc gives an int32 */
+		mode = (int) lua_tointeger(L, -2);
+		v[pc].line = *line = (int) lua_tointeger(L, -1);
+		lua_pop(L, 3);
+		v[pc].op = i & 0xff;
+		v[pc].a = (i >> 8) & 0xff;
+		v[pc].c = (i >> 16) & 0xff;
+		v[pc].b = i >> 24;
+		v[pc].d = i >> 16;
+		if (v[pc].op >= BC__MAX || (((mode >> 7) & 15) == BCM_JUMP) != bc_jump_mode(v[pc].op))
+			return "unexpected bytecode (not the LuaJIT 2.1 this was built for)";
+	}
+	/* (1) candidates, (4) no store into the checker */
+	for (pc = 1; pc <= n; pc++)
+	{
+		VIns	   *x = &v[pc];
+
+		if (x->op == BC_CALL && pc > 1 && v[pc - 1].op == BC_UGET &&
+			x->a == v[pc - 1].a && x->b == 1 && x->c == 1 &&
+			uv_is(L, pidx, v[pc - 1].d, name))
+			x->cp = true;
+		if (x->op >= BC_USETV && x->op <= BC_USETP && uv_is(L, pidx, x->a, name))
+		{
+			*line = x->line;
+			return "the interrupt check is assigned";
+		}
+	}
+	/* the edges; a candidate entered other than from its UGET is none */
+	for (pc = 1; pc <= n; pc++)
+	{
+		VIns	   *x = &v[pc];
+
+		if (bc_jumps(x->op))
+		{
+			int			t = pc + 1 + (int) x->d - 0x8000;
+
+			if (t < 1 || t > n)
+			{
+				*line = x->line;
+				return "a jump leaves the function";
+			}
+			x->succ[x->nsucc++] = t;
+			if (t != pc + 1)
+				v[t].entered = true;
+		}
+		if (bc_falls_through(x->op) && pc + 1 <= n)
+			x->succ[x->nsucc++] = pc + 1;
+		if (bc_skips(x->op) && pc + 2 <= n)
+		{
+			x->succ[x->nsucc++] = pc + 2;
+			v[pc + 2].entered = true;
+		}
+	}
+	for (pc = 1; pc <= n; pc++)
+		if (v[pc].entered)
+			v[pc].cp = false;
+	/* (2) */
+	if (!root && (n < 2 || !v[2].cp))
+	{
+		*line = v[1].line;
+		return "a function does not start with the interrupt check";
+	}
+	/* (3) depth-first search for a cycle that avoids every checkpoint */
+	for (start = 1; start <= n; start++)
+	{
+		int			top = 0;
+
+		if (v[start].color != 0 || v[start].cp)
+			continue;
+		stack[top] = start;
+		v[start].color = 1;
+		while (top >= 0)
+		{
+			VIns	   *u = &v[stack[top]];
+
+			if (u->nsucc > 0)
+			{
+				int			t = u->succ[--u->nsucc];
+
+				if (v[t].cp || v[t].color == 2)
+					continue;
+				if (v[t].color == 1)
+				{
+					*line = v[t].line;
+					return "a loop does not call the interrupt check";
+				}
+				v[t].color = 1;
+				stack[++top] = t;
+			}
+			else
+			{
+				u->color = 2;
+				top--;
+			}
+		}
+	}
+	lua_pop(L, 1);
+	return NULL;
+}
+
+/*
+ * verify(chunk, checker_name): nil if the chunk and every prototype nested
+ * in it pass, else "line N: reason".  Upvalues: jit.util's funcinfo,
+ * funcbc, funck, funcuvname.
+ */
+static int
+verify(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 2);
+	int			root = 1;
+
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	lua_settop(L, 2);
+	lua_pushvalue(L, 1);		/* the prototypes left to check, from 3 up */
+	while (lua_gettop(L) > 2)
+	{
+		int			pidx = lua_gettop(L);
+		int			line;
+		const char *why = verify_proto(L, pidx, name, root, &line);
+		int			nk;
+		int			k;
+
+		if (why != NULL)
+		{
+			lua_pushfstring(L, "line %d: %s", line, why);
+			return 1;
+		}
+		root = 0;
+		nk = info_int(L, pidx, "children") ? info_int(L, pidx, "gcconsts") : 0;
+		lua_insert(L, 3);		/* keep p below its children while we read */
+		for (k = 1; k <= nk; k++)
+		{
+			lua_pushvalue(L, V_FUNCK);
+			lua_pushvalue(L, 3);
+			lua_pushinteger(L, -k);
+			lua_call(L, 2, 1);
+			if (strcmp(luaL_typename(L, -1), "proto") == 0)
+				continue;		/* a child: stays on the stack */
+			lua_pop(L, 1);
+		}
+		lua_remove(L, 3);
+	}
+	lua_pushnil(L);
+	return 1;
+}
+
+/*
+ * Lua side, privileged setup only: pushes verify(chunk, checker_name) (see
+ * above).  Takes jit.util from the preload table luaopen_jit filled, and
+ * removes every other way to it from the state.
+ */
+void
+tt_lua_push_verifier(lua_State *L)
+{
+	int			top = lua_gettop(L);
+
+	lua_getfield(L, LUA_REGISTRYINDEX, "_PRELOAD");
+	if (!lua_istable(L, -1))
+		luaL_error(L, "jit.util is not available");
+	lua_getfield(L, -1, "jit.util");
+	if (!lua_isfunction(L, -1))
+		luaL_error(L, "jit.util is not available");
+	lua_pushstring(L, "jit.util");
+	lua_call(L, 1, 1);			/* [preload, util] */
+	lua_pushnil(L);
+	lua_setfield(L, top + 1, "jit.util");
+	lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+	if (lua_istable(L, -1))
+	{
+		lua_pushnil(L);
+		lua_setfield(L, -2, "jit.util");
+	}
+	lua_pop(L, 1);
+	lua_getglobal(L, "jit");
+	if (lua_istable(L, -1))
+	{
+		lua_pushnil(L);
+		lua_setfield(L, -2, "util");
+	}
+	lua_pop(L, 1);
+
+	lua_getfield(L, top + 2, "funcinfo");
+	lua_getfield(L, top + 2, "funcbc");
+	lua_getfield(L, top + 2, "funck");
+	lua_getfield(L, top + 2, "funcuvname");
+	lua_pushcclosure(L, verify, 4);
+	lua_replace(L, top + 1);
+	lua_settop(L, top + 1);
 }
