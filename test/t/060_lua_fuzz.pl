@@ -23,7 +23,7 @@ use Test::More;
 # until SIGKILL, a kept row is read after its call); the others pass there
 # too and stay as guards.
 my @ENABLED = qw(lexical loops recursion row_escape
-  metatables string_rep table_concat collectgarbage);
+  metatables string_rep table_concat collectgarbage json);
 
 # Families that fail today, each fixed on another branch of issue 11;
 # enable them here once those are merged (they are never silently skipped:
@@ -33,9 +33,8 @@ my @ENABLED = qw(lexical loops recursion row_escape
 #              matcher interrupts)
 #   callbacks  gsub/sort/pcall/xpcall/load callbacks recursing through C: the
 #              C stack overflows, SIGSEGV (branch cstack)
-#   json       json.decode of a 9 MB array of {}, json.encode of a shared
-#              DAG: seconds past statement_timeout (branch memory)
-my @ENABLE_AFTER_MERGE = qw(patterns callbacks json);
+#   (json: enabled since branch memory merged)
+my @ENABLE_AFTER_MERGE = qw(patterns callbacks);
 
 my $cases = $ENV{TT_LUA_FUZZ_CASES} // 48;
 my $seed = $ENV{TT_LUA_FUZZ_SEED} // 20261202;
