@@ -910,38 +910,32 @@ ingest_error_context(void *arg)
  * The transformed row as jsonb for a dead letter, or NULL when it cannot be
  * (the value that failed the conversion may fail this one too).
  */
+typedef struct ResultJsonb
+{
+	IngestState *st;
+	const tt_value *result;
+	Jsonb	   *jb;
+} ResultJsonb;
+
+static void
+result_as_jsonb_fn(void *arg)
+{
+	ResultJsonb *r = (ResultJsonb *) arg;
+
+	r->jb = tt_value_to_jsonb(r->result, r->st->transform->name);
+}
+
 static Jsonb *
 result_as_jsonb(IngestState *st, const tt_value *result)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Jsonb	   *volatile jb = NULL;
+	ResultJsonb r = {st, result, NULL};
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		jb = tt_value_to_jsonb(result, st->transform->name);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (!tt_dead_letter_error(edata->sqlerrcode))
-			ReThrowError(edata);
-		jb = NULL;
-	}
-	PG_END_TRY();
-	return jb;
+	if (tt_run_in_subxact(result_as_jsonb_fn, &r, &edata))
+		return r.jb;
+	if (!tt_dead_letter_error(edata->sqlerrcode))
+		ReThrowError(edata);
+	return NULL;
 }
 
 static void
@@ -1100,41 +1094,36 @@ tt_dead_letter_error(int sqlerrcode)
 }
 
 /* In dead_letter mode: errors raised while converting become dead letters. */
+typedef struct ConvertArgs
+{
+	IngestState *st;
+	tt_value   *result;
+	TTCallError *err;
+	bool		ok;
+} ConvertArgs;
+
+static void
+convert_result_fn(void *arg)
+{
+	ConvertArgs *c = (ConvertArgs *) arg;
+
+	c->ok = convert_result(c->st, c->result, c->err);
+}
+
 static bool
 convert_result_guarded(IngestState *st, tt_value *result, TTCallError *err)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		ok = false;
+	ConvertArgs c = {st, result, err, false};
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		ok = convert_result(st, result, err);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		/* cancellation, resources, system errors: never a dead letter */
-		if (!tt_dead_letter_error(edata->sqlerrcode))
-			ReThrowError(edata);
-		err->message = edata->message;
-		err->sqlerrcode = edata->sqlerrcode;
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	if (tt_run_in_subxact(convert_result_fn, &c, &edata))
+		return c.ok;
+	/* cancellation, resources, system errors: never a dead letter */
+	if (!tt_dead_letter_error(edata->sqlerrcode))
+		ReThrowError(edata);
+	err->message = edata->message;
+	err->sqlerrcode = edata->sqlerrcode;
+	return false;
 }
 
 static void

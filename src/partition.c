@@ -603,54 +603,47 @@ record_run(Oid relid, TimestampTz started, int made, int retired, uint64 dl,
  */
 PG_FUNCTION_INFO_V1(tt_run_maintenance_one);
 
+typedef struct MaintainArgs
+{
+	Oid			relid;
+	int			made;
+	int			retired;
+	uint64		dl;
+} MaintainArgs;
+
+static void
+maintain_one_fn(void *arg)
+{
+	MaintainArgs *m = (MaintainArgs *) arg;
+
+	maintain_as_owner(m->relid, true, &m->made, &m->retired);
+	m->dl = expire_dead_letters(m->relid);
+}
+
 Datum
 tt_run_maintenance_one(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
+	MaintainArgs m = {PG_GETARG_OID(0), 0, 0, 0};
 	TimestampTz started = GetCurrentTimestamp();
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	int			made = 0;
-	int			retired = 0;
-	uint64		dl = 0;
+	ErrorData  *edata;
 	char	   *error = NULL;
 	char	   *sqlstate = NULL;
 
-	tt_check_table_owner(relid);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	tt_check_table_owner(m.relid);
+	if (!tt_run_in_subxact(maintain_one_fn, &m, &edata))
 	{
-		maintain_as_owner(relid, true, &made, &retired);
-		dl = expire_dead_letters(relid);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->elevel > ERROR)
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->elevel > ERROR)
 			ReThrowError(edata);
 		error = edata->message;
 		sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
-		made = retired = 0;
-		dl = 0;
+		m.made = m.retired = 0;
+		m.dl = 0;
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg("maintenance of time table %s failed: %s",
-						tt_rel_name(relid), error),
+						tt_rel_name(m.relid), error),
 				 errdetail("Recorded in talaria.maintenance_runs; the other time tables are maintained.")));
 	}
-	PG_END_TRY();
-	record_run(relid, started, made, retired, dl, error, sqlstate);
+	record_run(m.relid, started, m.made, m.retired, m.dl, error, sqlstate);
 	PG_RETURN_BOOL(error == NULL);
 }

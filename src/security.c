@@ -33,12 +33,14 @@
 #include "nodes/makefuncs.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "talaria.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 
 #define TT_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
@@ -129,4 +131,40 @@ tt_call_internal(const char *fname, int nargs, Oid *argtypes, Datum *args,
 	}
 	result = FunctionCallInvoke(fcinfo);
 	return fcinfo->isnull ? (Datum) 0 : result;
+}
+
+/*
+ * Runs fn(arg) in a subtransaction.  True if it succeeded; else the
+ * subtransaction is rolled back and *edata holds the error (in the
+ * caller's memory context), for the caller to report or re-throw.
+ */
+bool
+tt_run_in_subxact(void (*fn) (void *arg), void *arg, ErrorData **edata)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = false;
+
+	*edata = NULL;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		*edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_END_TRY();
+	return ok;
 }

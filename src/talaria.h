@@ -237,6 +237,8 @@ extern void tt_check_table_owner(Oid relid);
 extern char *tt_rel_name(Oid relid);
 extern Datum tt_call_internal(const char *fname, int nargs, Oid *argtypes,
 							  Datum *args, const bool *nulls);
+extern bool tt_run_in_subxact(void (*fn) (void *arg), void *arg,
+							  ErrorData **edata);
 
 /* catalog.c */
 extern uint64 tt_catalog_generation;
