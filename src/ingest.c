@@ -510,6 +510,29 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
  * partition created, and reopen with routing that sees it.  The row's
  * values survive as a heap tuple in the row context.
  */
+/*
+ * Closes the target, has the partition created (by the worker, or here),
+ * reopens with routing that sees it and puts the row back in st->work.
+ * True if a partition now covers the key.
+ */
+static bool
+partition_made(IngestState *st, HeapTuple tup, int64 key, bool here)
+{
+	close_target(st);
+	if (here)
+		tt_partition_create_here(st->tt.relid, key);
+	else
+		tt_partition_create(&st->tt, key);
+	open_target(st);
+	setup_route_cache(st);
+	ExecClearTuple(st->work);
+	heap_deform_tuple(tup, st->work->tts_tupleDescriptor,
+					  st->work->tts_values, st->work->tts_isnull);
+	ExecStoreVirtualTuple(st->work);
+	return tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt, key,
+							   &st->cover_lo, &st->cover_hi);
+}
+
 static void
 new_partition(IngestState *st, int64 key)
 {
@@ -517,44 +540,21 @@ new_partition(IngestState *st, int64 key)
 	MemoryContext old = MemoryContextSwitchTo(st->rowcxt);
 	HeapTuple	tup = heap_form_tuple(desc, st->work->tts_values,
 									  st->work->tts_isnull);
-	Relation	rel;
 
 	MemoryContextSwitchTo(old);
-	close_target(st);
-	tt_partition_create(&st->tt, key);
-	open_target(st);
-	setup_route_cache(st);
 
-	ExecClearTuple(st->work);
-	heap_deform_tuple(tup, st->work->tts_tupleDescriptor,
-					  st->work->tts_values, st->work->tts_isnull);
-	ExecStoreVirtualTuple(st->work);
-	rel = st->root->ri_RelationDesc;
-	if (!tt_partition_covers(rel, st->pd, &st->tt, key,
-							 &st->cover_lo, &st->cover_hi))
-	{
-		/*
-		 * The worker could not make it (it timed out on a lock, likely one
-		 * this transaction holds, or failed): make it here, where a wait is
-		 * seen by the deadlock detector and an error reaches the client.
-		 */
-		close_target(st);
-		tt_partition_create_here(st->tt.relid, key);
-		open_target(st);
-		setup_route_cache(st);
-		ExecClearTuple(st->work);
-		heap_deform_tuple(tup, st->work->tts_tupleDescriptor,
-						  st->work->tts_values, st->work->tts_isnull);
-		ExecStoreVirtualTuple(st->work);
-		rel = st->root->ri_RelationDesc;
-		if (!tt_partition_covers(rel, st->pd, &st->tt, key,
-								 &st->cover_lo, &st->cover_hi))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("could not create a partition of \"%s\" for %s",
-							RelationGetRelationName(rel),
-							timestamptz_to_str((TimestampTz) key))));
-	}
+	/*
+	 * When the worker could not make it (it timed out on a lock, likely one
+	 * this transaction holds, or failed), make it here, where a wait is
+	 * seen by the deadlock detector and an error reaches the client.
+	 */
+	if (!partition_made(st, tup, key, false) &&
+		!partition_made(st, tup, key, true))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not create a partition of \"%s\" for %s",
+						RelationGetRelationName(st->root->ri_RelationDesc),
+						timestamptz_to_str((TimestampTz) key))));
 }
 
 /*
