@@ -109,7 +109,10 @@ CREATE FUNCTION alice.check_ok() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
     'BEGIN RETURN alice.escalate(); END';
 CREATE FUNCTION alice.default_v() RETURNS int LANGUAGE plpgsql IMMUTABLE AS
     'BEGIN PERFORM alice.escalate(); RETURN 7; END';
+CREATE FUNCTION alice.gen(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+    'BEGIN PERFORM alice.escalate(); RETURN $1 + 1; END';
 CREATE TABLE alice.ev (ts timestamptz NOT NULL, v int DEFAULT alice.default_v(),
+                       g int GENERATED ALWAYS AS (alice.gen(v)) STORED,
                        CHECK (alice.check_ok())) PARTITION BY RANGE (ts);
 CREATE INDEX ON alice.ev ((v + alice.default_v()));
 CREATE TABLE alice.raw (ts timestamptz, v int);
