@@ -547,11 +547,15 @@ has_specials(const char *p, size_t len)
 }
 
 /*
- * memmem is linear (glibc: Two-Way for long needles, a bounded filter for
- * short ones); it runs over chunks of at least the needle's length so that
- * the budget is checked in between and no chunk costs more than a few
- * milliseconds.
+ * A search whose naive cost (positions times needle length) is below
+ * TT_PLAIN_NAIVE takes the naive way, which has no setup cost: the usual
+ * short subject or needle.  Anything bigger goes to memmem, which is
+ * linear (glibc: Two-Way for long needles, a bounded filter for short
+ * ones), over chunks of at least the needle's length so that the budget is
+ * checked in between and no chunk costs more than a few milliseconds.
  */
+#define TT_PLAIN_NAIVE		(64 * 1024)
+
 static const char *
 plain_find(lua_State *L, const char *s, size_t len, const char *p, size_t plen)
 {
@@ -561,6 +565,20 @@ plain_find(lua_State *L, const char *s, size_t len, const char *p, size_t plen)
 
 	if (plen == 0)
 		return s;
+	if (plen > len)
+		return NULL;
+	if ((len - plen + 1) <= TT_PLAIN_NAIVE / plen)
+	{
+		const char *last = s + len - plen;
+
+		while (s <= last && (s = memchr(s, p[0], last - s + 1)) != NULL)
+		{
+			if (memcmp(s + 1, p + 1, plen - 1) == 0)
+				return s;
+			s++;
+		}
+		return NULL;
+	}
 	while (len - at >= plen)
 	{
 		size_t		span = Min(len - at, chunk + plen - 1);
