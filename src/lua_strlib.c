@@ -682,14 +682,31 @@ str_match(lua_State *L)
  * ---------------------------------------------------------------------
  */
 
-/* upvalues: the subject, the pattern, the position to go on from */
+/*
+ * The iterator is a Lua closure over the subject, the pattern and a
+ * userdata holding the position, that tail-calls the one gmatch_next.
+ * LuaJIT's compiler specializes a call to a C function on the closure
+ * object (its own gmatch iterator is special-cased), so a fresh C closure
+ * per gmatch() would fail the guard of the trace of every loop that calls
+ * gmatch again, growing side traces until it falls back to the
+ * interpreter; a Lua closure is specialized on its prototype once there
+ * are a few of them.
+ */
+static const char gmatch_chunk[] =
+"local next_match = ...\n"
+"return function(s, p, at)\n"
+"  return function() return next_match(s, p, at) end\n"
+"end\n";
+
+/* arguments: the subject, the pattern, the position (only ever ours) */
 static int
 gmatch_next(lua_State *L)
 {
 	size_t		len;
-	const char *s = lua_tolstring(L, lua_upvalueindex(1), &len);
-	const char *p = lua_tostring(L, lua_upvalueindex(2));
-	const char *at = s + lua_tointeger(L, lua_upvalueindex(3));
+	const char *s = lua_tolstring(L, 1, &len);
+	const char *p = lua_tostring(L, 2);
+	size_t	   *pos = (size_t *) lua_touserdata(L, 3);
+	const char *at = s + *pos;
 	Matcher		m;
 
 	matcher_init(&m, L, s, len);
@@ -700,22 +717,27 @@ gmatch_next(lua_State *L)
 		if (e)
 		{
 			/* an empty match moves on by one */
-			lua_pushinteger(L, (e - s) + (e == at ? 1 : 0));
-			lua_replace(L, lua_upvalueindex(3));
+			*pos = (e - s) + (e == at ? 1 : 0);
 			return push_captures(&m, at, e);
 		}
 	}
 	return 0;
 }
 
+/* upvalue 1: the iterator factory (gmatch_chunk) */
 static int
 str_gmatch(lua_State *L)
 {
+	size_t	   *pos;
+
 	luaL_checkstring(L, 1);
 	luaL_checkstring(L, 2);
 	lua_settop(L, 2);
-	lua_pushinteger(L, 0);
-	lua_pushcclosure(L, gmatch_next, 3);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	pos = (size_t *) lua_newuserdata(L, sizeof(size_t));
+	*pos = 0;
+	lua_call(L, 3, 1);
 	return 1;
 }
 
@@ -994,7 +1016,11 @@ tt_lua_open_strlib(lua_State *L, int string_idx, int table_idx)
 	lua_setfield(L, string_idx, "find");
 	lua_pushcfunction(L, str_match);
 	lua_setfield(L, string_idx, "match");
-	lua_pushcfunction(L, str_gmatch);
+	if (luaL_loadbuffer(L, gmatch_chunk, sizeof(gmatch_chunk) - 1, "=talaria") != 0)
+		lua_error(L);
+	lua_pushcfunction(L, gmatch_next);
+	lua_call(L, 1, 1);
+	lua_pushcclosure(L, str_gmatch, 1);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, string_idx, "gmatch");
 	/* the old name, where the library still has it */
