@@ -40,7 +40,9 @@ SELECT code, lua_eval(code) FROM (VALUES
   ($$return string.find('a\0b', '%z')$$),
   ($$return ('x'):rep(3):find('x+')$$),
   ($$return string.find(12345, 34)$$),
-  ($$return string.find('hello', 'l', '4')$$)
+  ($$return string.find('hello', 'l', '4')$$),
+  ($$return string.find('a.c.', '.', 3, 1), string.find('abc', 'b', nil, true)$$),
+  ($$return string.find(string.rep('ab', 1000), 'ba', -10, true)$$)
 ) AS v(code);
 
 -- string.match
@@ -123,6 +125,9 @@ SELECT code, lua_eval(code) FROM (VALUES
   ($$string.gsub('a', 'a', function() return {} end)$$),
   ($$string.find(nil, 'a')$$),
   ($$string.match('a')$$),
+  ($$string.find('a')$$),
+  ($$string.find('a', 'a', 1, true, {})$$),
+  ($$string.find({}, 'a', 1, true)$$),
   ($$string.find('a', 'a', {})$$),
   ($$('x'):find({})$$),
   ($$string.gmatch('a', nil)$$),

@@ -671,6 +671,27 @@ str_find(lua_State *L)
 	return find_or_match(L, true);
 }
 
+/*
+ * string.find itself is a Lua function that hands a plain search (a true
+ * fourth argument) whose subject and needle lengths multiply to at most
+ * 2^20 to LuaJIT's own find: its naive search then compares at most that
+ * many bytes (well under a millisecond), and the compiler inlines it into
+ * traces, where a call to a C function of ours costs a trace exit (some
+ * hundreds of instructions).  Everything else goes to ours.  The arguments
+ * are passed on as they came (a missing one stays missing) by a tail call,
+ * so that errors name the function and the script's line.
+ */
+static const char find_chunk[] =
+"local luajit_find, find, type = ...\n"
+"return function(...)\n"
+"  local s, p, init, plain = ...\n"
+"  if plain and type(s) == 'string' and type(p) == 'string' and\n"
+"     (init == nil or type(init) == 'number') and #s * #p <= 1048576 then\n"
+"    return luajit_find(...)\n"
+"  end\n"
+"  return find(...)\n"
+"end\n";
+
 static int
 str_match(lua_State *L)
 {
@@ -1012,7 +1033,22 @@ tt_lua_open_strlib(lua_State *L, int string_idx, int table_idx)
 {
 	if (char_class['a'] == 0)
 		char_class_init();
-	lua_pushcfunction(L, str_find);
+	lua_getfield(L, string_idx, "find");
+	if (lua_type(L, -1) == LUA_TFUNCTION)
+	{
+		/* LuaJIT's find for small plain searches (see find_chunk) */
+		if (luaL_loadbuffer(L, find_chunk, sizeof(find_chunk) - 1, "=talaria") != 0)
+			lua_error(L);
+		lua_insert(L, -2);
+		lua_pushcfunction(L, str_find);
+		lua_getglobal(L, "type");
+		lua_call(L, 3, 1);
+	}
+	else
+	{
+		lua_pop(L, 1);
+		lua_pushcfunction(L, str_find);
+	}
 	lua_setfield(L, string_idx, "find");
 	lua_pushcfunction(L, str_match);
 	lua_setfield(L, string_idx, "match");

@@ -97,8 +97,15 @@ main(int argc, char **argv)
 	lua_pop(L, 1);
 	lua_setglobal(L, "orig");
 
-	/* newstr, newtab: fresh tables that receive ours */
+	/* newstr, newtab: copies of the libraries that receive ours */
 	lua_newtable(L);
+	lua_getglobal(L, "string");
+	for (i = 0; names[i]; i++)
+	{
+		lua_getfield(L, -1, names[i]);
+		lua_setfield(L, -3, names[i]);
+	}
+	lua_pop(L, 1);
 	lua_newtable(L);
 	tt_lua_open_strlib(L, lua_gettop(L) - 1, lua_gettop(L));
 	lua_setglobal(L, "newtab");
