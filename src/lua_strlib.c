@@ -705,40 +705,46 @@ str_match(lua_State *L)
 
 /*
  * The iterator is a Lua closure over the subject, the pattern and a
- * userdata holding the position, that tail-calls the one gmatch_next.
- * LuaJIT's compiler specializes a call to a C function on the closure
- * object (its own gmatch iterator is special-cased), so a fresh C closure
- * per gmatch() would fail the guard of the trace of every loop that calls
- * gmatch again, growing side traces until it falls back to the
- * interpreter; a Lua closure is specialized on its prototype once there
- * are a few of them.
+ * GmatchState userdata, that tail-calls the one gmatch_next.  LuaJIT's
+ * compiler specializes a call to a C function on the closure object (its
+ * own gmatch iterator is special-cased), so a fresh C closure per gmatch()
+ * would fail the guard of the trace of every loop that calls gmatch again,
+ * growing side traces until it falls back to the interpreter; a Lua
+ * closure is specialized on its prototype once there are a few of them.
+ * The closure passes the strings along only to keep them alive: the state
+ * holds pointers into them.
  */
 static const char gmatch_chunk[] =
 "local next_match = ...\n"
-"return function(s, p, at)\n"
-"  return function() return next_match(s, p, at) end\n"
+"return function(s, p, state)\n"
+"  return function() return next_match(state, s, p) end\n"
 "end\n";
 
-/* arguments: the subject, the pattern, the position (only ever ours) */
+typedef struct GmatchState
+{
+	const char *s;				/* the subject */
+	size_t		len;
+	const char *p;				/* the pattern (NUL-terminated) */
+	size_t		pos;			/* where the next search starts */
+} GmatchState;
+
+/* argument 1: the state (only ever ours) */
 static int
 gmatch_next(lua_State *L)
 {
-	size_t		len;
-	const char *s = lua_tolstring(L, 1, &len);
-	const char *p = lua_tostring(L, 2);
-	size_t	   *pos = (size_t *) lua_touserdata(L, 3);
-	const char *at = s + *pos;
+	GmatchState *st = (GmatchState *) lua_touserdata(L, 1);
+	const char *at = st->s + st->pos;
 	Matcher		m;
 
-	matcher_init(&m, L, s, len);
+	matcher_init(&m, L, st->s, st->len);
 	for (; at <= m.end; at++)
 	{
-		const char *e = match_at(&m, at, p);
+		const char *e = match_at(&m, at, st->p);
 
 		if (e)
 		{
 			/* an empty match moves on by one */
-			*pos = (e - s) + (e == at ? 1 : 0);
+			st->pos = (e - st->s) + (e == at ? 1 : 0);
 			return push_captures(&m, at, e);
 		}
 	}
@@ -749,15 +755,19 @@ gmatch_next(lua_State *L)
 static int
 str_gmatch(lua_State *L)
 {
-	size_t	   *pos;
+	GmatchState *st;
+	size_t		len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	const char *p = luaL_checkstring(L, 2);
 
-	luaL_checkstring(L, 1);
-	luaL_checkstring(L, 2);
 	lua_settop(L, 2);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
-	pos = (size_t *) lua_newuserdata(L, sizeof(size_t));
-	*pos = 0;
+	st = (GmatchState *) lua_newuserdata(L, sizeof(GmatchState));
+	st->s = s;
+	st->len = len;
+	st->p = p;
+	st->pos = 0;
 	lua_call(L, 3, 1);
 	return 1;
 }
