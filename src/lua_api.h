@@ -37,14 +37,15 @@
 	X(lua_rawset) X(lua_rawseti) X(lua_setmetatable) X(lua_setfenv) \
 	X(lua_getfenv) X(lua_tointeger) X(lua_topointer) \
 	X(lua_call) X(lua_pcall) X(lua_cpcall) X(lua_error) X(lua_next) \
-	X(lua_concat) \
+	X(lua_concat) X(lua_lessthan) X(lua_gettable) \
 	X(luaL_newstate) X(luaL_error) X(luaL_where) X(luaL_ref) \
 	X(luaL_unref) X(luaL_newmetatable) X(luaL_register) \
 	X(luaL_loadbuffer) X(luaL_loadbufferx) X(luaL_checkstack) \
 	X(luaL_checkany) X(luaL_checklstring) X(luaL_optlstring) \
 	X(luaL_optinteger) X(luaL_checktype) X(luaL_buffinit) \
 	X(luaL_prepbuffer) X(luaL_addlstring) X(luaL_addstring) \
-	X(luaL_addvalue) X(luaL_pushresult) \
+	X(luaL_addvalue) X(luaL_pushresult) X(luaL_checknumber) \
+	X(luaL_argerror) \
 	X(luaopen_base) X(luaopen_table) X(luaopen_string) \
 	X(luaopen_math) X(luaopen_os) X(luaopen_jit) X(luaopen_ffi)
 
@@ -105,6 +106,8 @@ extern void tt_lua_api_load(void);
 #define lua_error (*tt_lj_lua_error)
 #define lua_next (*tt_lj_lua_next)
 #define lua_concat (*tt_lj_lua_concat)
+#define lua_lessthan (*tt_lj_lua_lessthan)
+#define lua_gettable (*tt_lj_lua_gettable)
 #define luaL_newstate (*tt_lj_luaL_newstate)
 #define luaL_error (*tt_lj_luaL_error)
 #define luaL_where (*tt_lj_luaL_where)
@@ -126,6 +129,8 @@ extern void tt_lua_api_load(void);
 #define luaL_addstring (*tt_lj_luaL_addstring)
 #define luaL_addvalue (*tt_lj_luaL_addvalue)
 #define luaL_pushresult (*tt_lj_luaL_pushresult)
+#define luaL_checknumber (*tt_lj_luaL_checknumber)
+#define luaL_argerror (*tt_lj_luaL_argerror)
 #define luaopen_base (*tt_lj_luaopen_base)
 #define luaopen_table (*tt_lj_luaopen_table)
 #define luaopen_string (*tt_lj_luaopen_string)

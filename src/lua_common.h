@@ -68,12 +68,21 @@ extern int	tt_luaopen_json(lua_State *L);
 extern int	tt_lua_sandbox_load(lua_State *L);
 
 /*
- * lua_engine.c: C functions that run long check for interrupts every so
- * often: when tt_lua_check_interrupt() is non-zero, they raise
- * tt_lua_raise_interrupt(L, level), level naming the script's frame.
+ * lua_engine.c: limits for C code on the Lua side.  tt_lua_check_interrupt
+ * is the check the instrumented code calls (non-zero: stop now, with
+ * tt_lua_interrupt_error); C functions that loop for long call
+ * tt_lua_check_interrupt_now every few thousand steps.
+ * tt_lua_check_cstack raises "C stack overflow" when the C stack is near
+ * max_stack_depth: C functions that call back into Lua call it first, so
+ * that recursion through them cannot overflow the C stack.
  */
 extern int	tt_lua_check_interrupt(void);
-extern int	tt_lua_raise_interrupt(lua_State *L, int level);
+extern int	tt_lua_check_interrupt_now(void);
+extern int	tt_lua_interrupt_error(lua_State *L, int level);
+extern void tt_lua_check_cstack(lua_State *L);
+
+/* lua_strlib.c: interruptible find/match/gmatch/gsub and table.sort */
+extern void tt_lua_open_strlib(lua_State *L, int string_idx, int table_idx);
 
 /* lua_instrument.c */
 extern char *tt_lua_instrument(const char *src, size_t len, const char *checker,

@@ -84,6 +84,34 @@ static volatile int tt_lua_abort_reason = TT_ABORT_NONE;
 static int64 tt_lua_deadline_ns = 0;
 static uint32 tt_lua_tick = 0;
 
+/*
+ * The C stack.  Lua code runs on its own stack, but a C function that calls
+ * back into Lua (a comparator, a gsub callback, a __tostring from
+ * string.format, our pcall) nests C frames, and a script can make that
+ * recurse until the backend's C stack overflows.  PostgreSQL's own limit
+ * (max_stack_depth, stack_is_too_deep()) bounds it: the checker and our C
+ * functions that call back into Lua test it.  stack_is_too_deep() is a call
+ * into the server, so it is asked only once the stack has moved
+ * TT_CSTACK_STRIDE away from where it was last asked; in between the test
+ * is a subtraction.
+ */
+#define TT_CSTACK_STRIDE (64 * 1024)
+#define TT_CSTACK_MESSAGE "C stack overflow (built-in functions and the Lua functions they call nested too deeply)"
+
+static uintptr_t tt_lua_cstack_mark = 0;
+static bool tt_lua_cstack_hit = false;	/* the checker stopped for the stack */
+
+/* the sandbox's tostring: never a tail call, see build_sandbox */
+static const char tostring_chunk[] =
+"local tostring, select, error = ...\n"
+"return function(...)\n"
+"  if select('#', ...) == 0 then\n"
+"    error(\"bad argument #1 to 'tostring' (value expected)\", 2)\n"
+"  end\n"
+"  local s = tostring(...)\n"
+"  return s\n"
+"end\n";
+
 /* the privileged setup: builds the checker closure from an FFI pointer */
 static const char checker_chunk[] =
 "local ffi, abort, ptr = ...\n"
@@ -110,9 +138,25 @@ mono_ns(void)
 	return (int64) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* is the C stack past max_stack_depth?  Never ereports. */
+static inline bool
+cstack_too_deep(void)
+{
+	intptr_t	moved = (intptr_t) tt_lua_cstack_mark -
+		(intptr_t) __builtin_frame_address(0);
+
+	if (likely(moved < TT_CSTACK_STRIDE && moved > -TT_CSTACK_STRIDE))
+		return false;
+	if (stack_is_too_deep())
+		return true;
+	tt_lua_cstack_mark = (uintptr_t) __builtin_frame_address(0);
+	return false;
+}
+
 /*
- * Called through FFI at every loop iteration and function entry: keep it
- * tiny.  Never ereports; only reads flags the signal handlers set.
+ * Called through FFI at every loop iteration and function entry, and by
+ * long-running C functions every few thousand steps: keep it tiny.  Never
+ * ereports; only reads flags the signal handlers set.
  */
 int
 tt_lua_check_interrupt(void)
@@ -130,13 +174,40 @@ tt_lua_check_interrupt(void)
 		tt_lua_abort_reason = TT_ABORT_TIMEOUT;
 		return 1;
 	}
+	if (unlikely(cstack_too_deep()))
+	{
+		tt_lua_cstack_hit = true;
+		return 1;
+	}
 	return 0;
+}
+
+/*
+ * The same for C code that calls in after a batch of work rather than per
+ * loop iteration (lua_strlib.c): the clock is read on every call, since one
+ * call may stand for a great deal of work.
+ */
+int
+tt_lua_check_interrupt_now(void)
+{
+	tt_lua_tick |= 1023;
+	return tt_lua_check_interrupt();
+}
+
+/* Lua side: raises "C stack overflow" if the C stack is too deep. */
+void
+tt_lua_check_cstack(lua_State *L)
+{
+	if (unlikely(cstack_too_deep()))
+		luaL_error(L, TT_CSTACK_MESSAGE);
 }
 
 static void
 deadline_start(void)
 {
 	tt_lua_abort_reason = TT_ABORT_NONE;
+	tt_lua_cstack_hit = false;
+	tt_lua_cstack_mark = (uintptr_t) __builtin_frame_address(0);
 	tt_lua_tick = 0;
 	tt_lua_deadline_ns = tt_transform_timeout_ms > 0 ?
 		mono_ns() + (int64) tt_transform_timeout_ms * 1000000 : 0;
@@ -149,27 +220,23 @@ deadline_stop(void)
 }
 
 /*
- * Lua side: raise the error that ends an interrupted script.  Level 2 is
- * the user's function that ran the check (0 = us, 1 = the checker).
- */
-static int
-lua_abort(lua_State *L)
-{
-	return tt_lua_raise_interrupt(L, 2);
-}
-
-/*
- * Raises the error of an interrupted script (tt_lua_check_interrupt said
- * so), naming the place at the given level; for C functions that check as
- * they go (json).
+ * Lua side: raise the error for which tt_lua_check_interrupt answered
+ * non-zero, naming the function at the given level.  An interrupt or a
+ * timeout stays set (pcall cannot swallow it); a C stack overflow is an
+ * ordinary error.
  */
 int
-tt_lua_raise_interrupt(lua_State *L, int level)
+tt_lua_interrupt_error(lua_State *L, int level)
 {
+	bool		cstack = tt_lua_cstack_hit;
+
+	tt_lua_cstack_hit = false;
 	luaL_where(L, level);
 	if (tt_lua_abort_reason == TT_ABORT_TIMEOUT)
 		lua_pushfstring(L, "transform exceeded talaria.transform_timeout (%d ms)",
 						tt_transform_timeout_ms);
+	else if (tt_lua_abort_reason == TT_ABORT_NONE && cstack)
+		lua_pushliteral(L, TT_CSTACK_MESSAGE);
 	else
 		lua_pushliteral(L, "transform interrupted");
 	lua_concat(L, 2);
@@ -213,6 +280,13 @@ chunk_verified(lua_State *L, int verifier_idx, const char *checker)
 		return false;
 	lua_pop(L, 1);
 	return true;
+}
+
+/* the checker's abort(): level 2 is the user's function (1 = the checker) */
+static int
+lua_abort(lua_State *L)
+{
+	return tt_lua_interrupt_error(L, 2);
 }
 
 /* ---------------------------------------------------------------------
@@ -315,6 +389,7 @@ sb_pcall(lua_State *L)
 	int			status;
 
 	luaL_checkany(L, 1);
+	tt_lua_check_cstack(L);
 	status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
 	if (status != 0 && tt_lua_abort_reason != TT_ABORT_NONE)
 		return lua_error(L);
@@ -331,6 +406,7 @@ sb_xpcall(lua_State *L)
 
 	luaL_checkany(L, 1);
 	luaL_checkany(L, 2);
+	tt_lua_check_cstack(L);
 	/* [f, h, args...] -> [h, f, args...] */
 	lua_pushvalue(L, 2);
 	lua_insert(L, 1);
@@ -407,6 +483,7 @@ sb_print(lua_State *L)
 	volatile bool failed = false;
 	MemoryContext oldcxt = CurrentMemoryContext;
 
+	tt_lua_check_cstack(L);
 	lua_getglobal(L, "tostring");
 	for (i = 1; i <= n; i++)
 	{
@@ -461,6 +538,7 @@ tt_lua_sandbox_load(lua_State *L)
 	{
 		luaL_Buffer b;
 
+		tt_lua_check_cstack(L);
 		luaL_buffinit(L, &b);
 		for (;;)
 		{
@@ -554,6 +632,18 @@ build_sandbox(lua_State *L, int json_idx, int checker_idx, int verifier_idx)
 		lua_getglobal(L, *fn);
 		lua_setfield(L, env, *fn);
 	}
+	/*
+	 * LuaJIT's tostring tail-calls a __tostring, so one that is tostring
+	 * itself loops forever in the VM, past every check; through this
+	 * wrapper each round is a new frame, and the Lua stack's limit ends it.
+	 */
+	if (luaL_loadbuffer(L, tostring_chunk, sizeof(tostring_chunk) - 1, "=talaria") != 0)
+		lua_error(L);
+	lua_getglobal(L, "tostring");
+	lua_getglobal(L, "select");
+	lua_getglobal(L, "error");
+	lua_call(L, 3, 1);
+	lua_setfield(L, env, "tostring");
 	lua_pushcfunction(L, sb_pcall);
 	lua_setfield(L, env, "pcall");
 	lua_pushcfunction(L, sb_xpcall);
@@ -576,13 +666,17 @@ build_sandbox(lua_State *L, int json_idx, int checker_idx, int verifier_idx)
 	lua_setfield(L, env, "load");
 	lua_setfield(L, env, "loadstring");
 
-	/* libraries: the real string/table/math (private to this state) */
+	/*
+	 * libraries: the real string/table/math (private to this state), with
+	 * interruptible pattern matching and sorting (lua_strlib.c)
+	 */
 	lua_getglobal(L, "string");
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");	/* also reachable as ("").dump */
-	lua_setfield(L, env, "string");
 	lua_getglobal(L, "table");
+	tt_lua_open_strlib(L, lua_gettop(L) - 1, lua_gettop(L));
 	lua_setfield(L, env, "table");
+	lua_setfield(L, env, "string");
 	lua_getglobal(L, "math");
 	lua_setfield(L, env, "math");
 	lua_newtable(L);

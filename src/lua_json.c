@@ -163,8 +163,8 @@ static inline void
 json_tick(lua_State *L, uint32 *ticks, int level)
 {
 	if (unlikely((++*ticks % TT_JSON_CHECK_EVERY) == 0) &&
-		tt_lua_check_interrupt() != 0)
-		tt_lua_raise_interrupt(L, level);
+		tt_lua_check_interrupt_now() != 0)
+		tt_lua_interrupt_error(L, level);
 }
 
 /* ---------------------------------------------------------------------
