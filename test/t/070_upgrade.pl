@@ -21,6 +21,32 @@ ok(@released >= 1, 'found released versions: ' . join(', ', @released));
 my $default = $node->safe_psql('postgres',
 	q{SELECT default_version FROM pg_available_extensions WHERE name = 'talaria_transform'});
 
+# what the extension defines: functions (with their bodies and grants),
+# relations (with their grants), columns, constraints, triggers, policies
+my $catalog = q{
+	SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+	  SELECT format('function %s %s %s %s', p.oid::regprocedure, p.prosecdef, p.proconfig, md5(p.prosrc))
+	    || coalesce(' ' || p.proacl::text, '') AS x
+	    FROM pg_proc p WHERE p.pronamespace = 'talaria'::regnamespace
+	  UNION ALL SELECT format('relation %s %s %s', c.relname, c.relkind, c.relacl)
+	    FROM pg_class c WHERE c.relnamespace = 'talaria'::regnamespace
+	  UNION ALL SELECT format('column %s.%s %s %s %s', c.relname, a.attname,
+	                          format_type(a.atttypid, a.atttypmod), a.attnotnull,
+	                          pg_get_expr(d.adbin, d.adrelid))
+	    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	   WHERE c.relnamespace = 'talaria'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+	  UNION ALL SELECT format('constraint %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
+	    FROM pg_constraint WHERE connamespace = 'talaria'::regnamespace
+	  UNION ALL SELECT format('trigger %s %s', tgrelid::regclass, pg_get_triggerdef(oid))
+	    FROM pg_trigger WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'talaria'::regnamespace)
+	  UNION ALL SELECT format('policy %s %s', polrelid::regclass, polname) FROM pg_policy
+	  UNION ALL SELECT format('event trigger %s %s', evtname, evtevent) FROM pg_event_trigger
+	  UNION ALL SELECT format('schema acl %s', nspacl) FROM pg_namespace WHERE nspname = 'talaria'
+	  UNION ALL SELECT format('config dump %s', unnest(extconfig)::regclass) FROM pg_extension
+	   WHERE extname = 'talaria_transform') s};
+my %updated;
+
 foreach my $from (@released)
 {
 	my $db = "from_" . ($from =~ s/\./_/gr);
@@ -64,6 +90,8 @@ foreach my $from (@released)
 		q{SELECT count(*) FROM pg_inherits WHERE inhparent = 'ev'::regclass AND inhrelid::regclass::text < 'ev_p2020'}),
 		'0', "$from: run_maintenance drops past retention");
 	$node->safe_psql($db, "DROP OWNED BY regress_up_$db");
+	# (the test's own grants to its role are gone: compare the catalog)
+	$updated{$from} = $node->safe_psql($db, $catalog);
 	$node->safe_psql('postgres', "DROP DATABASE $db");
 	$node->safe_psql('postgres', "DROP ROLE regress_up_$db");
 }
@@ -73,6 +101,19 @@ $node->safe_psql('postgres', 'CREATE EXTENSION talaria_transform');
 is($node->safe_psql('postgres',
 	q{SELECT extversion FROM pg_extension WHERE extname = 'talaria_transform'}),
 	$default, 'a fresh install is at the default version');
+my $fresh = $node->safe_psql('postgres', $catalog);
+ok(length($fresh) > 1000, 'the catalog snapshot is not empty');
+foreach my $from (@released)
+{
+	my %f = map { $_ => 1 } split /\n/, $fresh;
+	my %u = map { $_ => 1 } split /\n/, $updated{$from};
+	my @only_updated = grep { !$f{$_} } sort keys %u;
+	my @only_fresh = grep { !$u{$_} } sort keys %f;
+	ok(!@only_updated && !@only_fresh,
+		"$from updated: the same functions, grants, tables, columns, constraints, triggers as a fresh $default")
+	  or diag("only after the update:\n" . join("\n", @only_updated)
+		  . "\nonly in a fresh install:\n" . join("\n", @only_fresh));
+}
 
 # DROP EXTENSION ... CASCADE takes the pipeline triggers with it: a former
 # source then refuses rows instead of silently keeping them
