@@ -134,3 +134,13 @@ SELECT count(*) FILTER (WHERE (o.out ->> (i - 1))::numeric <> j.texts[i]::numeri
 FROM j, LATERAL (SELECT talaria.transform_row('num_text', j.arr) AS out,
                         talaria.transform_row('identity', j.arr) AS ident) o,
      generate_series(1, array_length(j.texts, 1)) i;
+
+-- an untouched number keeps its text at every depth, also when another
+-- number of the row has the same value with another text (0.1.0 wrote
+-- "price": 20 for 20.00 inside an object the script changed)
+SELECT talaria.register_lua('lv_nested', 'function main(r) r.doc.key1 = nil return r end');
+SELECT talaria.transform_row('lv_nested', '{"doc": {"price": 20.00, "score": 20, "key1": 1, "list": [1.50, 1.5, 20.00]}, "top": 20.0}');
+SELECT talaria.register_lua('lv_nested2', 'function main(r) local d = r.doc d.extra = true return { doc = d, copy = d.price } end');
+SELECT talaria.transform_row('lv_nested2', '{"doc": {"price": 20.00, "score": 20}}');
+SELECT talaria.drop_transform('lv_nested');
+SELECT talaria.drop_transform('lv_nested2');

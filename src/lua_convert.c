@@ -324,6 +324,58 @@ push_numeric(lua_State *L, const tt_value *v)
 	}
 }
 
+/*
+ * Decimals inside tables are also remembered by position: the table and
+ * the key (an interned string, so its address) or index they were stored
+ * at.  A number read back from the same place with the same value takes
+ * its own text even when another number of the row has the same value
+ * with another text ({"price": 20.00, "score": 20}: price stays 20.00).
+ */
+#define POS_MEMO_SIZE 64
+
+typedef struct PosMemo
+{
+	const void *table;
+	const void *key;			/* key string's address, or NULL */
+	size_t		index;			/* array index when key is NULL */
+	double		d;
+	const tt_value *from;
+} PosMemo;
+
+static PosMemo pos_memo[POS_MEMO_SIZE];
+static int	pos_memo_count = 0;
+/* where the value being converted back sits (set just before it) */
+static const void *pos_table = NULL;
+static const void *pos_key = NULL;
+static size_t pos_index = 0;
+
+static inline void
+pos_memo_add(const void *table, const void *key, size_t index, double d,
+			 const tt_value *from)
+{
+	if (pos_memo_count < POS_MEMO_SIZE)
+	{
+		pos_memo[pos_memo_count].table = table;
+		pos_memo[pos_memo_count].key = key;
+		pos_memo[pos_memo_count].index = index;
+		pos_memo[pos_memo_count].d = d;
+		pos_memo[pos_memo_count].from = from;
+		pos_memo_count++;
+	}
+}
+
+static const tt_value *
+pos_memo_find(double d)
+{
+	int			i;
+
+	for (i = 0; i < pos_memo_count; i++)
+		if (pos_memo[i].table == pos_table && pos_memo[i].key == pos_key &&
+			pos_memo[i].index == pos_index && pos_memo[i].d == d)
+			return pos_memo[i].from;
+	return NULL;
+}
+
 /* an integer pushed as a number: remembered so it can veto a decimal */
 static void
 memo_int(double d)
@@ -408,6 +460,10 @@ tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 
 				lua_pushlstring(L, m->key.ptr, m->key.len);
 				tt_lua_push_value(L, &m->value, depth + 1);
+				if (m->value.type == TT_NUMERIC && m->value.host_tag != 0 &&
+					lua_type(L, -1) == LUA_TNUMBER)
+					pos_memo_add(lua_topointer(L, -3), lua_tostring(L, -2), 0,
+								 lua_tonumber(L, -1), &m->value);
 				lua_rawset(L, -3);
 			}
 			break;
@@ -416,6 +472,10 @@ tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 			for (i = 0; i < v->u.arr.count; i++)
 			{
 				tt_lua_push_value(L, &v->u.arr.items[i], depth + 1);
+				if (v->u.arr.items[i].type == TT_NUMERIC &&
+					v->u.arr.items[i].host_tag != 0 && lua_type(L, -1) == LUA_TNUMBER)
+					pos_memo_add(lua_topointer(L, -2), NULL, i + 1,
+								 lua_tonumber(L, -1), &v->u.arr.items[i]);
 				lua_rawseti(L, -2, (int) i + 1);
 			}
 			luaL_getmetatable(L, TT_LUA_ARRAY_MT);
@@ -685,6 +745,8 @@ tt_lua_memo_reset(void)
 	lua_memo_decimals = false;
 	ts_memo_count = 0;
 	json_memo_count = 0;
+	pos_memo_count = 0;
+	pos_table = NULL;
 	lazy_serial++;
 	cur_row_ptr = NULL;
 	cur_lr = NULL;
@@ -1600,7 +1662,12 @@ table_members_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst,
 		memcpy(kcopy, key, klen + 1);
 		slot = arena_or_error(L, tt_obj_put_nocopy(call, dst, kcopy, klen));
 		if (depth > 0 || !same_as_input(L, call, kcopy, klen, slot))
+		{
+			pos_table = lua_topointer(L, idx);
+			pos_key = key;
+			pos_index = 0;
 			tt_lua_to_value(L, -1, call, slot, depth + 1);
+		}
 		lua_pop(L, 1);
 	}
 }
@@ -1644,6 +1711,8 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 	memset(dst, 0, sizeof(tt_value));
 	if (depth > TT_LUA_MAX_DEPTH)
 		luaL_error(L, "result nested too deeply (cycle?)");
+	if (type != LUA_TNUMBER)
+		pos_table = NULL;		/* the place is only a number's */
 	switch (type)
 	{
 		case LUA_TNIL:
@@ -1660,7 +1729,14 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 
 				if (isnan(d) || isinf(d))
 					luaL_error(L, "cannot convert NaN or infinity to JSON");
-				if (lua_memo_decimals && (from = memo_find(d)) != NULL)
+				if (pos_table != NULL && pos_memo_count > 0 &&
+					(from = pos_memo_find(d)) != NULL)
+				{
+					pos_table = NULL;
+					*dst = *from;	/* the text this very place held */
+				}
+				else if ((pos_table = NULL), lua_memo_decimals &&
+						 (from = memo_find(d)) != NULL)
 					*dst = *from;	/* the original text and its tag */
 				else if (d == floor(d) && fabs(d) <= 9007199254740992.0)
 				{
@@ -1743,6 +1819,9 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 					for (i = 1; i <= n; i++)
 					{
 						lua_rawgeti(L, idx, (int) i);
+						pos_table = lua_topointer(L, idx);
+						pos_key = NULL;
+						pos_index = i;
 						tt_lua_to_value(L, -1, call, &dst->u.arr.items[i - 1], depth + 1);
 						dst->u.arr.count++;
 						lua_pop(L, 1);
