@@ -250,6 +250,24 @@ SELECT talaria.revoke_transform('alice_mine', 'public');
 SELECT talaria.has_transform_privilege('regress_sec_mallory', 'alice_mine');
 SELECT talaria.has_transform_privilege('regress_sec_mallory', 'nosuch');
 
+-- settings the owner's code changes while partitions are made do not
+-- reach the session that asked (the superuser's here)
+\c - regress_sec_alice
+SET client_min_messages = warning;
+CREATE FUNCTION alice.set_things() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('work_mem', '1234kB', false);
+    PERFORM pg_catalog.set_config('search_path', 'alice, pg_catalog', false);
+    RETURN true;
+END $$;
+CREATE TABLE alice.ev3 (ts timestamptz NOT NULL, v int, CHECK (alice.set_things()))
+    PARTITION BY RANGE (ts);
+\c - :admin
+SET client_min_messages = warning;
+SET work_mem = '4MB';
+SELECT talaria.create_time_table('alice.ev3', 'ts', '1 day', NULL, 1);
+SELECT current_setting('work_mem') AS work_mem, current_setting('search_path') AS search_path;
+
 -- ---------------------------------------------------------------------
 -- 5. Tables owned by a NOLOGIN role get partitions on demand (the worker
 --    connects as the bootstrap superuser and acts as the owner)

@@ -61,7 +61,12 @@ tt_privileged_begin(TTPrivileged *p, Oid role)
 void
 tt_privileged_end(TTPrivileged *p)
 {
-	AtEOXact_GUC(true, p->nestlevel);
+	/*
+	 * Roll back every setting changed inside, ours and any the owner's code
+	 * made (a SET in a CHECK function must not reach the caller's session),
+	 * as REFRESH MATERIALIZED VIEW does after its index functions.
+	 */
+	AtEOXact_GUC(false, p->nestlevel);
 	SetUserIdAndSecContext(p->save_userid, p->save_sec);
 }
 
