@@ -78,21 +78,31 @@ tt_catalog_init(void)
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
 }
 
+/*
+ * The OID of the talaria catalog table talaria.<name>: InvalidOid when it
+ * is missing and missing_ok (an extension not yet updated to this
+ * library's version), else an ERROR saying the extension is missing.
+ */
+Oid
+tt_catalog_relid(const char *name, bool missing_ok)
+{
+	Oid			nsp = get_namespace_oid(TT_SCHEMA, true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+
+	if (!OidIsValid(relid) && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"talaria_transform\" is not installed in this database"),
+				 errdetail("Table talaria.%s is missing.", name),
+				 errhint("Run CREATE EXTENSION talaria_transform, or ALTER EXTENSION talaria_transform UPDATE.")));
+	return relid;
+}
+
 static Oid
 transforms_relid(void)
 {
 	if (!OidIsValid(tt_transforms_relid))
-	{
-		Oid			nsp = get_namespace_oid(TT_SCHEMA, true);
-
-		if (OidIsValid(nsp))
-			tt_transforms_relid = get_relname_relid(TT_CATALOG_TABLE, nsp);
-		if (!OidIsValid(tt_transforms_relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("extension \"talaria_transform\" is not installed in this database"),
-					 errhint("Run CREATE EXTENSION talaria_transform.")));
-	}
+		tt_transforms_relid = tt_catalog_relid(TT_CATALOG_TABLE, false);
 	return tt_transforms_relid;
 }
 

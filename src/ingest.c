@@ -726,8 +726,7 @@ has_flush_trigger(Relation source, Trigger *rowtrig)
 static void
 load_computed(IngestState *st)
 {
-	Oid			catid = get_relname_relid("computed_columns",
-										  get_namespace_oid(TT_SCHEMA, false));
+	Oid			catid = tt_catalog_relid("computed_columns", false);
 	Relation	cat;
 	Relation	idx;
 	ScanKeyData key;
@@ -736,8 +735,6 @@ load_computed(IngestState *st)
 	int			i;
 	int			max = 4;
 
-	if (!OidIsValid(catid))
-		elog(ERROR, "talaria.computed_columns is missing");
 	cat = table_open(catid, AccessShareLock);
 	idx = index_open(RelationGetPrimaryKeyIndex(cat), AccessShareLock);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
@@ -791,8 +788,7 @@ load_computed(IngestState *st)
 static Oid
 pipeline_target(Relation source, Trigger *trig)
 {
-	Oid			catid = get_relname_relid("pipelines",
-										  get_namespace_oid(TT_SCHEMA, false));
+	Oid			catid = tt_catalog_relid("pipelines", true);
 	Oid			target = InvalidOid;
 
 	if (OidIsValid(catid))
@@ -950,8 +946,7 @@ store_dead_letter(IngestState *st, const Datum *values, const bool *nulls,
 
 	if (st->dl_rel == NULL)
 	{
-		Oid			relid = get_relname_relid("dead_letters",
-											  get_namespace_oid(TT_SCHEMA, false));
+		Oid			relid = tt_catalog_relid("dead_letters", false);
 
 		MemoryContextSwitchTo(st->cxt);
 		st->dl_rel = table_open(relid, RowExclusiveLock);

@@ -81,16 +81,13 @@ static bool
 time_table_row(Oid relid, void (*fn) (HeapTuple tup, TupleDesc desc, void *arg),
 			   void *arg)
 {
-	Oid			catid = get_relname_relid("time_tables",
-										  get_namespace_oid(TT_SCHEMA, false));
+	Oid			catid = tt_catalog_relid("time_tables", false);
 	Relation	cat;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	bool		found = false;
 
-	if (!OidIsValid(catid))
-		elog(ERROR, "talaria.time_tables is missing");
 	cat = table_open(catid, AccessShareLock);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
 	scan = systable_beginscan(cat, RelationGetPrimaryKeyIndex(cat), true,

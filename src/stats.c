@@ -355,28 +355,51 @@ emit_pipeline(ReturnSetInfo *rsinfo, const PipelineEntry *e)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 }
 
-/* With shared memory: everything of this database; else this backend's. */
+/*
+ * Copies this database's entries (with shared memory: every backend's;
+ * else this backend's own) out of the table, so that no lock is held while
+ * they are emitted (which reads the catalog).  Both entry kinds start with
+ * their key, which starts with the database's OID.
+ */
+static char *
+collect_entries(HTAB *shared_h, HTAB *local_h, Size entrysize, int *n)
+{
+	HTAB	   *h = shared ? shared_h : local_h;
+	HASH_SEQ_STATUS seq;
+	char	   *e;
+	char	   *out;
+	int			cap;
+
+	stats_flush();
+	*n = 0;
+	if (h == NULL)
+		return NULL;
+	if (shared)
+		LWLockAcquire(shared->lock, LW_SHARED);
+	cap = Max(1, (int) hash_get_num_entries(h));
+	out = palloc(entrysize * cap);
+	hash_seq_init(&seq, h);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (*(Oid *) e == MyDatabaseId && *n < cap)
+			memcpy(out + entrysize * (*n)++, e, entrysize);
+	if (shared)
+		LWLockRelease(shared->lock);
+	return out;
+}
+
 Datum
 tt_transform_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HASH_SEQ_STATUS seq;
 	TransformEntry *e;
-	HTAB	   *h;
+	int			n;
+	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	stats_flush();
-	h = shared ? shared_transforms : local_transforms;
-	if (h == NULL)
-		PG_RETURN_VOID();
-	if (shared)
-		LWLockAcquire(shared->lock, LW_SHARED);
-	hash_seq_init(&seq, h);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		if (e->key.dbid == MyDatabaseId)
-			emit_transform(rsinfo, e);
-	if (shared)
-		LWLockRelease(shared->lock);
+	e = (TransformEntry *) collect_entries(shared_transforms, local_transforms,
+										   sizeof(TransformEntry), &n);
+	for (i = 0; i < n; i++)
+		emit_transform(rsinfo, &e[i]);
 	PG_RETURN_VOID();
 }
 
@@ -384,23 +407,16 @@ Datum
 tt_pipeline_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HASH_SEQ_STATUS seq;
 	PipelineEntry *e;
-	HTAB	   *h;
+	int			n;
+	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	stats_flush();
-	h = shared ? shared_pipelines : local_pipelines;
-	if (h == NULL)
-		PG_RETURN_VOID();
-	if (shared)
-		LWLockAcquire(shared->lock, LW_SHARED);
-	hash_seq_init(&seq, h);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		if (e->key.dbid == MyDatabaseId && e->c.rows_in > 0)
-			emit_pipeline(rsinfo, e);
-	if (shared)
-		LWLockRelease(shared->lock);
+	e = (PipelineEntry *) collect_entries(shared_pipelines, local_pipelines,
+										  sizeof(PipelineEntry), &n);
+	for (i = 0; i < n; i++)
+		if (e[i].c.rows_in > 0)
+			emit_pipeline(rsinfo, &e[i]);
 	PG_RETURN_VOID();
 }
 

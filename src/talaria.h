@@ -253,6 +253,7 @@ typedef struct TTCatalogRow
 	Acl		   *acl;			/* NULL: usable by its owner only */
 } TTCatalogRow;
 
+extern Oid	tt_catalog_relid(const char *name, bool missing_ok);
 extern bool tt_catalog_fetch(const char *name, TTCatalogRow *row);
 extern bool tt_transform_usable(Oid role, Oid owner, Acl *acl);
 extern void tt_check_transform_use(const char *name, Oid role, Oid owner,
