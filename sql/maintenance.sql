@@ -52,6 +52,14 @@ SELECT count(*) AS archived_rows FROM mt_archive.mt_arc_p20010203;
 SELECT talaria.create_time_table('mt_arc', 'ts', retention_mode => 'archive');
 SELECT talaria.create_time_table('mt_arc', 'ts', retention_mode => 'sideways');
 SELECT talaria.create_time_table('mt_arc', 'ts', archive_schema => 'mt_archive');
+SELECT talaria.create_time_table('mt_arc', 'ts', retention_mode => 'archive', archive_schema => 'no_such_schema');
+-- run_maintenance(target) of a table that is no time table, or of nothing
+CREATE TABLE mt_plain (ts timestamptz, v int);
+SELECT talaria.run_maintenance('mt_plain');
+SELECT talaria.run_maintenance('no_such_table');
+SELECT talaria.run_maintenance(NULL::regclass);
+SELECT count(*) AS plain_runs FROM talaria.maintenance_runs WHERE target = 'mt_plain'::regclass;
+DROP TABLE mt_plain;
 
 -- a foreign partition is skipped with a NOTICE
 CREATE EXTENSION postgres_fdw;

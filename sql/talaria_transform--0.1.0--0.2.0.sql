@@ -151,6 +151,10 @@ BEGIN
         RAISE EXCEPTION 'retention_mode ''archive'' and archive_schema go together (table "%")', target
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF archive_schema IS NOT NULL AND to_regnamespace(quote_ident(archive_schema)) IS NULL THEN
+        RAISE EXCEPTION 'archive schema "%" for table "%" does not exist', archive_schema, target
+            USING ERRCODE = 'invalid_schema_name';
+    END IF;
     IF archive_schema IS NOT NULL AND
        NOT has_schema_privilege(c.relowner, (SELECT oid FROM pg_namespace WHERE nspname = archive_schema), 'CREATE') THEN
         RAISE EXCEPTION 'the owner of table "%" may not create in archive schema "%"', target, archive_schema

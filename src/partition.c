@@ -95,7 +95,8 @@ time_table_row(Oid relid, void (*fn) (HeapTuple tup, TupleDesc desc, void *arg),
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 	{
-		fn(tup, RelationGetDescr(cat), arg);
+		if (fn)
+			fn(tup, RelationGetDescr(cat), arg);
 		found = true;
 	}
 	systable_endscan(scan);
@@ -627,6 +628,11 @@ tt_run_maintenance_one(PG_FUNCTION_ARGS)
 	char	   *sqlstate = NULL;
 
 	tt_check_table_owner(m.relid);
+	if (!time_table_row(m.relid, NULL, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s is not a time table", tt_rel_name(m.relid)),
+				 errhint("Register it with talaria.create_time_table().")));
 	if (!tt_run_in_subxact(maintain_one_fn, &m, &edata))
 	{
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->elevel > ERROR)
