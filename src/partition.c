@@ -120,29 +120,47 @@ typedef struct TimeTableGet
 #define TT_KEY_MIN	INT64CONST(-63082281600000000)	/* 0001-01-01 00:00 */
 #define TT_KEY_MAX	INT64CONST(252455615999999999)	/* 9999-12-31 23:59:59.999999 */
 
+typedef struct WindowBound
+{
+	Interval   *iv;
+	bool		past;
+	TimestampTz t;
+} WindowBound;
+
+static void
+window_bound_fn(void *arg)
+{
+	WindowBound *w = (WindowBound *) arg;
+
+	w->t = DatumGetTimestampTz(DirectFunctionCall2(w->past ? timestamptz_mi_interval :
+												   timestamptz_pl_interval,
+												   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+												   IntervalPGetDatum(w->iv)));
+}
+
+/* at most 2,000 years in each field: now +/- it is a valid timestamp */
+#define TT_SAFE_YEARS 2000
+
 static int64
 window_bound(Interval *iv, bool past)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	TimestampTz t;
+	WindowBound w = {iv, past, 0};
+	ErrorData  *edata;
 
-	/* the interval arithmetic may overflow: then the hard limit holds */
-	PG_TRY();
+	if (Abs(iv->month) <= TT_SAFE_YEARS * MONTHS_PER_YEAR &&
+		Abs(iv->day) <= TT_SAFE_YEARS * 366 &&
+		Abs(iv->time) <= (int64) TT_SAFE_YEARS * 366 * USECS_PER_DAY)
+		window_bound_fn(&w);
+	else if (!tt_run_in_subxact(window_bound_fn, &w, &edata))
 	{
-		t = DatumGetTimestampTz(DirectFunctionCall2(past ? timestamptz_mi_interval :
-													timestamptz_pl_interval,
-													TimestampTzGetDatum(now),
-													IntervalPGetDatum(iv)));
+		/* beyond any timestamp: the hard limit holds */
+		if (edata->sqlerrcode != ERRCODE_DATETIME_VALUE_OUT_OF_RANGE)
+			ReThrowError(edata);
+		w.t = past ? TT_KEY_MIN : TT_KEY_MAX;
 	}
-	PG_CATCH();
-	{
-		FlushErrorState();
-		t = past ? TT_KEY_MIN : TT_KEY_MAX;
-	}
-	PG_END_TRY();
 	if (past)
-		return Max(t, TT_KEY_MIN);
-	return Min(t, TT_KEY_MAX);
+		return Max(w.t, TT_KEY_MIN);
+	return Min(w.t, TT_KEY_MAX);
 }
 
 static void
