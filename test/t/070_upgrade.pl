@@ -12,14 +12,14 @@ my $node = PostgreSQL::Test::Cluster->new('upgrade');
 $node->init;
 $node->start;
 
-# every released version (install scripts named talaria_transform--X.sql)
-my $sharedir = `pg_config --sharedir`;
-chomp $sharedir;
-my @released = sort map { m{talaria_transform--([0-9.]+)\.sql$} ? $1 : () }
-  glob("$sharedir/extension/talaria_transform--*.sql");
-ok(@released >= 1, 'found released versions: ' . join(', ', @released));
+# every released version: each version PostgreSQL can install, through
+# talaria_transform--X.sql or the update chain, other than the default
 my $default = $node->safe_psql('postgres',
 	q{SELECT default_version FROM pg_available_extensions WHERE name = 'talaria_transform'});
+my @released = grep { $_ ne $default } split /\n/, $node->safe_psql('postgres',
+	q{SELECT version FROM pg_available_extension_versions
+	   WHERE name = 'talaria_transform' ORDER BY string_to_array(version, '.')::int[]});
+ok(@released >= 2, 'found released versions: ' . join(', ', @released));
 
 # what the extension defines: functions (with their bodies and grants),
 # relations (with their grants), columns, constraints, triggers, policies
