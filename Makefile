@@ -17,9 +17,11 @@ ISOLATION_OPTS = --inputdir=test --load-extension=talaria_transform
 LUA_CFLAGS := $(shell pkg-config --cflags luajit)
 LUA_LIBS := -ldl
 
-PG_CPPFLAGS = -Isrc -Isrc/include $(LUA_CFLAGS)
+PG_CPPFLAGS = -Isrc -Isrc/include $(LUA_CFLAGS) -I$(shell $(PG_CONFIG) --includedir)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = $(LUA_LIBS)
+# libpq: statements on foreign servers (scaleout.c), as postgres_fdw and dblink
+SHLIB_LINK_INTERNAL = $(libpq)
 
 EXTRA_CLEAN = test/plugins/*.so test/plugins/*.o test/results test/output_iso
 

@@ -716,6 +716,8 @@ tt_record_pipeline(PG_FUNCTION_ARGS)
 
 	tt_check_table_owner(source);
 	tt_check_table_owner(target);
+	tt_citus_guard(source, "pipeline source");
+	tt_citus_guard(target, "pipeline target");
 	trigs = pipeline_triggers_using(name);
 	foreach(lc, trigs)
 		found |= get_trigger_relid(lfirst_oid(lc)) == source;

@@ -873,6 +873,8 @@ create_state(Relation source, Trigger *trig)
 	/* a pipeline belongs to its source table: its owner must be allowed to use it */
 	tt_transform_check_use(st->transform, source->rd_rel->relowner);
 	st->target = pipeline_target(source, trig);
+	tt_citus_guard(st->source, "pipeline source");
+	tt_citus_guard(st->target, "pipeline target");
 	if (st->target == st->source)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -33,6 +33,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/relation.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -320,17 +321,80 @@ tt_partition_create_here(Oid relid, int64 key)
 	create_partition_as_owner(relid, (Timestamp) key);
 }
 
+/*
+ * Inside a privileged block as relid's owner: makes (if missing) the
+ * partition covering t, and logs it if this transaction made it
+ * (talaria.partition_log, for logical-replication subscribers).  Returns
+ * the end of the partition's range.
+ */
+static Timestamp
+create_one(Oid relid, Timestamp t, Interval *iv)
+{
+	Oid			argtypes[2] = {REGCLASSOID, TIMESTAMPOID};
+	Oid			starttypes[2] = {INTERVALOID, TIMESTAMPOID};
+	Datum		args[2];
+	int			before;
+	bool		made;
+	Timestamp	lo;
+	Timestamp	hi;
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = TimestampGetDatum(t);
+	before = list_length(find_inheritance_children(relid, NoLock));
+	(void) tt_call_internal("_create_partition", 2, argtypes, args, NULL);
+	made = list_length(find_inheritance_children(relid, NoLock)) > before;
+	args[0] = IntervalPGetDatum(iv);
+	lo = DatumGetTimestamp(tt_call_internal("_partition_start", 2, starttypes, args, NULL));
+	hi = DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval,
+											   TimestampGetDatum(lo),
+											   IntervalPGetDatum(iv)));
+	if (made)
+		tt_partition_log(relid, lo, hi);
+	return hi;
+}
+
 static void
 create_partition_as_owner(Oid relid, Timestamp key)
 {
-	Oid			argtypes[2] = {REGCLASSOID, TIMESTAMPOID};
-	Datum		args[2];
 	TTPrivileged priv;
+	Interval	iv;
+	int32		premake;
 
-	args[0] = ObjectIdGetDatum(relid);
-	args[1] = TimestampGetDatum(key);
+	if (!time_table_settings(relid, &iv, &premake))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" is not a time table", get_rel_name(relid)),
+				 errhint("Register it with talaria.create_time_table().")));
 	tt_privileged_begin(&priv, tt_relation_owner(relid));
-	(void) tt_call_internal("_create_partition", 2, argtypes, args, NULL);
+	(void) create_one(relid, key, &iv);
+	tt_privileged_end(&priv);
+}
+
+/*
+ * Makes every partition of relid covering [lower, upper), as its owner:
+ * the partition log's rows on a subscriber.  Nothing if relid is not a
+ * time table here.
+ */
+void
+tt_partition_ensure_range(Oid relid, Timestamp lower, Timestamp upper)
+{
+	TTPrivileged priv;
+	Interval	iv;
+	int32		premake;
+	Timestamp	t = lower;
+
+	if (!time_table_settings(relid, &iv, &premake))
+		return;
+	tt_privileged_begin(&priv, tt_relation_owner(relid));
+	while (t < upper)
+	{
+		Timestamp	next = create_one(relid, t, &iv);
+
+		CHECK_FOR_INTERRUPTS();
+		if (next <= t)
+			break;
+		t = next;
+	}
 	tt_privileged_end(&priv);
 }
 
@@ -474,13 +538,7 @@ maintain_as_owner(Oid relid, bool drop_expired, int *made, int *retired)
 		t = DatumGetTimestamp(tt_call_internal("_partition_start", 2, starttypes,
 											   startargs, NULL));
 		for (i = 0; i <= premake; i++)
-		{
-			args[1] = TimestampGetDatum(t);
-			(void) tt_call_internal("_create_partition", 2, argtypes, args, NULL);
-			t = DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval,
-													  TimestampGetDatum(t),
-													  IntervalPGetDatum(&iv)));
-		}
+			t = create_one(relid, t, &iv);
 		if (made)
 			*made = list_length(find_inheritance_children(relid, NoLock)) - before;
 		if (drop_expired)
@@ -490,6 +548,7 @@ maintain_as_owner(Oid relid, bool drop_expired, int *made, int *retired)
 
 			if (retired)
 				*retired = n;
+			tt_partition_log_expire(relid);
 		}
 	}
 	tt_privileged_end(&priv);
@@ -529,6 +588,7 @@ tt_create_time_table(PG_FUNCTION_ARGS)
 					 errmsg("target, time_column, partition_interval, premake, retention_mode and maintenance must not be null")));
 	}
 	(void) tt_call_internal("_validate_time_table", NARGS, argtypes, args, nulls);
+	tt_citus_guard(DatumGetObjectId(args[0]), "time table");
 	tt_catalog_begin(&priv);
 	(void) tt_catalog_exec("INSERT INTO talaria.time_tables (target, time_column,"
 						   " partition_interval, retention, premake, max_past, max_future,"

@@ -254,6 +254,12 @@ typedef struct TTCatalogRow
 } TTCatalogRow;
 
 extern Oid	tt_catalog_relid(const char *name, bool missing_ok);
+
+/* scaleout.c */
+extern void tt_partition_log(Oid relid, Timestamp lower, Timestamp upper);
+extern void tt_partition_log_expire(Oid relid);
+extern void tt_partition_ensure_range(Oid relid, Timestamp lower, Timestamp upper);
+extern void tt_citus_guard(Oid relid, const char *role);
 extern bool tt_catalog_fetch(const char *name, TTCatalogRow *row);
 extern bool tt_transform_usable(Oid role, Oid owner, Acl *acl);
 extern void tt_check_transform_use(const char *name, Oid role, Oid owner,
