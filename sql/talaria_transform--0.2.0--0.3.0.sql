@@ -73,10 +73,14 @@ BEGIN
         RAISE EXCEPTION 'servers for table "%" must name at least one foreign server, and no NULL', target
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF remote_schema IS NULL OR remote_retention IS NULL OR remote_retention NOT IN ('drop', 'keep') THEN
+    IF remote_schema IS NULL THEN
+        RAISE EXCEPTION 'remote_schema for table "%" must not be null', target
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF remote_retention IS NULL OR remote_retention NOT IN ('drop', 'keep') THEN
         RAISE EXCEPTION 'invalid remote_retention "%" for table "%"', remote_retention, target
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use ''drop'' (the remote table goes with the partition) or ''keep'', and a remote_schema.';
+                  HINT = 'Use ''drop'' (the remote table goes with the partition) or ''keep''.';
     END IF;
     IF EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = target AND i.indisunique) THEN
         RAISE EXCEPTION 'table "%" has a unique index: its partitions cannot be foreign tables', target

@@ -415,6 +415,10 @@ tt_partition_log(Oid relid, Timestamp lower, Timestamp upper)
 	Datum		args[4];
 	TTPrivileged priv;
 
+	/* (a database not yet updated to 0.3.0 has no log) */
+	if (!OidIsValid(tt_catalog_relid("partition_log", true)))
+		return;
+
 	args[0] = DirectFunctionCall1(namein,
 								  CStringGetDatum(get_namespace_name(get_rel_namespace(relid))));
 	args[1] = DirectFunctionCall1(namein, CStringGetDatum(get_rel_name(relid)));
@@ -438,6 +442,10 @@ tt_partition_log_expire(Oid relid)
 	Oid			argtypes[3] = {REGCLASSOID, NAMEOID, NAMEOID};
 	Datum		args[3];
 	TTPrivileged priv;
+
+	/* (a database not yet updated to 0.3.0 has no log) */
+	if (!OidIsValid(tt_catalog_relid("partition_log", true)))
+		return;
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = DirectFunctionCall1(namein,

@@ -39,7 +39,7 @@ my $catalog = q{
 	  UNION ALL SELECT format('constraint %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
 	    FROM pg_constraint WHERE connamespace = 'talaria'::regnamespace
 	  UNION ALL SELECT format('trigger %s %s', tgrelid::regclass, pg_get_triggerdef(oid))
-	    FROM pg_trigger WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'talaria'::regnamespace)
+	    FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'talaria'::regnamespace)
 	  UNION ALL SELECT format('policy %s %s', polrelid::regclass, polname) FROM pg_policy
 	  UNION ALL SELECT format('event trigger %s %s', evtname, evtevent) FROM pg_event_trigger
 	  UNION ALL SELECT format('schema acl %s', nspacl) FROM pg_namespace WHERE nspname = 'talaria'
@@ -75,9 +75,18 @@ foreach my $from (@released)
 		'1:7,2:7', "$from: the old pipeline and computed column still store rows");
 	is($node->safe_psql($db, q{SELECT talaria.transform_row('pass', '{"a": 1}')}),
 		'{"a": 1}', "$from: transform_row");
-	# transforms of the old version stay usable by everyone, as they were
-	is($node->safe_psql($db, "SET ROLE regress_up_$db; SELECT talaria.transform_row('pass', '{\"b\": 2}')"),
-		'{"b": 2}', "$from: an old transform is still usable by another role");
+	# transforms of 0.1.0 stay usable by everyone, as they were; from 0.2.0
+	# on a transform is its owner's until granted
+	if ($from eq '0.1.0')
+	{
+		is($node->safe_psql($db, "SET ROLE regress_up_$db; SELECT talaria.transform_row('pass', '{\"b\": 2}')"),
+			'{"b": 2}', "$from: an old transform is still usable by another role");
+	}
+	else
+	{
+		my ($r, $o, $e) = $node->psql($db, "SET ROLE regress_up_$db; SELECT talaria.transform_row('pass', '{\"b\": 2}')");
+		like($e, qr/permission denied for transform "pass"/, "$from: a transform stays its owner's");
+	}
 	# the new version's rules hold
 	my ($ret, $out, $err) = $node->psql($db, q{SELECT talaria.drop_transform('pass')});
 	like($err, qr/because other objects depend on it/, "$from: a transform in use is not dropped");
