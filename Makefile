@@ -69,4 +69,9 @@ bench:
 bench-instructions:
 	bash test/bench/instructions.sh
 
-.PHONY: bench bench-instructions
+# Pipelines into partitions on two remote servers (postgres_fdw), against
+# plain COPY and INSERT ... SELECT into them, on three local clusters
+bench-foreign:
+	bash test/bench/foreign.sh
+
+.PHONY: bench bench-instructions bench-foreign

@@ -47,6 +47,13 @@ BEGIN;
 INSERT INTO fp_raw VALUES ('2001-02-04 12:00+00', 7);
 ROLLBACK;
 SELECT count(*) AS remote_rows FROM fp_remote_day;
+-- many rows, several flushes of the ingest buffer through one remote
+-- prepared statement (0.2.0: "prepared statement ... does not exist" or
+-- garbage bytes from the second flush on: postgres_fdw's statement name
+-- was allocated in per-row memory)
+INSERT INTO fp_raw SELECT '2001-02-04 14:00+00'::timestamptz + g * interval '1 second', g % 1000
+    FROM generate_series(1, 3500) g;
+SELECT count(*) AS remote_rows FROM fp_remote_day;
 -- without batching (batch_size 1): row by row
 ALTER SERVER fp_loop OPTIONS (SET batch_size '1');
 INSERT INTO fp_raw VALUES ('2001-02-04 13:00+00', 8), ('2001-02-04 13:01+00', 9);

@@ -362,9 +362,16 @@ flush_foreign(IngestState *st, PartBuffer *buf)
 	ResultRelInfo *rri = buf->rri;
 	EState	   *estate = st->estate;
 	const FdwRoutine *fdw = rri->ri_FdwRoutine;
+	MemoryContext old;
 	int			off;
 	int			i;
 
+	/*
+	 * In the statement's memory, as the executor calls an FDW: postgres_fdw
+	 * keeps what it allocates on its first call (the remote prepared
+	 * statement's name) for the statement's later calls.
+	 */
+	old = MemoryContextSwitchTo(estate->es_query_cxt);
 	if (fdw->ExecForeignBatchInsert != NULL && rri->ri_BatchSize > 1)
 	{
 		for (off = 0; off < buf->nused; off += rri->ri_BatchSize)
@@ -389,6 +396,7 @@ flush_foreign(IngestState *st, PartBuffer *buf)
 				ExecARInsertTriggers(estate, rri, done, NIL, NULL);
 		}
 	}
+	MemoryContextSwitchTo(old);
 	for (i = 0; i < buf->nused; i++)
 		ExecClearTuple(buf->slots[i]);
 	ResetPerTupleExprContext(estate);
