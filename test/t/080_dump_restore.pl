@@ -52,6 +52,14 @@ $src->safe_psql('app', q{
 	SELECT talaria.create_time_table('ev2', 'ts', '1 day', NULL, 0);
 	SELECT talaria.create_pipeline('raw2', 'ev2', 'ntrim');
 	INSERT INTO raw2 VALUES ('2001-02-03 04:05:06+00', 1, 2);
+	RESET ROLE;
+	-- a time table whose new partitions go to a foreign server
+	CREATE EXTENSION postgres_fdw;
+	CREATE SERVER dump_remote FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'nowhere');
+	CREATE USER MAPPING FOR postgres SERVER dump_remote;
+	CREATE TABLE ev3 (ts timestamptz NOT NULL, a int) PARTITION BY RANGE (ts);
+	SELECT talaria.create_time_table('ev3', 'ts', '1 day', NULL, 0);
+	SELECT talaria.set_remote_placement('ev3', ARRAY['dump_remote'], 'parts', 'keep');
 });
 
 my $catalog_query = q{
@@ -64,6 +72,8 @@ my $catalog_query = q{
 	  UNION ALL SELECT format('dead letter %s %s %s %s %s', transform, target, "row", error, sqlstate)
 	    FROM talaria.dead_letters
 	  UNION ALL SELECT format('pipeline %s %s %s %s', source, target, transform, on_error) FROM talaria.pipelines
+	  UNION ALL SELECT format('placement %s %s %s %s', target, servers, remote_schema, remote_retention)
+	    FROM talaria.remote_placements
 	  UNION ALL SELECT format('constraint %s %s', conrelid::regclass, conname) FROM pg_constraint
 	    WHERE conname = 'talaria_pipeline_source'
 	  UNION ALL SELECT format('trigger %s %s', tgrelid::regclass, tgname) FROM pg_trigger
