@@ -75,7 +75,16 @@ foreach my $from (@released)
 		'1:7,2:7', "$from: the old pipeline and computed column still store rows");
 	is($node->safe_psql($db, q{SELECT talaria.transform_row('pass', '{"a": 1}')}),
 		'{"a": 1}', "$from: transform_row");
+	# 0.3.0: the built-ins are there, old computed columns and pipelines
+	# keep their behaviour (the pipeline's on_error, unknown keys an error)
+	is($node->safe_psql($db, q{SELECT string_agg(name || ' ' || length(talaria.transform_row(name, '{}')::text), ',' ORDER BY name)
+	                            FROM talaria.transforms WHERE kind = 'builtin'}),
+		'make://identifier 34,make://timestamp 10', "$from: the built-ins after the update");
+	is($node->safe_psql($db, q{SELECT (SELECT string_agg(on_error || ' ' || rounding, ',') FROM talaria.computed_columns)
+	                            || ' ' || (SELECT string_agg(unknown_keys, ',') FROM talaria.pipelines)}),
+		'pipeline error error', "$from: old computed columns and pipelines keep their behaviour");
 	# transforms of the old version stay usable by everyone, as they were
+	$node->safe_psql($db, "SELECT talaria.grant_transform('pass', 'public')") if $from ne '0.1.0';
 	is($node->safe_psql($db, "SET ROLE regress_up_$db; SELECT talaria.transform_row('pass', '{\"b\": 2}')"),
 		'{"b": 2}', "$from: an old transform is still usable by another role");
 	# the new version's rules hold
