@@ -599,7 +599,8 @@ json_decode(lua_State *L)
 	{
 		const char *mode;
 
-		luaL_checktype(L, 2, LUA_TTABLE);
+		if (!lua_istable(L, 2))
+			return luaL_error(L, "json.decode: options must be a table ({errors = 'return'})");
 		lua_getfield(L, 2, "errors");
 		mode = lua_isnil(L, -1) ? "raise" : lua_tostring(L, -1);
 		if (mode != NULL && strcmp(mode, "return") == 0)
