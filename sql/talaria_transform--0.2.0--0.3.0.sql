@@ -184,13 +184,16 @@ DECLARE
     t   record;
     args text;
 BEGIN
-    IF source IS NULL OR target IS NULL OR transform IS NULL OR on_error IS NULL OR unknown_keys IS NULL THEN
-        RAISE EXCEPTION 'source, target, transform, on_error and unknown_keys must not be null'
+    IF source IS NULL OR target IS NULL OR transform IS NULL OR on_error IS NULL THEN
+        RAISE EXCEPTION 'source, target, transform and on_error must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF on_error NOT IN ('abort', 'dead_letter') THEN
         RAISE EXCEPTION 'invalid on_error "%"', on_error
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''abort'' or ''dead_letter''.';
+    END IF;
+    IF unknown_keys IS NULL THEN
+        RAISE EXCEPTION 'unknown_keys must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF unknown_keys NOT IN ('error', 'ignore') THEN
         RAISE EXCEPTION 'invalid unknown_keys "%"', unknown_keys

@@ -679,11 +679,15 @@ tt_add_computed_column(PG_FUNCTION_ARGS)
 	char	   *name;
 	bool		typed = PG_NARGS() >= 6;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) ||
-		(typed && (PG_ARGISNULL(4) || PG_ARGISNULL(5))))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("target, column, transform, on_error and rounding must not be null")));
+				 errmsg("target, column and transform must not be null")));
+	if (typed && (PG_ARGISNULL(4) || PG_ARGISNULL(5)))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("on_error and rounding of computed column \"%s\" must not be null",
+						NameStr(*PG_GETARG_NAME(1)))));
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	args[2] = PG_GETARG_DATUM(2);
