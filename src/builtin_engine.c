@@ -72,8 +72,8 @@ put_be(unsigned char *p, uint64 v, int nbytes)
 }
 
 /* Fills the 16 bytes of the next identifier of this backend. */
-void
-tt_builtin_identifier_bytes(unsigned char *id)
+static void
+identifier_bytes(unsigned char *id)
 {
 	uint64		now = realtime_ns();
 
@@ -104,7 +104,7 @@ make_identifier(tt_call *call)
 
 	if (v == NULL)
 		return TT_ERROR;		/* the host reports the exhausted arena */
-	tt_builtin_identifier_bytes(id);
+	identifier_bytes(id);
 	text = (char *) (v + 1);
 	for (i = 0; i < 16; i++)
 	{

@@ -278,6 +278,5 @@ extern void tt_native_check_library(const char *name, const char *library,
 
 /* builtin_engine.c: make://identifier, make://timestamp (kind 'builtin') */
 extern const TTEngine tt_builtin_engine;
-extern void tt_builtin_identifier_bytes(unsigned char *id);
 
 #endif							/* TALARIA_H */
