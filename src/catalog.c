@@ -180,7 +180,8 @@ tt_catalog_fetch(const char *name, TTCatalogRow *row)
 		Datum		d;
 
 		found = true;
-		row->kind = (k && strcmp(k, "native") == 0) ? 'n' : 'l';
+		row->kind = (k && strcmp(k, "native") == 0) ? 'n' :
+			(k && strcmp(k, "builtin") == 0) ? 'b' : 'l';
 		row->source = text_attr(tup, desc, Anum_tt_source);
 		row->library = text_attr(tup, desc, Anum_tt_library);
 		row->symbol = text_attr(tup, desc, Anum_tt_symbol);
@@ -289,14 +290,21 @@ lock_and_check(const char *name, Oid caller)
 	Datum		args[1];
 	bool		isnull;
 	Oid			owner;
+	char	   *kind;
 
 	args[0] = CStringGetTextDatum(name);
-	if (tt_catalog_exec("SELECT owner FROM talaria.transforms"
+	if (tt_catalog_exec("SELECT owner, kind FROM talaria.transforms"
 						" WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 						1, argtypes, args, NULL, SPI_OK_SELECT) == 0)
 		return false;
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
+	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (kind && strcmp(kind, "builtin") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("transform \"%s\" is built in", name),
+				 errdetail("Built-in transforms come with the extension: every role may use them, and nobody replaces, drops or regrants them.")));
 	check_owner(name, owner, caller);
 	return true;
 }
@@ -652,29 +660,45 @@ tt_has_transform_privilege(PG_FUNCTION_ARGS)
 }
 
 /*
- * talaria.add_computed_column(target, column, transform): validated by
- * talaria._validate_computed_column (as the caller, who must own the
- * table); the table's owner must be allowed to use the transform.
+ * talaria.add_computed_column(target, column, transform [, type, on_error,
+ * rounding]): validated by talaria._validate_computed_column (as the
+ * caller, who must own the table; with a type it adds a missing column);
+ * the table's owner must be allowed to use the transform.  The 0.2.0
+ * definition (three arguments) still calls this with the defaults.
  */
 PG_FUNCTION_INFO_V1(tt_add_computed_column);
 
 Datum
 tt_add_computed_column(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[3] = {REGCLASSOID, NAMEOID, TEXTOID};
-	Datum		args[3];
+	Oid			argtypes[6] = {REGCLASSOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[6];
+	bool		nulls[6] = {false, false, false, true, false, false};
 	TTCatalogRow row;
 	TTPrivileged priv;
 	char	   *name;
+	bool		typed = PG_NARGS() >= 6;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("target, column and transform must not be null")));
+	if (typed && (PG_ARGISNULL(4) || PG_ARGISNULL(5)))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("on_error and rounding of computed column \"%s\" must not be null",
+						NameStr(*PG_GETARG_NAME(1)))));
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	args[2] = PG_GETARG_DATUM(2);
-	(void) tt_call_internal("_validate_computed_column", 3, argtypes, args, NULL);
+	args[3] = typed && !PG_ARGISNULL(3) ? PG_GETARG_DATUM(3) : (Datum) 0;
+	nulls[3] = !(typed && !PG_ARGISNULL(3));
+	args[4] = typed ? PG_GETARG_DATUM(4) : CStringGetTextDatum("pipeline");
+	args[5] = typed ? PG_GETARG_DATUM(5) : CStringGetTextDatum("error");
+	if (typed)
+		(void) tt_call_internal("_validate_computed_column", 6, argtypes, args, nulls);
+	else
+		(void) tt_call_internal("_validate_computed_column", 3, argtypes, args, NULL);
 	name = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	if (!tt_catalog_fetch(name, &row))
 		ereport(ERROR,
@@ -683,10 +707,19 @@ tt_add_computed_column(PG_FUNCTION_ARGS)
 	tt_check_transform_use(name, tt_relation_owner(DatumGetObjectId(args[0])),
 						   row.owner, row.acl);
 	tt_catalog_begin(&priv);
-	(void) tt_catalog_exec("INSERT INTO talaria.computed_columns VALUES ($1, $2, $3)"
-						   " ON CONFLICT ON CONSTRAINT computed_columns_pkey DO UPDATE"
-						   " SET transform = EXCLUDED.transform",
-						   3, argtypes, args, NULL, SPI_OK_INSERT);
+	if (typed)
+		(void) tt_catalog_exec("INSERT INTO talaria.computed_columns"
+							   " (target, column_name, transform, on_error, rounding)"
+							   " VALUES ($1, $2, $3, $5, $6)"
+							   " ON CONFLICT ON CONSTRAINT computed_columns_pkey DO UPDATE"
+							   " SET transform = EXCLUDED.transform, on_error = EXCLUDED.on_error,"
+							   " rounding = EXCLUDED.rounding",
+							   6, argtypes, args, "   n  ", SPI_OK_INSERT);
+	else
+		(void) tt_catalog_exec("INSERT INTO talaria.computed_columns VALUES ($1, $2, $3)"
+							   " ON CONFLICT ON CONSTRAINT computed_columns_pkey DO UPDATE"
+							   " SET transform = EXCLUDED.transform",
+							   3, argtypes, args, NULL, SPI_OK_INSERT);
 	tt_catalog_end(&priv);
 	PG_RETURN_VOID();
 }
@@ -706,8 +739,8 @@ tt_record_pipeline(PG_FUNCTION_ARGS)
 	Oid			source = PG_GETARG_OID(0);
 	Oid			target = PG_GETARG_OID(1);
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	Oid			argtypes[4] = {REGCLASSOID, REGCLASSOID, TEXTOID, TEXTOID};
-	Datum		args[4];
+	Oid			argtypes[5] = {REGCLASSOID, REGCLASSOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[5];
 	TTCatalogRow row;
 	TTPrivileged priv;
 	List	   *trigs;
@@ -736,11 +769,24 @@ tt_record_pipeline(PG_FUNCTION_ARGS)
 	args[2] = PG_GETARG_DATUM(2);
 	args[3] = PG_GETARG_DATUM(3);
 	tt_catalog_begin(&priv);
-	(void) tt_catalog_exec("INSERT INTO talaria.pipelines VALUES ($1, $2, $3, $4)"
-						   " ON CONFLICT ON CONSTRAINT pipelines_pkey DO UPDATE"
-						   " SET target = EXCLUDED.target, transform = EXCLUDED.transform,"
-						   " on_error = EXCLUDED.on_error",
-						   4, argtypes, args, NULL, SPI_OK_INSERT);
+	if (PG_NARGS() >= 5)
+	{
+		/* 0.3.0: and whether result keys that name no column are ignored */
+		args[4] = PG_GETARG_DATUM(4);
+		(void) tt_catalog_exec("INSERT INTO talaria.pipelines"
+							   " (source, target, transform, on_error, unknown_keys)"
+							   " VALUES ($1, $2, $3, $4, $5)"
+							   " ON CONFLICT ON CONSTRAINT pipelines_pkey DO UPDATE"
+							   " SET target = EXCLUDED.target, transform = EXCLUDED.transform,"
+							   " on_error = EXCLUDED.on_error, unknown_keys = EXCLUDED.unknown_keys",
+							   5, argtypes, args, NULL, SPI_OK_INSERT);
+	}
+	else
+		(void) tt_catalog_exec("INSERT INTO talaria.pipelines VALUES ($1, $2, $3, $4)"
+							   " ON CONFLICT ON CONSTRAINT pipelines_pkey DO UPDATE"
+							   " SET target = EXCLUDED.target, transform = EXCLUDED.transform,"
+							   " on_error = EXCLUDED.on_error",
+							   4, argtypes, args, NULL, SPI_OK_INSERT);
 	tt_catalog_end(&priv);
 	PG_RETURN_VOID();
 }

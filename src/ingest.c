@@ -86,6 +86,9 @@ typedef struct ComputedCol
 	char	   *column;
 	char	   *transform_name;
 	TTTransform *transform;
+	/* talaria.computed_columns.on_error: 'p'ipeline, 'n'ull, 'd'ead letter, 'a'bort */
+	char		on_error;
+	int			rounding;		/* TT_ROUNDING_* */
 } ComputedCol;
 
 typedef struct IngestState
@@ -97,6 +100,9 @@ typedef struct IngestState
 	MemoryContext rowcxt;
 	bool		batched;		/* a statement trigger will flush */
 	bool		dead_letter;
+	bool		ignore_unknown; /* unknown_keys => 'ignore' */
+	char		fail_policy;	/* how the current row fails: 'p'ipeline's
+								 * on_error, or a computed column's 'd', 'a' */
 	TTPipelineCounters *stats;	/* this backend's counters of the pipeline */
 	bool		source_is_view; /* INSTEAD OF trigger on a view */
 	int64		rowno;
@@ -327,6 +333,7 @@ open_target(IngestState *st)
 		ExecOpenIndices(root, false);
 	}
 	st->tmap = tt_target_map_create(rel, st->estate, st->cxt);
+	tt_target_map_ignore_unknown(st->tmap, st->ignore_unknown);
 	{
 		const char *start;
 		const char *end;
@@ -767,6 +774,21 @@ load_computed(IngestState *st)
 										NameStr(*DatumGetName(heap_getattr(tup, 2, desc, &isnull))));
 		c->transform_name = MemoryContextStrdup(st->cxt,
 												TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull)));
+		c->on_error = 'p';
+		c->rounding = TT_ROUNDING_ERROR;
+		if (desc->natts >= 5)
+		{
+			/* 0.3.0: the column's policies (Talaria's typed computed columns) */
+			char	   *on_error = TextDatumGetCString(heap_getattr(tup, 4, desc, &isnull));
+			char	   *rounding = TextDatumGetCString(heap_getattr(tup, 5, desc, &isnull));
+
+			c->on_error = strcmp(on_error, "null") == 0 ? 'n' :
+				strcmp(on_error, "dead_letter") == 0 ? 'd' :
+				strcmp(on_error, "abort") == 0 ? 'a' : 'p';
+			c->rounding = strcmp(rounding, "round") == 0 ? TT_ROUNDING_ROUND :
+				strcmp(rounding, "truncate") == 0 ? TT_ROUNDING_TRUNCATE :
+				TT_ROUNDING_ERROR;
+		}
 	}
 	systable_endscan_ordered(scan);
 	index_close(idx, AccessShareLock);
@@ -838,13 +860,20 @@ create_state(Relation source, Trigger *trig)
 	MemoryContext old;
 	const char *mode;
 
-	if (trig->tgnargs < 2 || trig->tgnargs > 3)
+	if (trig->tgnargs < 2 || trig->tgnargs > 4)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("trigger \"%s\" on \"%s\" has %d arguments",
 						trig->tgname, RelationGetRelationName(source),
 						trig->tgnargs),
-				 errhint("Use talaria.ingest('transform', 'target' [, 'abort' | 'dead_letter']).")));
+				 errhint("Use talaria.ingest('transform', 'target' [, 'abort' | 'dead_letter' [, 'error' | 'ignore']]).")));
+	if (trig->tgnargs == 4 && strcmp(trig->tgargs[3], "error") != 0 &&
+		strcmp(trig->tgargs[3], "ignore") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid unknown_keys \"%s\" in trigger \"%s\"",
+						trig->tgargs[3], trig->tgname),
+				 errhint("Use 'error' or 'ignore'.")));
 	mode = trig->tgnargs == 3 ? trig->tgargs[2] : "abort";
 	if (strcmp(mode, "abort") != 0 && strcmp(mode, "dead_letter") != 0)
 		ereport(ERROR,
@@ -864,6 +893,7 @@ create_state(Relation source, Trigger *trig)
 	st->subid = GetCurrentSubTransactionId();
 	/* talaria.replay_dead_letters needs to see a failing row fail */
 	st->dead_letter = strcmp(mode, "dead_letter") == 0 && !tt_replaying;
+	st->ignore_unknown = trig->tgnargs == 4 && strcmp(trig->tgargs[3], "ignore") == 0;
 	/*
 	 * Batched only when the statement trigger flushes: a source that is a
 	 * partition never sees its statement triggers when rows come through
@@ -1002,7 +1032,11 @@ static void
 row_failed(IngestState *st, const Datum *values, const bool *nulls,
 		   TTCallError *err, const tt_value *result)
 {
-	if (!st->dead_letter || !tt_dead_letter_error(err->sqlerrcode))
+	/* a computed column's own policy overrides the pipeline's on_error */
+	bool		dead_letter = st->fail_policy == 'd' ? !tt_replaying :
+		st->fail_policy == 'a' ? false : st->dead_letter;
+
+	if (!dead_letter || !tt_dead_letter_error(err->sqlerrcode))
 		ereport(ERROR,
 				(errcode(err->sqlerrcode),
 				 errmsg("transform \"%s\" failed on row " INT64_FORMAT " of the statement: %s",
@@ -1010,6 +1044,96 @@ row_failed(IngestState *st, const Datum *values, const bool *nulls,
 	store_dead_letter(st, values, nulls, err, result);
 	st->stats->dead_letters++;
 	st->transform->stats->dead_letters++;
+}
+
+/* A computed column's value in a subtransaction: an ERROR is its failure. */
+typedef struct SetColumnArgs
+{
+	IngestState *st;
+	ComputedCol *c;
+	const tt_value *v;
+	TTCallError *err;
+	bool		ok;
+} SetColumnArgs;
+
+static void
+set_column_fn(void *arg)
+{
+	SetColumnArgs *a = (SetColumnArgs *) arg;
+
+	a->ok = tt_target_set_column(a->st->tmap, a->c->attindex, a->v,
+								 a->st->work->tts_values, a->st->work->tts_isnull,
+								 a->c->transform->name, a->err);
+}
+
+/*
+ * One computed column into st->work, by its policies (read with the
+ * computed columns, once per statement): a failing or mistyped value
+ * stores NULL ('null', Talaria's behaviour), or fails the row as the
+ * pipeline's on_error says ('pipeline'), or as a dead letter or an abort
+ * whatever the pipeline says.  Cancellation, limits and system errors are
+ * never turned into NULL or a dead letter.  False: the row fails, err and
+ * st->fail_policy say how.
+ */
+static bool
+compute_column(IngestState *st, ComputedCol *c, tt_value *result,
+			   TTCallError *err)
+{
+	TupleTableSlot *slot = st->work;
+	bool		soft = c->on_error == 'n' || c->on_error == 'd';
+	tt_value   *cres = NULL;
+	const tt_value *v = NULL;
+	tt_value	tmp;
+	TTCallError cerr;
+	int			status;
+
+	status = tt_transform_call(c->transform, result, st->rowcxt, &cres, &cerr);
+	if (status == TT_ERROR)
+	{
+		cerr.message = psprintf("computed column \"%s\" (transform \"%s\"): %s",
+								c->column, c->transform->name, cerr.message);
+		goto failed;
+	}
+	if (status == TT_OK && cres->type != TT_NULL)
+	{
+		v = tt_target_coerce_computed(st->tmap, c->attindex, cres, c->rounding,
+									  soft, &tmp, &cerr);
+		if (v == NULL)
+			goto failed;
+	}
+	if (soft && tt_target_convert_may_raise(st->tmap, c->attindex, v))
+	{
+		SetColumnArgs a = {st, c, v, &cerr, false};
+		ErrorData  *edata;
+
+		if (!tt_run_in_subxact(set_column_fn, &a, &edata))
+		{
+			if (!tt_dead_letter_error(edata->sqlerrcode))
+				ReThrowError(edata);
+			cerr.message = edata->message;
+			cerr.sqlerrcode = edata->sqlerrcode;
+			goto failed;
+		}
+		if (!a.ok)
+			goto failed;
+	}
+	else if (!tt_target_set_column(st->tmap, c->attindex, v, slot->tts_values,
+								   slot->tts_isnull, c->transform->name, &cerr))
+		goto failed;
+	st->isset[c->attindex] = true;
+	return true;
+
+failed:
+	if (c->on_error == 'n' && tt_dead_letter_error(cerr.sqlerrcode))
+	{
+		slot->tts_values[c->attindex] = (Datum) 0;
+		slot->tts_isnull[c->attindex] = true;
+		st->isset[c->attindex] = true;
+		return true;
+	}
+	*err = cerr;
+	st->fail_policy = c->on_error == 'n' ? 'p' : c->on_error;
+	return false;
 }
 
 /* Result -> st->work: columns, computed columns, defaults.  May ereport. */
@@ -1027,27 +1151,8 @@ convert_result(IngestState *st, tt_value *result, TTCallError *err)
 							  st->transform->name, err))
 		return false;
 	for (i = 0; i < st->ncomputed; i++)
-	{
-		ComputedCol *c = &st->computed[i];
-		tt_value   *cres = NULL;
-		TTCallError cerr;
-		int			status;
-
-		status = tt_transform_call(c->transform, result, st->rowcxt, &cres, &cerr);
-		if (status == TT_ERROR)
-		{
-			err->message = psprintf("computed column \"%s\" (transform \"%s\"): %s",
-									c->column, c->transform->name, cerr.message);
-			err->sqlerrcode = cerr.sqlerrcode;
+		if (!compute_column(st, &st->computed[i], result, err))
 			return false;
-		}
-		if (!tt_target_set_column(st->tmap, c->attindex,
-								  status == TT_DROP ? NULL : cres,
-								  slot->tts_values, slot->tts_isnull,
-								  c->transform->name, err))
-			return false;
-		st->isset[c->attindex] = true;
-	}
 	if (!tt_target_finish(st->tmap, slot->tts_values, slot->tts_isnull,
 						  st->isset, GetPerTupleExprContext(st->estate), err))
 		return false;
@@ -1143,6 +1248,7 @@ process_row(IngestState *st, const Datum *values, const bool *nulls)
 
 	st->rowno++;
 	st->stats->rows_in++;
+	st->fail_policy = 'p';
 	errcb.callback = ingest_error_context;
 	errcb.arg = st;
 	errcb.previous = error_context_stack;

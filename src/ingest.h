@@ -65,6 +65,19 @@ extern bool tt_target_set_column(TTTargetMap *map, int attindex,
 extern bool tt_target_finish(TTTargetMap *map, Datum *values, bool *isnull,
 							 const bool *isset, ExprContext *econtext,
 							 TTCallError *err);
+/* pipelines with unknown_keys => 'ignore': keys naming no column are skipped */
+extern void tt_target_map_ignore_unknown(TTTargetMap *map, bool ignore);
+
+/* computed columns (talaria.computed_columns.rounding) */
+#define TT_ROUNDING_ERROR		0
+#define TT_ROUNDING_ROUND		1	/* half away from zero */
+#define TT_ROUNDING_TRUNCATE	2	/* toward zero, as Talaria (Go's int64(x)) */
+extern const tt_value *tt_target_coerce_computed(TTTargetMap *map, int attindex,
+												 const tt_value *v, int rounding,
+												 bool parse_text, tt_value *tmp,
+												 TTCallError *err);
+extern bool tt_target_convert_may_raise(TTTargetMap *map, int attindex,
+										const tt_value *v);
 
 /* ---------------------------------------------------------------------
  * partition.c: time tables and partitions on demand

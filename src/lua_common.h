@@ -77,6 +77,7 @@ extern int	tt_lua_sandbox_load(lua_State *L);
  * that recursion through them cannot overflow the C stack.
  */
 extern int	tt_lua_check_interrupt(void);
+extern bool tt_lua_aborting(void);
 extern int	tt_lua_check_interrupt_now(void);
 extern int	tt_lua_interrupt_error(lua_State *L, int level);
 extern void tt_lua_check_cstack(lua_State *L);

@@ -244,6 +244,17 @@ tt_lua_interrupt_error(lua_State *L, int level)
 }
 
 /*
+ * Lua side: is an interrupt or a timeout unwinding the script?  C
+ * functions that catch Lua errors (json.decode's errors = 'return') must
+ * raise them again, as our pcall does.
+ */
+bool
+tt_lua_aborting(void)
+{
+	return tt_lua_abort_reason != TT_ABORT_NONE;
+}
+
+/*
  * The name of the checker's local in an instrumented chunk: the reserved
  * prefix and 64 random bits, drawn for each chunk after its source exists,
  * so that no source can declare a variable of that name (the verifier
@@ -687,6 +698,8 @@ build_sandbox(lua_State *L, int json_idx, int checker_idx, int verifier_idx)
 	lua_setfield(L, -3, "date");
 	lua_getfield(L, -1, "clock");
 	lua_setfield(L, -3, "clock");
+	lua_getfield(L, -1, "difftime");	/* Talaria's scripts use it */
+	lua_setfield(L, -3, "difftime");
 	lua_pop(L, 1);
 	lua_setfield(L, env, "os");
 	lua_pushvalue(L, env);

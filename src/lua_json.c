@@ -564,7 +564,7 @@ decode_value(lua_State *L, JsonDecode *d, int depth)
 }
 
 static int
-json_decode(lua_State *L)
+json_decode_text(lua_State *L)
 {
 	JsonDecode	d;
 
@@ -579,6 +579,52 @@ json_decode(lua_State *L)
 	if (d.pos < d.len)
 		decode_error(L, UNEXPECTED_CHAR, d.pos);
 	return 1;
+}
+
+/*
+ * json.decode(text [, options]): raises on invalid text, as it always did.
+ * With options {errors = 'return'} it returns nil and the message instead,
+ * the form of Talaria's json module (gopher-json); {errors = 'raise'} is
+ * the default.  Cancellation, timeouts and "not enough memory" are raised
+ * in both forms.
+ */
+static int
+json_decode(lua_State *L)
+{
+	bool		return_errors = false;
+	int			status;
+
+	luaL_checkstring(L, 1);
+	if (!lua_isnoneornil(L, 2))
+	{
+		const char *mode;
+
+		if (!lua_istable(L, 2))
+			return luaL_error(L, "json.decode: options must be a table ({errors = 'return'})");
+		lua_getfield(L, 2, "errors");
+		mode = lua_isnil(L, -1) ? "raise" : lua_tostring(L, -1);
+		if (mode != NULL && strcmp(mode, "return") == 0)
+			return_errors = true;
+		else if (mode == NULL || strcmp(mode, "raise") != 0)
+			return luaL_error(L, "json.decode: option errors must be 'raise' or 'return'");
+		lua_pop(L, 1);
+	}
+	if (!return_errors)
+	{
+		lua_settop(L, 1);
+		return json_decode_text(L);
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));	/* json_decode_text */
+	lua_pushvalue(L, 1);
+	status = lua_pcall(L, 1, 1, 0);
+	if (status == 0)
+		return 1;
+	if (status == LUA_ERRMEM || tt_lua_aborting() ||
+		!lua_isstring(L, -1))
+		return lua_error(L);
+	lua_pushnil(L);
+	lua_insert(L, -2);
+	return 2;
 }
 
 /* ---------------------------------------------------------------------
@@ -929,7 +975,8 @@ tt_luaopen_json(lua_State *L)
 	lua_pushcfunction(L, json_encode_build);
 	lua_pushcclosure(L, json_encode, 1);
 	lua_setfield(L, -2, "encode");
-	lua_pushcfunction(L, json_decode);
+	lua_pushcfunction(L, json_decode_text);
+	lua_pushcclosure(L, json_decode, 1);
 	lua_setfield(L, -2, "decode");
 	lua_pushlightuserdata(L, TT_LUA_NULL);
 	lua_setfield(L, -2, "null");

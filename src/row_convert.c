@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 
@@ -438,6 +440,7 @@ struct TTTargetMap
 	int			nguess;
 	const char *stable;			/* keys here never change (the source's */
 	const char *stable_end;		/* column names) */
+	bool		ignore_unknown; /* keys that name no column are skipped */
 };
 
 TTTargetMap *
@@ -496,6 +499,13 @@ tt_target_attindex(TTTargetMap *map, const char *name)
 		if (!map->cols[i].dropped && strcmp(map->cols[i].name, name) == 0)
 			return i;
 	return -1;
+}
+
+/* A pipeline with unknown_keys => 'ignore' (Talaria's behaviour). */
+void
+tt_target_map_ignore_unknown(TTTargetMap *map, bool ignore)
+{
+	map->ignore_unknown = ignore;
 }
 
 void
@@ -922,6 +932,234 @@ tt_target_set_column(TTTargetMap *map, int attindex, const tt_value *v,
 	return set_column(map, attindex, v, values, isnull, transform, err);
 }
 
+/* ---------------------------------------------------------------------
+ * Computed columns, typed as Talaria declares them
+ * ---------------------------------------------------------------------
+ */
+
+/* Integral text as int8in reads it (spaces around, a sign, digits). */
+static bool
+parse_int_text(const tt_str *s, int64 *out)
+{
+	char		buf[64];
+	char	   *end;
+	long long	v;
+
+	if (s->len == 0 || s->len >= sizeof(buf) || memchr(s->ptr, '\0', s->len))
+		return false;
+	memcpy(buf, s->ptr, s->len);
+	buf[s->len] = '\0';
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno != 0 || end == buf || !isdigit((unsigned char) end[-1]))
+		return false;
+	while (*end == ' ' || (*end >= '\t' && *end <= '\r'))
+		end++;
+	if (*end != '\0')
+		return false;
+	*out = (int64) v;
+	return true;
+}
+
+/* Decimal text as float8in reads it (also NaN, Infinity). */
+static bool
+parse_float_text(const tt_str *s, double *out)
+{
+	char		buf[128];
+	char	   *end;
+	char	   *p = buf;
+
+	if (s->len == 0 || s->len >= sizeof(buf) || memchr(s->ptr, '\0', s->len))
+		return false;
+	memcpy(buf, s->ptr, s->len);
+	buf[s->len] = '\0';
+	while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+		p++;
+	/* strtod's hexadecimal floats are not PostgreSQL's */
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+		return false;
+	errno = 0;
+	*out = strtod(p, &end);
+	if (end == p || (errno == ERANGE && *out != 0.0))
+		return false;
+	while (*end == ' ' || (*end >= '\t' && *end <= '\r'))
+		end++;
+	return *end == '\0';
+}
+
+/* A number with a fraction into an integer column, by the rounding policy. */
+static bool
+fraction_to_int(TTTargetCol *col, double d, int rounding, int64 *out,
+				TTCallError *err)
+{
+	char		buf[64];
+
+	if (isnan(d) || isinf(d))
+		return fail(err, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+					"value %s is out of range for column \"%s\" of type %s",
+					isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity",
+					col->name, format_type_be(col->typid));
+	if (d != floor(d))
+	{
+		if (rounding == TT_ROUNDING_ERROR)
+		{
+			tt_format_double(d, buf, sizeof(buf));
+			return fail(err, ERRCODE_INVALID_TEXT_REPRESENTATION,
+						"value %s for column \"%s\" of type %s is not an integer (rounding => 'error')",
+						buf, col->name, format_type_be(col->typid));
+		}
+		d = rounding == TT_ROUNDING_ROUND ? round(d) : trunc(d);
+	}
+	/* doubles at or beyond 2^63 do not fit */
+	if (d < -9223372036854775808.0 || d >= 9223372036854775808.0)
+	{
+		tt_format_double(d, buf, sizeof(buf));
+		return fail(err, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+					"value %s is out of range for column \"%s\" of type %s",
+					buf, col->name, format_type_be(col->typid));
+	}
+	*out = (int64) d;
+	return true;
+}
+
+/*
+ * A computed column's value as a Talaria user expects it, before it is
+ * stored: a number with a fraction into an integer column is rounded as
+ * the column's policy says, and, when parse_text (the column's failures
+ * are soft: NULL or a dead letter), text into an integer, float or boolean
+ * column is read here rather than by the type's input function (which
+ * could only fail with an ERROR).  Returns v, or tmp holding the converted
+ * value, or NULL with err set.  Never ereports.
+ */
+const tt_value *
+tt_target_coerce_computed(TTTargetMap *map, int attindex, const tt_value *v,
+						  int rounding, bool parse_text, tt_value *tmp,
+						  TTCallError *err)
+{
+	TTTargetCol *col = &map->cols[attindex];
+	double		d;
+	bool		b;
+
+	switch (col->kind)
+	{
+		case TK_INT2:
+		case TK_INT4:
+		case TK_INT8:
+			memset(tmp, 0, sizeof(tt_value));
+			tmp->type = TT_INT;
+			if (v->type == TT_FLOAT)
+				return fraction_to_int(col, v->u.f, rounding, &tmp->u.i, err) ? tmp : NULL;
+			if (v->type == TT_NUMERIC)
+			{
+				/* through a double: exact up to 2^53 */
+				if (!valid_text(&v->u.str) ||
+					!tt_decimal_to_double(v->u.str.ptr, v->u.str.len, &d))
+				{
+					fail(err, ERRCODE_INVALID_TEXT_REPRESENTATION,
+						 "value for column \"%s\" of type %s is not a number",
+						 col->name, format_type_be(col->typid));
+					return NULL;
+				}
+				return fraction_to_int(col, d, rounding, &tmp->u.i, err) ? tmp : NULL;
+			}
+			if (v->type == TT_STRING && parse_text)
+			{
+				if (parse_int_text(&v->u.str, &tmp->u.i))
+					return tmp;
+				fail(err, ERRCODE_INVALID_TEXT_REPRESENTATION,
+					 "value \"%.*s\" for column \"%s\" is not an integer",
+					 (int) Min(v->u.str.len, 100),
+					 valid_text(&v->u.str) ? v->u.str.ptr : "?",
+					 col->name);
+				return NULL;
+			}
+			if (v->type == TT_BOOL && parse_text)
+			{
+				fail(err, ERRCODE_DATATYPE_MISMATCH,
+					 "a boolean is not a value for column \"%s\" of type %s",
+					 col->name, format_type_be(col->typid));
+				return NULL;
+			}
+			break;
+		case TK_FLOAT4:
+		case TK_FLOAT8:
+			if (v->type == TT_STRING && parse_text)
+			{
+				memset(tmp, 0, sizeof(tt_value));
+				tmp->type = TT_FLOAT;
+				if (parse_float_text(&v->u.str, &tmp->u.f))
+					return tmp;
+				fail(err, ERRCODE_INVALID_TEXT_REPRESENTATION,
+					 "value \"%.*s\" for column \"%s\" is not a number",
+					 (int) Min(v->u.str.len, 100),
+					 valid_text(&v->u.str) ? v->u.str.ptr : "?",
+					 col->name);
+				return NULL;
+			}
+			break;
+		case TK_BOOL:
+			if (v->type == TT_STRING && parse_text)
+			{
+				if (v->u.str.len > 0 && valid_text(&v->u.str) &&
+					parse_bool_with_len(v->u.str.ptr, v->u.str.len, &b))
+				{
+					memset(tmp, 0, sizeof(tt_value));
+					tmp->type = TT_BOOL;
+					tmp->u.b = b;
+					return tmp;
+				}
+				fail(err, ERRCODE_INVALID_TEXT_REPRESENTATION,
+					 "value for column \"%s\" of type boolean is not a boolean",
+					 col->name);
+				return NULL;
+			}
+			break;
+		default:
+			break;
+	}
+	return v;
+}
+
+/*
+ * Could storing v in the column raise an ERROR (a type's input function,
+ * a jsonb check) rather than fail softly?  The computed columns whose
+ * failures store NULL or a dead letter convert such values in a
+ * subtransaction; the common cases (numbers, booleans, text into text,
+ * timestamps) never need one.
+ */
+bool
+tt_target_convert_may_raise(TTTargetMap *map, int attindex, const tt_value *v)
+{
+	TTTargetCol *col = &map->cols[attindex];
+
+	if (v == NULL || v->type == TT_NULL)
+		return false;
+	switch (col->kind)
+	{
+		case TK_BOOL:
+			return v->type != TT_BOOL;
+		case TK_INT2:
+		case TK_INT4:
+		case TK_INT8:
+			return v->type != TT_INT;
+		case TK_FLOAT4:
+		case TK_FLOAT8:
+			return v->type != TT_INT && v->type != TT_FLOAT;
+		case TK_NUMERIC:
+			return v->type != TT_INT;
+		case TK_TEXT:
+			return v->type == TT_OBJECT || v->type == TT_ARRAY;
+		case TK_JSONB:
+			return v->type != TT_INT && v->type != TT_BOOL;
+		case TK_TIMESTAMPTZ:
+		case TK_TIMESTAMP:
+		case TK_DATE:
+			return v->type != TT_TIMESTAMP && v->type != TT_INT && v->type != TT_FLOAT;
+		default:
+			return true;
+	}
+}
+
 bool
 tt_target_set_result(TTTargetMap *map, const tt_value *result,
 					 Datum *values, bool *isnull, bool *isset,
@@ -940,6 +1178,8 @@ tt_target_set_result(TTTargetMap *map, const tt_value *result,
 
 		if (idx < 0)
 		{
+			if (map->ignore_unknown)
+				continue;
 			if (!valid_text(&m->key))
 				return fail(err, ERRCODE_UNDEFINED_COLUMN,
 							"a key is not valid %s", GetDatabaseEncodingName());

@@ -179,7 +179,7 @@ typedef struct TTTransform TTTransform;
 
 typedef struct TTEngine
 {
-	const char *kind;			/* "lua" or "native" */
+	const char *kind;			/* "lua", "native" or "builtin" */
 	/* compile/open; ereports on failure; returns engine state */
 	void	   *(*load) (TTTransform *t);
 	/* run once: returns TT_OK/TT_DROP/TT_ERROR (message in priv->errmsg) */
@@ -196,7 +196,7 @@ struct TTTransform
 	char		name[TT_NAME_MAXLEN + 1];	/* hash key */
 	bool		valid;			/* catalog row found and loaded */
 	uint64		generation;		/* catalog generation when validated */
-	char		kind;			/* 'l' or 'n' */
+	char		kind;			/* 'l', 'n' or 'b' (built-in) */
 	char	   *source;			/* Lua source (TopMemoryContext) */
 	char	   *library;		/* native library path */
 	char	   *symbol;			/* native symbol */
@@ -245,7 +245,7 @@ extern uint64 tt_catalog_generation;
 extern void tt_catalog_init(void);
 typedef struct TTCatalogRow
 {
-	char		kind;			/* 'l' or 'n' */
+	char		kind;			/* 'l', 'n' or 'b' (built-in) */
 	char	   *source;
 	char	   *library;
 	char	   *symbol;
@@ -281,5 +281,8 @@ extern void tt_lua_check_source(const char *name, const char *source);
 extern const TTEngine tt_native_engine;
 extern void tt_native_check_library(const char *name, const char *library,
 									const char *symbol);
+
+/* builtin_engine.c: make://identifier, make://timestamp (kind 'builtin') */
+extern const TTEngine tt_builtin_engine;
 
 #endif							/* TALARIA_H */

@@ -26,6 +26,8 @@ static HTAB *tt_cache = NULL;
 static const TTEngine *
 engine_for(char kind)
 {
+	if (kind == 'b')
+		return &tt_builtin_engine;
 	return kind == 'n' ? &tt_native_engine : &tt_lua_engine;
 }
 

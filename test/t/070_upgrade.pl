@@ -75,6 +75,14 @@ foreach my $from (@released)
 		'1:7,2:7', "$from: the old pipeline and computed column still store rows");
 	is($node->safe_psql($db, q{SELECT talaria.transform_row('pass', '{"a": 1}')}),
 		'{"a": 1}', "$from: transform_row");
+	# 0.3.0: the built-ins are there, old computed columns and pipelines
+	# keep their behaviour (the pipeline's on_error, unknown keys an error)
+	is($node->safe_psql($db, q{SELECT string_agg(name || ' ' || length(talaria.transform_row(name, '{}')::text), ',' ORDER BY name)
+	                            FROM talaria.transforms WHERE kind = 'builtin'}),
+		'make://identifier 34,make://timestamp 10', "$from: the built-ins after the update");
+	is($node->safe_psql($db, q{SELECT (SELECT string_agg(on_error || ' ' || rounding, ',') FROM talaria.computed_columns)
+	                            || ' ' || (SELECT string_agg(unknown_keys, ',') FROM talaria.pipelines)}),
+		'pipeline error error', "$from: old computed columns and pipelines keep their behaviour");
 	# transforms of 0.1.0 stay usable by everyone, as they were; from 0.2.0
 	# on a transform is its owner's until granted
 	if ($from eq '0.1.0')

@@ -43,14 +43,15 @@ $src->safe_psql('app', q{
 	CREATE TABLE ev (ts timestamptz NOT NULL, v int, n int) PARTITION BY RANGE (ts);
 	CREATE TABLE raw (ts timestamptz, v int);
 	SELECT talaria.create_time_table('ev', 'ts', '1 day', NULL, 0);
-	SELECT talaria.add_computed_column('ev', 'n', 'seven');
+	SELECT talaria.add_computed_column('ev', 'n', 'seven', on_error => 'dead_letter', rounding => 'truncate');
+	SELECT talaria.add_computed_column('ev', 'id', 'make://identifier', type => 'string', on_error => 'null');
 	SELECT talaria.create_pipeline('raw', 'ev', 'check', on_error => 'dead_letter');
 	INSERT INTO raw VALUES ('2001-02-03 04:05:06+00', 1), ('2001-02-03 05:05:06+00', -1),
 	                       ('2001-02-04 04:05:06+00', 2);
 	CREATE TABLE ev2 (ts timestamptz NOT NULL, a int) PARTITION BY RANGE (ts);
-	CREATE TABLE raw2 (ts timestamptz, key1 int, a int);
+	CREATE TABLE raw2 (ts timestamptz, key1 int, a int, extra int);
 	SELECT talaria.create_time_table('ev2', 'ts', '1 day', NULL, 0);
-	SELECT talaria.create_pipeline('raw2', 'ev2', 'ntrim');
+	SELECT talaria.create_pipeline('raw2', 'ev2', 'ntrim', unknown_keys => 'ignore');
 	INSERT INTO raw2 VALUES ('2001-02-03 04:05:06+00', 1, 2);
 	RESET ROLE;
 	-- a time table whose new partitions go to a foreign server
@@ -68,10 +69,12 @@ my $catalog_query = q{
 	    FROM talaria.transforms
 	  UNION ALL SELECT format('time table %s %s %s %s %s', target, time_column, partition_interval, retention, premake)
 	    FROM talaria.time_tables
-	  UNION ALL SELECT format('computed %s %s %s', target, column_name, transform) FROM talaria.computed_columns
+	  UNION ALL SELECT format('computed %s %s %s %s %s', target, column_name, transform, on_error, rounding)
+	    FROM talaria.computed_columns
 	  UNION ALL SELECT format('dead letter %s %s %s %s %s', transform, target, "row", error, sqlstate)
 	    FROM talaria.dead_letters
-	  UNION ALL SELECT format('pipeline %s %s %s %s', source, target, transform, on_error) FROM talaria.pipelines
+	  UNION ALL SELECT format('pipeline %s %s %s %s %s', source, target, transform, on_error, unknown_keys)
+	    FROM talaria.pipelines
 	  UNION ALL SELECT format('placement %s %s %s %s', target, servers, remote_schema, remote_retention)
 	    FROM talaria.remote_placements
 	  UNION ALL SELECT format('constraint %s %s', conrelid::regclass, conname) FROM pg_constraint
@@ -82,6 +85,8 @@ my $catalog_query = q{
 	  UNION ALL SELECT format('row %s %s', tableoid::regclass, a) FROM ev2) s};
 my $before = $src->safe_psql('app', $catalog_query);
 like($before, qr/dead letter check .*negative v/, 'the source has a dead letter');
+like($before, qr/transform make:\/\/identifier builtin .*\ntransform make:\/\/timestamp builtin /,
+	'the built-ins are there once (CREATE EXTENSION makes them; the dump leaves them out)');
 
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 my ($ingest_new, $check_new) = (q{
@@ -119,6 +124,8 @@ foreach my $format ('custom', 'plain')
 		'3', "$format: the native pipeline runs after restore (trim dropped key1)");
 	is($dst->safe_psql('app', q{SELECT talaria.transform_row('seven', '{}')}), '7',
 		"$format: transform_row");
+	is($dst->safe_psql('app', q{SELECT count(*) FILTER (WHERE id ~ '^[0-9a-f]{32}$') || '/' || count(*) FROM ev}),
+		'4/4', "$format: make://identifier set every row's id, before and after restore");
 	$dst->safe_psql('postgres', 'DROP DATABASE app');
 }
 
