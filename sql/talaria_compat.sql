@@ -168,6 +168,18 @@ COPY tc_kraw FROM STDIN;
 2001-02-03	2	y
 \.
 SELECT a FROM tc_k ORDER BY a;
+-- with on_error => 'dead_letter' as well: a failing row is a dead letter
+-- (the first 0.3.0 build took a fourth trigger argument as 'abort')
+SELECT talaria.drop_pipeline('tc_kraw');
+SELECT talaria.register_lua('tc_neg', 'function main(r) if r.a < 0 then error("negative") end return r end');
+SELECT talaria.create_pipeline('tc_kraw', 'tc_k', 'tc_neg', on_error => 'dead_letter', unknown_keys => 'ignore');
+INSERT INTO tc_kraw VALUES ('2001-02-03', 3, 'z'), ('2001-02-03', -1, 'z');
+SELECT a FROM tc_k ORDER BY a;
+SELECT "row"->>'a' AS a, error FROM talaria.dead_letters WHERE transform = 'tc_neg';
+DELETE FROM talaria.dead_letters WHERE transform = 'tc_neg';
+SELECT talaria.drop_pipeline('tc_kraw');
+SELECT talaria.drop_transform('tc_neg');
+SELECT talaria.create_pipeline('tc_kraw', 'tc_k', 'tc_pass', unknown_keys => 'ignore');
 
 -- ---------------------------------------------------------------------
 -- Talaria's scripts: os.difftime, json.decode's nil, err, the row as a

@@ -874,7 +874,7 @@ create_state(Relation source, Trigger *trig)
 				 errmsg("invalid unknown_keys \"%s\" in trigger \"%s\"",
 						trig->tgargs[3], trig->tgname),
 				 errhint("Use 'error' or 'ignore'.")));
-	mode = trig->tgnargs == 3 ? trig->tgargs[2] : "abort";
+	mode = trig->tgnargs >= 3 ? trig->tgargs[2] : "abort";
 	if (strcmp(mode, "abort") != 0 && strcmp(mode, "dead_letter") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
