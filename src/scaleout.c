@@ -104,8 +104,9 @@ report_remote_error(PGconn *conn, PGresult *res, ForeignServer *srv,
 }
 
 /*
- * Waits for the connection's result, interruptibly: a cancel sends a
- * cancel request to the remote and closes the connection.
+ * Waits for the connection's result; a cancel or terminate request ends the
+ * wait with its error (the caller sends the remote a cancel and closes the
+ * connection).
  */
 static PGresult *
 remote_result(PGconn *conn)
@@ -124,25 +125,7 @@ remote_result(PGconn *conn)
 											   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
 
 			ResetLatch(MyLatch);
-			if (InterruptPending)
-			{
-				PGcancel   *c = PQgetCancel(conn);
-				char		buf[256];
-
-				if (c)
-				{
-					(void) PQcancel(c, buf, sizeof(buf));
-					PQfreeCancel(c);
-				}
-				if (last)
-					PQclear(last);
-				PQfinish(conn);
-				CHECK_FOR_INTERRUPTS();
-				/* not an interrupt that ends the statement: still cannot go on */
-				ereport(ERROR,
-						(errcode(ERRCODE_QUERY_CANCELED),
-						 errmsg("remote statement interrupted")));
-			}
+			CHECK_FOR_INTERRUPTS();
 			if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
 				break;
 		}
@@ -239,7 +222,24 @@ remote_run(Oid serverid, Oid userid, const char *command)
 	}
 	if (!PQsendQuery(conn, psprintf("SET search_path = pg_catalog; %s", command)))
 		report_remote_error(conn, NULL, srv, command);
-	res = remote_result(conn);
+	PG_TRY();
+	{
+		res = remote_result(conn);
+	}
+	PG_CATCH();
+	{
+		PGcancel   *c = PQgetCancel(conn);
+		char		buf[256];
+
+		if (c)
+		{
+			(void) PQcancel(c, buf, sizeof(buf));
+			PQfreeCancel(c);
+		}
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 		report_remote_error(conn, res, srv, command);
 	PQclear(res);

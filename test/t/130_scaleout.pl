@@ -193,6 +193,31 @@ unlike(remote_rows($remote[0]), qr/a_ev/, 'and nothing was made remotely');
 ($ret, $out, $err) = $coord->psql('postgres', q{SET ROLE alice; SELECT talaria._remote_exec('r1', 'SELECT 1', false)});
 like($err, qr/talaria._remote_exec is internal/, '_remote_exec is refused outside talaria');
 
+# a remote statement that waits (the remote holds the partition's name in
+# an open transaction) ends with the statement's timeout: the remote gets a
+# cancel, the connection is closed, the coordinator's session goes on
+my $tomorrow = $coord->safe_psql('postgres',
+	q{SELECT to_char((now() AT TIME ZONE 'UTC') + interval '1 day', 'YYYYMMDD')});
+$coord->safe_psql('postgres', q{
+	CREATE TABLE canc (ts timestamptz NOT NULL, v int) PARTITION BY RANGE (ts);
+	SELECT talaria.create_time_table('canc', 'ts', '1 day', premake => 0);
+	SELECT talaria.set_remote_placement('canc', ARRAY['r1'], 'parts');
+});
+my $holder = $remote[0]->background_psql('postgres');
+$holder->query_safe("BEGIN; CREATE TABLE parts.canc_p$tomorrow (x int)");
+($ret, $out, $err) = $coord->psql('postgres',
+	q{SET statement_timeout = '2s'; SELECT talaria.create_time_table('canc', 'ts', '1 day', premake => 1)});
+like($err, qr/canceling statement due to statement timeout/,
+	'a remote statement that waits is cancelled with the statement');
+ok($remote[0]->poll_query_until('postgres',
+		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'talaria_transform'}),
+	'and its remote session is gone');
+$holder->query_safe('ROLLBACK');
+$holder->quit;
+is($coord->safe_psql('postgres', q{SELECT talaria.create_time_table('canc', 'ts', '1 day', premake => 1);
+	SELECT count(*) FROM pg_inherits WHERE inhparent = 'canc'::regclass}),
+	"\n2", 'the session goes on, and the next try makes the remote partition');
+
 # ---------------------------------------------------------------------
 # logical replication: the subscriber's time table has no partitions; the
 # publisher makes new days on demand
