@@ -76,6 +76,7 @@ typedef struct PartBuffer
 	TupleTableSlot **slots;
 	int			nused;
 	int			nslots;			/* created so far */
+	int			maxslots;		/* room in slots */
 	TupleDesc	desc;			/* the slots' (see buffer_for) */
 	BulkInsertState bistate;
 } PartBuffer;
@@ -83,8 +84,7 @@ typedef struct PartBuffer
 typedef struct ComputedCol
 {
 	int			attindex;
-	char	   *column;
-	char	   *transform_name;
+	const char *column;
 	TTTransform *transform;
 } ComputedCol;
 
@@ -101,6 +101,7 @@ typedef struct IngestState
 	bool		source_is_view; /* INSTEAD OF trigger on a view */
 	int64		rowno;
 	TTTransform *transform;
+	TTPipelineDef *def;			/* the catalog's, cached (pipeline_cache.c) */
 	TTSourceMap *smap;
 	CommandId	cid;
 	int			batch_size;
@@ -260,8 +261,12 @@ uint64		tt_ingest_rows_uncounted = 0;
  * The target: executor state, routing, buffers
  * ---------------------------------------------------------------------
  */
+/*
+ * Opens the target for a statement.  The first time (source and trig
+ * given) the pipeline's definition gets its target side if it has none.
+ */
 static void
-open_target(IngestState *st)
+open_target(IngestState *st, Relation source, Trigger *trig)
 {
 	MemoryContext old = MemoryContextSwitchTo(st->cxt);
 	RangeTblEntry *rte;
@@ -326,7 +331,14 @@ open_target(IngestState *st)
 		st->pd = NULL;
 		ExecOpenIndices(root, false);
 	}
-	st->tmap = tt_target_map_create(rel, st->estate, st->cxt);
+	if (st->def->target != st->target)
+	{
+		Assert(source != NULL);
+		st->def = tt_pipeline_def_target(st->def, source, trig, rel);
+	}
+	st->smap = st->def->smap;
+	st->tmap = st->def->tmap;
+	tt_target_map_bind(st->tmap, st->estate);
 	{
 		const char *start;
 		const char *end;
@@ -411,6 +423,16 @@ flush_buffer(IngestState *st, PartBuffer *buf)
 		flush_foreign(st, buf);
 		return;
 	}
+	/*
+	 * A bulk insert state (a ring of buffers) pays from the second row on:
+	 * one row, as a single-row INSERT stores it, does without.
+	 */
+	if (buf->bistate == NULL && buf->nused > 1)
+	{
+		old = MemoryContextSwitchTo(st->cxt);
+		buf->bistate = GetBulkInsertState();
+		MemoryContextSwitchTo(old);
+	}
 	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
 	table_multi_insert(rri->ri_RelationDesc, buf->slots, buf->nused,
 					   st->cid, 0, buf->bistate);
@@ -452,7 +474,8 @@ close_target(IngestState *st)
 	{
 		PartBuffer *buf = (PartBuffer *) lfirst(lc);
 
-		FreeBulkInsertState(buf->bistate);
+		if (buf->bistate != NULL)
+			FreeBulkInsertState(buf->bistate);
 		table_finish_bulk_insert(buf->rri->ri_RelationDesc, 0);
 		buf->rri->ri_CopyMultiInsertBuffer = NULL;
 	}
@@ -479,8 +502,9 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 
 		buf = palloc0(sizeof(PartBuffer));
 		buf->rri = rri;
-		buf->slots = palloc0(sizeof(TupleTableSlot *) * st->batch_size);
-		buf->bistate = GetBulkInsertState();
+		/* grown as rows come: a one-row statement pays for one */
+		buf->maxslots = Min(st->batch_size, 8);
+		buf->slots = palloc(sizeof(TupleTableSlot *) * buf->maxslots);
 		/*
 		 * Not the relcache's descriptor: each slot would pin that one in
 		 * the resource owner, whose lookup of a value remembered a
@@ -494,8 +518,16 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 	}
 	if (buf->nused == buf->nslots)
 	{
+		MemoryContext old;
+
+		if (buf->nslots == buf->maxslots)
+		{
+			buf->maxslots = Min(st->batch_size, buf->maxslots * 2);
+			buf->slots = repalloc(buf->slots,
+								  sizeof(TupleTableSlot *) * buf->maxslots);
+		}
 		/* the slot and the tuples it will hold outlive the row context */
-		MemoryContext old = MemoryContextSwitchTo(st->estate->es_query_cxt);
+		old = MemoryContextSwitchTo(st->estate->es_query_cxt);
 
 		buf->slots[buf->nslots++] =
 			ExecAllocTableSlot(&st->estate->es_tupleTable, buf->desc,
@@ -523,7 +555,7 @@ partition_made(IngestState *st, HeapTuple tup, int64 key, bool here)
 		tt_partition_create_here(st->tt.relid, key);
 	else
 		tt_partition_create(&st->tt, key);
-	open_target(st);
+	open_target(st, NULL, NULL);
 	setup_route_cache(st);
 	ExecClearTuple(st->work);
 	heap_deform_tuple(tup, st->work->tts_tupleDescriptor,
@@ -718,64 +750,27 @@ has_flush_trigger(Relation source, Trigger *rowtrig)
 }
 
 /*
- * The target's computed columns, read directly (an index scan of
- * talaria.computed_columns' primary key (target, column_name), so in
- * column order: no SPI, no SQL that the session's search_path could
- * redirect).
+ * The target's computed columns: their transforms as of this statement,
+ * which the target's owner must be allowed to use.
  */
 static void
-load_computed(IngestState *st)
+bind_computed(IngestState *st)
 {
-	Oid			catid = tt_catalog_relid("computed_columns", false);
-	Relation	cat;
-	Relation	idx;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
 	int			i;
-	int			max = 4;
 
-	cat = table_open(catid, AccessShareLock);
-	idx = index_open(RelationGetPrimaryKeyIndex(cat), AccessShareLock);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(st->target));
-	st->ncomputed = 0;
-	st->computed = MemoryContextAllocZero(st->cxt, sizeof(ComputedCol) * max);
-	scan = systable_beginscan_ordered(cat, idx, NULL, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext_ordered(scan, ForwardScanDirection)))
-	{
-		TupleDesc	desc = RelationGetDescr(cat);
-		bool		isnull;
-		ComputedCol *c;
-
-		if (st->ncomputed == max)
-		{
-			st->computed = repalloc(st->computed, sizeof(ComputedCol) * max * 2);
-			memset(st->computed + max, 0, sizeof(ComputedCol) * max);
-			max *= 2;
-		}
-		c = &st->computed[st->ncomputed++];
-		c->column = MemoryContextStrdup(st->cxt,
-										NameStr(*DatumGetName(heap_getattr(tup, 2, desc, &isnull))));
-		c->transform_name = MemoryContextStrdup(st->cxt,
-												TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull)));
-	}
-	systable_endscan_ordered(scan);
-	index_close(idx, AccessShareLock);
-	table_close(cat, AccessShareLock);
+	st->ncomputed = st->def->ncomputed;
+	st->computed = MemoryContextAllocZero(st->cxt,
+										  sizeof(ComputedCol) * Max(1, st->ncomputed));
 	for (i = 0; i < st->ncomputed; i++)
 	{
+		TTComputedDef *d = &st->def->computed[i];
 		ComputedCol *c = &st->computed[i];
 
-		c->transform = tt_transform_lookup(c->transform_name);
+		c->attindex = d->attindex;
+		c->column = d->column;
+		c->transform = tt_transform_lookup(d->transform);
 		tt_transform_check_use(c->transform,
 							   st->root->ri_RelationDesc->rd_rel->relowner);
-		c->attindex = tt_target_attindex(st->tmap, c->column);
-		if (c->attindex < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("computed column \"%s\" of \"%s\" does not exist",
-							c->column, get_rel_name(st->target))));
 	}
 }
 
@@ -783,39 +778,14 @@ load_computed(IngestState *st)
  * The pipeline's target.  A pipeline made by create_pipeline is recorded in
  * talaria.pipelines, which holds the target by OID: renaming the target or
  * its schema does not break it (and pg_dump carries it by name).  A trigger
- * made by hand names its target in its second argument.
+ * made by hand names its target in its second argument, looked up in each
+ * statement (the search_path may have changed).
  */
 static Oid
-pipeline_target(Relation source, Trigger *trig)
+pipeline_target(TTPipelineDef *def, Trigger *trig)
 {
-	Oid			catid = tt_catalog_relid("pipelines", true);
-	Oid			target = InvalidOid;
+	Oid			target = def->recorded_target;
 
-	if (OidIsValid(catid))
-	{
-		Relation	cat = table_open(catid, AccessShareLock);
-		ScanKeyData key;
-		SysScanDesc scan;
-		HeapTuple	tup;
-
-		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
-					ObjectIdGetDatum(RelationGetRelid(source)));
-		scan = systable_beginscan(cat, RelationGetPrimaryKeyIndex(cat), true,
-								  NULL, 1, &key);
-		tup = systable_getnext(scan);
-		if (HeapTupleIsValid(tup))
-		{
-			bool		isnull;
-			Datum		tr = heap_getattr(tup, 3, RelationGetDescr(cat), &isnull);
-
-			/* the recorded pipeline, if this trigger is one of it */
-			if (!isnull && strcmp(TextDatumGetCString(tr), trig->tgargs[0]) == 0)
-				target = DatumGetObjectId(heap_getattr(tup, 2, RelationGetDescr(cat),
-													   &isnull));
-		}
-		systable_endscan(scan);
-		table_close(cat, AccessShareLock);
-	}
 	if (OidIsValid(target) && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(target)))
 		return target;
 	return DatumGetObjectId(DirectFunctionCall1(regclassin,
@@ -869,10 +839,11 @@ create_state(Relation source, Trigger *trig)
 
 	/* registered before anything that can fail: destroy_state cleans up */
 	remember_state(st);
+	st->def = tt_pipeline_def(source, trig);
 	st->transform = tt_transform_lookup(trig->tgargs[0]);
 	/* a pipeline belongs to its source table: its owner must be allowed to use it */
 	tt_transform_check_use(st->transform, source->rd_rel->relowner);
-	st->target = pipeline_target(source, trig);
+	st->target = pipeline_target(st->def, trig);
 	if (st->target == st->source)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -880,12 +851,12 @@ create_state(Relation source, Trigger *trig)
 						RelationGetRelationName(source))));
 	st->stats = tt_stats_pipeline(st->source, st->target, st->transform->name);
 	st->source_is_view = source->rd_rel->relkind == RELKIND_VIEW;
-	st->smap = tt_source_map_create(RelationGetDescr(source), cxt);
-	open_target(st);
-	st->is_time = st->proute != NULL &&
-		tt_time_table_get(st->root->ri_RelationDesc, &st->tt);
+	open_target(st, source, trig);
+	st->is_time = st->proute != NULL && st->def->ttdef.found;
+	if (st->is_time)
+		tt_time_table_bind(&st->def->ttdef, &st->tt);
 	setup_route_cache(st);
-	load_computed(st);
+	bind_computed(st);
 	return st;
 }
 
