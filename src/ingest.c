@@ -141,6 +141,7 @@ static bool callbacks_registered = false;
 
 static void close_target(IngestState *st);
 static void setup_route_cache(IngestState *st);
+static void copy_takeover(IngestState *st, TriggerData *td);
 
 /* ---------------------------------------------------------------------
  * The list of open states, and forgetting them on abort
@@ -1188,7 +1189,9 @@ tt_ingest(PG_FUNCTION_ARGS)
 	stored_before = tt_ingest_rows_stored;
 	tt_source_deform(st->smap, td->tg_trigtuple, &values, &nulls);
 	process_row(st, values, nulls);
-	if (!st->batched)
+	if (st->batched)
+		copy_takeover(st, td);
+	else
 		destroy_state(st);
 
 	/*
@@ -1301,6 +1304,99 @@ copy_allowed(ParseState *pstate, const CopyStmt *stmt, Relation rel)
 	return check_enable_rls(RelationGetRelid(rel), InvalidOid, true) != RLS_ENABLED;
 }
 
+/*
+ * Reads the COPY's rows (talaria's reader, or NextCopyFrom when reader is
+ * NULL) and runs each through the pipeline, whose state *stp is set up at
+ * the first row if it is NULL.  rows: the rows of the COPY before these.
+ * Returns the rows of the COPY so far.
+ */
+static uint64
+feed_copy_rows(IngestState **stp, Relation rel, Trigger *trig,
+			   CopyFromState cstate, TTCopyReader *reader, EState *estate,
+			   uint64 rows)
+{
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	int			natts = RelationGetDescr(rel)->natts;
+	Datum	   *values = palloc(sizeof(Datum) * Max(1, natts));
+	bool	   *nulls = palloc(sizeof(bool) * Max(1, natts));
+
+	for (;;)
+	{
+		MemoryContext old;
+		bool		more;
+
+		CHECK_FOR_INTERRUPTS();
+		ResetPerTupleExprContext(estate);
+		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+		if (reader != NULL)
+			more = tt_copy_reader_next(reader, econtext, values, nulls);
+		else
+			more = NextCopyFrom(cstate, econtext, values, nulls);
+		MemoryContextSwitchTo(old);
+		if (!more)
+			break;
+		if (*stp == NULL && (*stp = find_state(trig->tgoid)) == NULL)
+			*stp = create_state(rel, trig);
+		process_row(*stp, values, nulls);
+		pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, ++rows);
+	}
+	pfree(values);
+	pfree(nulls);
+	return rows;
+}
+
+/*
+ * The row trigger inside PostgreSQL's own COPY FROM (a session's first
+ * COPY loads the library only at its first row, after ProcessUtility has
+ * passed our hook by): when the COPY is one that tt_ingest_copy would have
+ * run, talaria's reader takes over the rest of the input from the
+ * trigger's first call and feeds the rows to the pipeline directly;
+ * PostgreSQL's reader then finds the input at its end and the COPY ends as
+ * usual (statement triggers, command tag).  CopyFrom is found by its error
+ * context callback, which must be the innermost: the trigger was called
+ * for a row it read, not from a statement nested in it.  Not for a view
+ * source, whose command tag counts the rows its INSTEAD OF trigger
+ * returns.
+ */
+static void
+copy_takeover(IngestState *st, TriggerData *td)
+{
+	Relation	rel = td->tg_relation;
+	CopyFromState cstate;
+	Trigger    *trig;
+	TTCopyReader *reader;
+	EState	   *estate;
+	MemoryContext cxt;
+	MemoryContext old;
+
+	if (!tt_copy_fast_path || !tt_copy_fast_reader ||
+		!TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		rel->rd_rel->relkind != RELKIND_RELATION ||
+		error_context_stack == NULL ||
+		error_context_stack->callback != CopyFromErrorCallback)
+		return;
+	cstate = (CopyFromState) error_context_stack->arg;
+	trig = copy_pipeline_trigger(rel);
+	if (trig == NULL || trig->tgoid != td->tg_trigger->tgoid)
+		return;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "talaria COPY",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	reader = tt_copy_reader_takeover(cstate, rel);
+	if (reader != NULL)
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("talaria: COPY into \"%s\" feeds its pipeline directly after its first row (talaria's reader)",
+								 RelationGetRelationName(rel))));
+		estate = CreateExecutorState();
+		(void) feed_copy_rows(&st, rel, trig, cstate, reader, estate, 1);
+		FreeExecutorState(estate);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
 bool
 tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 			   QueryEnvironment *query_env, bool hooks_below,
@@ -1312,14 +1408,9 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	Trigger    *trig;
 	CopyFromState cstate;
 	EState	   *estate;
-	ExprContext *econtext;
 	ErrorContextCallback errcb;
 	IngestState *st;
 	TTCopyReader *reader;
-	Datum	   *values;
-	bool	   *nulls;
-	int			natts;
-	uint64		rows = 0;
 	ListCell   *lc;
 
 	if (!stmt->is_from || stmt->relation == NULL || stmt->query != NULL ||
@@ -1363,10 +1454,6 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program,
 						   NULL, stmt->attlist, stmt->options);
 	estate = CreateExecutorState();
-	econtext = GetPerTupleExprContext(estate);
-	natts = RelationGetDescr(rel)->natts;
-	values = palloc(sizeof(Datum) * Max(1, natts));
-	nulls = palloc(sizeof(bool) * Max(1, natts));
 	reader = tt_copy_fast_reader ? tt_copy_reader_begin(cstate) : NULL;
 
 	ereport(DEBUG1,
@@ -1382,26 +1469,7 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	errcb.arg = (void *) cstate;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
-	for (;;)
-	{
-		MemoryContext old;
-		bool		more;
-
-		CHECK_FOR_INTERRUPTS();
-		ResetPerTupleExprContext(estate);
-		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
-		if (reader != NULL)
-			more = tt_copy_reader_next(reader, econtext, values, nulls);
-		else
-			more = NextCopyFrom(cstate, econtext, values, nulls);
-		MemoryContextSwitchTo(old);
-		if (!more)
-			break;
-		if (st == NULL && (st = find_state(trig->tgoid)) == NULL)
-			st = create_state(rel, trig);
-		process_row(st, values, nulls);
-		pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, ++rows);
-	}
+	(void) feed_copy_rows(&st, rel, trig, cstate, reader, estate, 0);
 	error_context_stack = errcb.previous;
 
 	/* what the statement trigger does: flush, close */

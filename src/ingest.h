@@ -182,6 +182,8 @@ typedef struct TTCopyReader TTCopyReader;
 
 /* NULL when the COPY's options need PostgreSQL's own reader */
 extern TTCopyReader *tt_copy_reader_begin(CopyFromState cstate);
+extern TTCopyReader *tt_copy_reader_takeover(CopyFromState cstate,
+											  Relation rel);
 extern bool tt_copy_reader_next(TTCopyReader *r, ExprContext *econtext,
 								Datum *values, bool *nulls);
 
