@@ -154,6 +154,12 @@ typedef struct TTComputedDef
 	int			attindex;		/* in the target map */
 } TTComputedDef;
 
+typedef struct TTCacheHash
+{
+	int			cacheid;		/* TYPEOID or PROCOID */
+	uint32		hashvalue;
+} TTCacheHash;
+
 typedef struct TTPipelineDef
 {
 	Oid			tgoid;			/* the BEFORE ROW trigger */
@@ -169,6 +175,10 @@ typedef struct TTPipelineDef
 	TTTimeTableDef ttdef;		/* found = false: not a time table */
 	int			ncomputed;
 	TTComputedDef *computed;
+	/* the types and functions the maps use, as syscache hash values */
+	TTCacheHash *hashes;
+	int			nhashes;
+	int			maxhashes;
 } TTPipelineDef;
 
 extern void tt_pipeline_cache_init(void);

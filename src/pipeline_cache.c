@@ -19,9 +19,11 @@
  *	- ALTER TABLE, DROP, CREATE TRIGGER, GRANT ... on the source or the
  *	  target: PostgreSQL's own relcache invalidation of that table.  The
  *	  entries naming it go.
- *	- types and functions (ALTER DOMAIN ... SET DEFAULT, a replaced input
- *	  function): syscache invalidations of pg_type and pg_proc.  Every
- *	  entry goes.
+ *	- the columns' types and their input and output functions (ALTER
+ *	  DOMAIN ... SET DEFAULT, a replaced function): syscache invalidations
+ *	  of pg_type and pg_proc.  The entries using them go (an entry
+ *	  remembers their hash values: a new table elsewhere does not empty
+ *	  the cache).
  *
  * PostgreSQL delivers these transactionally: to this backend at its next
  * command (so its own uncommitted changes are seen), to the others once
@@ -46,6 +48,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "ingest.h"
 #include "utils/builtins.h"
@@ -131,11 +134,88 @@ relcache_callback(Datum arg, Oid relid)
 	forget_entries(relid);
 }
 
+static bool
+uses(const TTPipelineDef *def, int cacheid, uint32 hashvalue)
+{
+	int			i;
+
+	for (i = 0; i < def->nhashes; i++)
+		if (def->hashes[i].hashvalue == hashvalue &&
+			def->hashes[i].cacheid == cacheid)
+			return true;
+	return false;
+}
+
+/*
+ * A type or function changed: the entries that use it go (all of them on
+ * a cache reset, hashvalue 0), and a build in progress starts over.
+ */
 static void
 syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	forget_entries(InvalidOid);
+	HASH_SEQ_STATUS seq;
+	PipelineEntry *e;
+
 	inval_count++;
+	if (pipeline_cache == NULL)
+		return;
+	hash_seq_init(&seq, pipeline_cache);
+	while ((e = (PipelineEntry *) hash_seq_search(&seq)) != NULL)
+	{
+		if (hashvalue != 0 && !uses(e->def, cacheid, hashvalue))
+			continue;
+		release_def(e->def);
+		(void) hash_search(pipeline_cache, &e->tgoid, HASH_REMOVE, NULL);
+	}
+}
+
+static void
+note_hash(TTPipelineDef *def, int cacheid, Oid oid)
+{
+	if (def->nhashes == def->maxhashes)
+	{
+		def->maxhashes = Max(16, def->maxhashes * 2);
+		def->hashes = def->hashes ?
+			repalloc(def->hashes, sizeof(TTCacheHash) * def->maxhashes) :
+			palloc(sizeof(TTCacheHash) * def->maxhashes);
+	}
+	def->hashes[def->nhashes].cacheid = cacheid;
+	def->hashes[def->nhashes].hashvalue =
+		GetSysCacheHashValue1(cacheid, ObjectIdGetDatum(oid));
+	def->nhashes++;
+}
+
+/*
+ * Remembers what the maps hold of each column's type: the type (and the
+ * domains' base types, their defaults) and its input and output
+ * functions.
+ */
+static void
+note_types(TTPipelineDef *def, TupleDesc desc)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Oid			typid = TupleDescAttr(desc, i)->atttypid;
+
+		if (TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		while (OidIsValid(typid))
+		{
+			HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+			Form_pg_type t;
+
+			note_hash(def, TYPEOID, typid);
+			if (!HeapTupleIsValid(tup))
+				break;
+			t = (Form_pg_type) GETSTRUCT(tup);
+			note_hash(def, PROCOID, t->typinput);
+			note_hash(def, PROCOID, t->typoutput);
+			typid = t->typtype == TYPTYPE_DOMAIN ? t->typbasetype : InvalidOid;
+			ReleaseSysCache(tup);
+		}
+	}
 }
 
 void
@@ -264,6 +344,7 @@ build_target_side(TTPipelineDef *def, Relation target)
 {
 	def->target = RelationGetRelid(target);
 	def->tmap = tt_target_map_create(target, CurrentMemoryContext);
+	note_types(def, RelationGetDescr(target));
 	if (target->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		(void) tt_time_table_read(def->target, &def->ttdef);
 	else
@@ -317,18 +398,14 @@ build(Relation source, Trigger *trig, const TTPipelineDef *from,
 			/* known before reading them, so that their changes are seen */
 			for (i = 0; i < NCATALOGS; i++)
 				(void) catalog_relid(i);
+			/* from: the source side is still good, only the target changed */
 			if (from != NULL)
-			{
-				/* the source side is still good: only the target changed */
 				def->recorded_target = from->recorded_target;
-				def->smap = tt_source_map_create(RelationGetDescr(source), cxt);
-			}
 			else
-			{
 				def->recorded_target = trig->tgnargs > 0 ?
 					recorded_target(def->source, trig->tgargs[0]) : InvalidOid;
-				def->smap = tt_source_map_create(RelationGetDescr(source), cxt);
-			}
+			def->smap = tt_source_map_create(RelationGetDescr(source), cxt);
+			note_types(def, RelationGetDescr(source));
 			if (target != NULL)
 				build_target_side(def, target);
 		}
