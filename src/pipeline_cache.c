@@ -77,7 +77,8 @@ static Oid	catalog_relids[NCATALOGS];
 /* moves whenever something an entry could hold changes (see build) */
 static uint64 inval_count = 0;
 
-/* the relations of the entry being built, if any */
+/* the entry being built, and its relations, if any */
+static TTPipelineDef *building = NULL;
 static Oid	building_source = InvalidOid;
 static Oid	building_target = InvalidOid;
 
@@ -148,7 +149,8 @@ uses(const TTPipelineDef *def, int cacheid, uint32 hashvalue)
 
 /*
  * A type or function changed: the entries that use it go (all of them on
- * a cache reset, hashvalue 0), and a build in progress starts over.
+ * a cache reset, hashvalue 0), and so does a build in progress that has
+ * read it (its types are noted before they are read).
  */
 static void
 syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
@@ -156,7 +158,9 @@ syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 	HASH_SEQ_STATUS seq;
 	PipelineEntry *e;
 
-	inval_count++;
+	if (building != NULL &&
+		(hashvalue == 0 || uses(building, cacheid, hashvalue)))
+		inval_count++;
 	if (pipeline_cache == NULL)
 		return;
 	hash_seq_init(&seq, pipeline_cache);
@@ -203,10 +207,11 @@ note_types(TTPipelineDef *def, TupleDesc desc)
 			continue;
 		while (OidIsValid(typid))
 		{
-			HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+			HeapTuple	tup;
 			Form_pg_type t;
 
 			note_hash(def, TYPEOID, typid);
+			tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
 			if (!HeapTupleIsValid(tup))
 				break;
 			t = (Form_pg_type) GETSTRUCT(tup);
@@ -343,8 +348,8 @@ static void
 build_target_side(TTPipelineDef *def, Relation target)
 {
 	def->target = RelationGetRelid(target);
-	def->tmap = tt_target_map_create(target, CurrentMemoryContext);
 	note_types(def, RelationGetDescr(target));
+	def->tmap = tt_target_map_create(target, CurrentMemoryContext);
 	if (target->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		(void) tt_time_table_read(def->target, &def->ttdef);
 	else
@@ -391,6 +396,7 @@ build(Relation source, Trigger *trig, const TTPipelineDef *from,
 		def->args = palloc0(sizeof(char *) * Max(1, trig->tgnargs));
 		for (i = 0; i < trig->tgnargs; i++)
 			def->args[i] = pstrdup(trig->tgargs[i]);
+		building = def;
 		building_source = def->source;
 		building_target = target ? RelationGetRelid(target) : InvalidOid;
 		PG_TRY();
@@ -404,13 +410,14 @@ build(Relation source, Trigger *trig, const TTPipelineDef *from,
 			else
 				def->recorded_target = trig->tgnargs > 0 ?
 					recorded_target(def->source, trig->tgargs[0]) : InvalidOid;
-			def->smap = tt_source_map_create(RelationGetDescr(source), cxt);
 			note_types(def, RelationGetDescr(source));
+			def->smap = tt_source_map_create(RelationGetDescr(source), cxt);
 			if (target != NULL)
 				build_target_side(def, target);
 		}
 		PG_FINALLY();
 		{
+			building = NULL;
 			building_source = building_target = InvalidOid;
 		}
 		PG_END_TRY();
