@@ -24,15 +24,17 @@
  * BEFORE ROW trigger created by hand without the statement trigger still
  * works: it then inserts row by row.
  *
- * Per row there is no SPI call and no catalog lookup: the transform entry,
- * the conversion maps, defaults and the partition bounds are resolved once
- * per statement (again only when a partition had to be created).
+ * Per row there is no SPI call and no catalog lookup: the transform entry
+ * and the partition bounds are resolved once per statement (again only
+ * when a partition had to be created); what the catalog says of the
+ * pipeline (its target, the conversion maps, time-table settings,
+ * computed columns) is cached per backend until a change invalidates it
+ * (pipeline_cache.c), so a statement reads no catalog table either.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
@@ -57,7 +59,6 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/partcache.h"
