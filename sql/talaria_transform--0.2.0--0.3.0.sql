@@ -601,3 +601,25 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION talaria.create_pipeline(regclass, regclass, text, text, text) IS 'Ingest table -> transform -> target: triggers on source (on_error: abort, dead_letter; unknown_keys: error, ignore)';
+
+-- ---------------------------------------------------------------------
+-- Pipeline definitions cached per backend (issue 15, item 2): every
+-- change to the pipeline catalogs tells every backend, as changes to
+-- talaria.transforms do (a relcache invalidation of the catalog table,
+-- delivered at commit, and undone on rollback).  ENABLE ALWAYS: also
+-- under session_replication_role = replica (logical replication, some
+-- restore tools).
+-- ---------------------------------------------------------------------
+CREATE TRIGGER pipelines_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON talaria.pipelines
+    FOR EACH STATEMENT EXECUTE FUNCTION talaria._transforms_changed();
+CREATE TRIGGER time_tables_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON talaria.time_tables
+    FOR EACH STATEMENT EXECUTE FUNCTION talaria._transforms_changed();
+CREATE TRIGGER computed_columns_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON talaria.computed_columns
+    FOR EACH STATEMENT EXECUTE FUNCTION talaria._transforms_changed();
+ALTER TABLE talaria.transforms ENABLE ALWAYS TRIGGER transforms_changed;
+ALTER TABLE talaria.pipelines ENABLE ALWAYS TRIGGER pipelines_changed;
+ALTER TABLE talaria.time_tables ENABLE ALWAYS TRIGGER time_tables_changed;
+ALTER TABLE talaria.computed_columns ENABLE ALWAYS TRIGGER computed_columns_changed;

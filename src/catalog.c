@@ -808,7 +808,10 @@ tt_forget_pipeline(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* Statement trigger on talaria.transforms: tell every backend. */
+/*
+ * Statement trigger on talaria.transforms and the pipeline catalogs
+ * (pipeline_cache.c): tell every backend.
+ */
 Datum
 tt_transforms_changed(PG_FUNCTION_ARGS)
 {

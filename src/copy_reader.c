@@ -177,6 +177,23 @@ read_source(TTCopyReader *r, char *dst, int maxread)
 	return n;
 }
 
+/* Verifies what was added to buf[vlen, len) as far as it can. */
+static void
+verify(TTCopyReader *r)
+{
+	if (r->len > r->vlen)
+	{
+		int			ok = pg_encoding_verifymbstr(r->encoding,
+												 r->buf + r->vlen,
+												 r->len - r->vlen);
+
+		r->vlen += ok;
+		if (ok == 0 && (r->raw_eof ||
+						r->len - r->vlen >= pg_database_encoding_max_length()))
+			r->bad_bytes = true;
+	}
+}
+
 /*
  * Makes more verified input available past buf[len of what is there],
  * keeping buf[*keep, len): *keep and *at are moved with the data.
@@ -226,17 +243,7 @@ fill(TTCopyReader *r, int *keep, int *at)
 		cstate->bytes_processed += n;
 		pgstat_progress_update_param(PROGRESS_COPY_BYTES_PROCESSED,
 									 cstate->bytes_processed);
-		if (r->len > r->vlen)
-		{
-			int			ok = pg_encoding_verifymbstr(r->encoding,
-													 r->buf + r->vlen,
-													 r->len - r->vlen);
-
-			r->vlen += ok;
-			if (ok == 0 && (r->raw_eof ||
-							r->len - r->vlen >= pg_database_encoding_max_length()))
-				r->bad_bytes = true;
-		}
+		verify(r);
 	}
 }
 
@@ -807,6 +814,47 @@ tt_copy_reader_begin(CopyFromState cstate)
 		r->line_class['\\'] = C_SPECIAL;
 		r->field_class['\\'] = C_SPECIAL;
 	}
+	return r;
+}
+
+/*
+ * A reader for the rest of a COPY that PostgreSQL's reader has begun (in
+ * CopyFrom, the library loaded at its first row): it starts with the
+ * bytes PostgreSQL has read from the source but not parsed, and reads on
+ * from the source.  PostgreSQL's reader is left finding its input at its
+ * end, so that CopyFrom's next NextCopyFrom() ends the COPY.  Only for a
+ * COPY into rel, without WHERE or FREEZE, that tt_copy_reader_begin()
+ * would take.
+ */
+TTCopyReader *
+tt_copy_reader_takeover(CopyFromState cstate, Relation rel)
+{
+	TTCopyReader *r;
+	int			n;
+
+	if (cstate->rel != rel || cstate->whereClause != NULL ||
+		cstate->opts.freeze || cstate->input_buf != cstate->raw_buf ||
+		cstate->input_buf_index < cstate->raw_buf_index ||
+		(r = tt_copy_reader_begin(cstate)) == NULL)
+		return NULL;
+	n = cstate->raw_buf_len - cstate->input_buf_index;
+	if (n > r->cap - 1)
+	{
+		r->cap = n + 1;
+		r->buf = repalloc(r->buf, r->cap);
+	}
+	memcpy(r->buf, cstate->raw_buf + cstate->input_buf_index, n);
+	r->len = n;
+	r->buf[n] = '\0';
+	r->raw_eof = cstate->raw_reached_eof;
+	r->eol = cstate->eol_type;
+	verify(r);
+
+	cstate->input_buf_index = cstate->input_buf_len = 0;
+	cstate->raw_buf_index = cstate->raw_buf_len = 0;
+	cstate->raw_buf[0] = '\0';
+	cstate->raw_reached_eof = true;
+	cstate->input_reached_eof = true;
 	return r;
 }
 

@@ -24,15 +24,17 @@
  * BEFORE ROW trigger created by hand without the statement trigger still
  * works: it then inserts row by row.
  *
- * Per row there is no SPI call and no catalog lookup: the transform entry,
- * the conversion maps, defaults and the partition bounds are resolved once
- * per statement (again only when a partition had to be created).
+ * Per row there is no SPI call and no catalog lookup: the transform entry
+ * and the partition bounds are resolved once per statement (again only
+ * when a partition had to be created); what the catalog says of the
+ * pipeline (its target, the conversion maps, time-table settings,
+ * computed columns) is cached per backend until a change invalidates it
+ * (pipeline_cache.c), so a statement reads no catalog table either.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
@@ -57,7 +59,6 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/partcache.h"
@@ -76,6 +77,7 @@ typedef struct PartBuffer
 	TupleTableSlot **slots;
 	int			nused;
 	int			nslots;			/* created so far */
+	int			maxslots;		/* room in slots */
 	TupleDesc	desc;			/* the slots' (see buffer_for) */
 	BulkInsertState bistate;
 } PartBuffer;
@@ -83,8 +85,7 @@ typedef struct PartBuffer
 typedef struct ComputedCol
 {
 	int			attindex;
-	char	   *column;
-	char	   *transform_name;
+	const char *column;
 	TTTransform *transform;
 	/* talaria.computed_columns.on_error: 'p'ipeline, 'n'ull, 'd'ead letter, 'a'bort */
 	char		on_error;
@@ -107,6 +108,7 @@ typedef struct IngestState
 	bool		source_is_view; /* INSTEAD OF trigger on a view */
 	int64		rowno;
 	TTTransform *transform;
+	TTPipelineDef *def;			/* the catalog's, cached (pipeline_cache.c) */
 	TTSourceMap *smap;
 	CommandId	cid;
 	int			batch_size;
@@ -146,6 +148,7 @@ static bool callbacks_registered = false;
 
 static void close_target(IngestState *st);
 static void setup_route_cache(IngestState *st);
+static void copy_takeover(IngestState *st, TriggerData *td);
 
 /* ---------------------------------------------------------------------
  * The list of open states, and forgetting them on abort
@@ -266,8 +269,12 @@ uint64		tt_ingest_rows_uncounted = 0;
  * The target: executor state, routing, buffers
  * ---------------------------------------------------------------------
  */
+/*
+ * Opens the target for a statement.  The first time (source and trig
+ * given) the pipeline's definition gets its target side if it has none.
+ */
 static void
-open_target(IngestState *st)
+open_target(IngestState *st, Relation source, Trigger *trig)
 {
 	MemoryContext old = MemoryContextSwitchTo(st->cxt);
 	RangeTblEntry *rte;
@@ -332,7 +339,14 @@ open_target(IngestState *st)
 		st->pd = NULL;
 		ExecOpenIndices(root, false);
 	}
-	st->tmap = tt_target_map_create(rel, st->estate, st->cxt);
+	if (st->def->target != st->target)
+	{
+		Assert(source != NULL);
+		st->def = tt_pipeline_def_target(st->def, source, trig, rel);
+	}
+	st->smap = st->def->smap;
+	st->tmap = st->def->tmap;
+	tt_target_map_bind(st->tmap, st->estate);
 	tt_target_map_ignore_unknown(st->tmap, st->ignore_unknown);
 	{
 		const char *start;
@@ -426,6 +440,16 @@ flush_buffer(IngestState *st, PartBuffer *buf)
 		flush_foreign(st, buf);
 		return;
 	}
+	/*
+	 * A bulk insert state (a ring of buffers) pays from the second row on:
+	 * one row, as a single-row INSERT stores it, does without.
+	 */
+	if (buf->bistate == NULL && buf->nused > 1)
+	{
+		old = MemoryContextSwitchTo(st->cxt);
+		buf->bistate = GetBulkInsertState();
+		MemoryContextSwitchTo(old);
+	}
 	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
 	table_multi_insert(rri->ri_RelationDesc, buf->slots, buf->nused,
 					   st->cid, 0, buf->bistate);
@@ -467,7 +491,8 @@ close_target(IngestState *st)
 	{
 		PartBuffer *buf = (PartBuffer *) lfirst(lc);
 
-		FreeBulkInsertState(buf->bistate);
+		if (buf->bistate != NULL)
+			FreeBulkInsertState(buf->bistate);
 		table_finish_bulk_insert(buf->rri->ri_RelationDesc, 0);
 		buf->rri->ri_CopyMultiInsertBuffer = NULL;
 	}
@@ -494,8 +519,9 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 
 		buf = palloc0(sizeof(PartBuffer));
 		buf->rri = rri;
-		buf->slots = palloc0(sizeof(TupleTableSlot *) * st->batch_size);
-		buf->bistate = GetBulkInsertState();
+		/* grown as rows come: a one-row statement pays for one */
+		buf->maxslots = Min(st->batch_size, 8);
+		buf->slots = palloc(sizeof(TupleTableSlot *) * buf->maxslots);
 		/*
 		 * Not the relcache's descriptor: each slot would pin that one in
 		 * the resource owner, whose lookup of a value remembered a
@@ -509,8 +535,16 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 	}
 	if (buf->nused == buf->nslots)
 	{
+		MemoryContext old;
+
+		if (buf->nslots == buf->maxslots)
+		{
+			buf->maxslots = Min(st->batch_size, buf->maxslots * 2);
+			buf->slots = repalloc(buf->slots,
+								  sizeof(TupleTableSlot *) * buf->maxslots);
+		}
 		/* the slot and the tuples it will hold outlive the row context */
-		MemoryContext old = MemoryContextSwitchTo(st->estate->es_query_cxt);
+		old = MemoryContextSwitchTo(st->estate->es_query_cxt);
 
 		buf->slots[buf->nslots++] =
 			ExecAllocTableSlot(&st->estate->es_tupleTable, buf->desc,
@@ -538,7 +572,7 @@ partition_made(IngestState *st, HeapTuple tup, int64 key, bool here)
 		tt_partition_create_here(st->tt.relid, key);
 	else
 		tt_partition_create(&st->tt, key);
-	open_target(st);
+	open_target(st, NULL, NULL);
 	setup_route_cache(st);
 	ExecClearTuple(st->work);
 	heap_deform_tuple(tup, st->work->tts_tupleDescriptor,
@@ -733,79 +767,29 @@ has_flush_trigger(Relation source, Trigger *rowtrig)
 }
 
 /*
- * The target's computed columns, read directly (an index scan of
- * talaria.computed_columns' primary key (target, column_name), so in
- * column order: no SPI, no SQL that the session's search_path could
- * redirect).
+ * The target's computed columns: their transforms as of this statement,
+ * which the target's owner must be allowed to use.
  */
 static void
-load_computed(IngestState *st)
+bind_computed(IngestState *st)
 {
-	Oid			catid = tt_catalog_relid("computed_columns", false);
-	Relation	cat;
-	Relation	idx;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
 	int			i;
-	int			max = 4;
 
-	cat = table_open(catid, AccessShareLock);
-	idx = index_open(RelationGetPrimaryKeyIndex(cat), AccessShareLock);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(st->target));
-	st->ncomputed = 0;
-	st->computed = MemoryContextAllocZero(st->cxt, sizeof(ComputedCol) * max);
-	scan = systable_beginscan_ordered(cat, idx, NULL, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext_ordered(scan, ForwardScanDirection)))
-	{
-		TupleDesc	desc = RelationGetDescr(cat);
-		bool		isnull;
-		ComputedCol *c;
-
-		if (st->ncomputed == max)
-		{
-			st->computed = repalloc(st->computed, sizeof(ComputedCol) * max * 2);
-			memset(st->computed + max, 0, sizeof(ComputedCol) * max);
-			max *= 2;
-		}
-		c = &st->computed[st->ncomputed++];
-		c->column = MemoryContextStrdup(st->cxt,
-										NameStr(*DatumGetName(heap_getattr(tup, 2, desc, &isnull))));
-		c->transform_name = MemoryContextStrdup(st->cxt,
-												TextDatumGetCString(heap_getattr(tup, 3, desc, &isnull)));
-		c->on_error = 'p';
-		c->rounding = TT_ROUNDING_ERROR;
-		if (desc->natts >= 5)
-		{
-			/* 0.3.0: the column's policies (Talaria's typed computed columns) */
-			char	   *on_error = TextDatumGetCString(heap_getattr(tup, 4, desc, &isnull));
-			char	   *rounding = TextDatumGetCString(heap_getattr(tup, 5, desc, &isnull));
-
-			c->on_error = strcmp(on_error, "null") == 0 ? 'n' :
-				strcmp(on_error, "dead_letter") == 0 ? 'd' :
-				strcmp(on_error, "abort") == 0 ? 'a' : 'p';
-			c->rounding = strcmp(rounding, "round") == 0 ? TT_ROUNDING_ROUND :
-				strcmp(rounding, "truncate") == 0 ? TT_ROUNDING_TRUNCATE :
-				TT_ROUNDING_ERROR;
-		}
-	}
-	systable_endscan_ordered(scan);
-	index_close(idx, AccessShareLock);
-	table_close(cat, AccessShareLock);
+	st->ncomputed = st->def->ncomputed;
+	st->computed = MemoryContextAllocZero(st->cxt,
+										  sizeof(ComputedCol) * Max(1, st->ncomputed));
 	for (i = 0; i < st->ncomputed; i++)
 	{
+		TTComputedDef *d = &st->def->computed[i];
 		ComputedCol *c = &st->computed[i];
 
-		c->transform = tt_transform_lookup(c->transform_name);
+		c->attindex = d->attindex;
+		c->column = d->column;
+		c->on_error = d->on_error;
+		c->rounding = d->rounding;
+		c->transform = tt_transform_lookup(d->transform);
 		tt_transform_check_use(c->transform,
 							   st->root->ri_RelationDesc->rd_rel->relowner);
-		c->attindex = tt_target_attindex(st->tmap, c->column);
-		if (c->attindex < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("computed column \"%s\" of \"%s\" does not exist",
-							c->column, get_rel_name(st->target))));
 	}
 }
 
@@ -813,39 +797,14 @@ load_computed(IngestState *st)
  * The pipeline's target.  A pipeline made by create_pipeline is recorded in
  * talaria.pipelines, which holds the target by OID: renaming the target or
  * its schema does not break it (and pg_dump carries it by name).  A trigger
- * made by hand names its target in its second argument.
+ * made by hand names its target in its second argument, looked up in each
+ * statement (the search_path may have changed).
  */
 static Oid
-pipeline_target(Relation source, Trigger *trig)
+pipeline_target(TTPipelineDef *def, Trigger *trig)
 {
-	Oid			catid = tt_catalog_relid("pipelines", true);
-	Oid			target = InvalidOid;
+	Oid			target = def->recorded_target;
 
-	if (OidIsValid(catid))
-	{
-		Relation	cat = table_open(catid, AccessShareLock);
-		ScanKeyData key;
-		SysScanDesc scan;
-		HeapTuple	tup;
-
-		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
-					ObjectIdGetDatum(RelationGetRelid(source)));
-		scan = systable_beginscan(cat, RelationGetPrimaryKeyIndex(cat), true,
-								  NULL, 1, &key);
-		tup = systable_getnext(scan);
-		if (HeapTupleIsValid(tup))
-		{
-			bool		isnull;
-			Datum		tr = heap_getattr(tup, 3, RelationGetDescr(cat), &isnull);
-
-			/* the recorded pipeline, if this trigger is one of it */
-			if (!isnull && strcmp(TextDatumGetCString(tr), trig->tgargs[0]) == 0)
-				target = DatumGetObjectId(heap_getattr(tup, 2, RelationGetDescr(cat),
-													   &isnull));
-		}
-		systable_endscan(scan);
-		table_close(cat, AccessShareLock);
-	}
 	if (OidIsValid(target) && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(target)))
 		return target;
 	return DatumGetObjectId(DirectFunctionCall1(regclassin,
@@ -907,10 +866,11 @@ create_state(Relation source, Trigger *trig)
 
 	/* registered before anything that can fail: destroy_state cleans up */
 	remember_state(st);
+	st->def = tt_pipeline_def(source, trig);
 	st->transform = tt_transform_lookup(trig->tgargs[0]);
 	/* a pipeline belongs to its source table: its owner must be allowed to use it */
 	tt_transform_check_use(st->transform, source->rd_rel->relowner);
-	st->target = pipeline_target(source, trig);
+	st->target = pipeline_target(st->def, trig);
 	tt_citus_guard(st->source, "pipeline source");
 	tt_citus_guard(st->target, "pipeline target");
 	if (st->target == st->source)
@@ -920,12 +880,12 @@ create_state(Relation source, Trigger *trig)
 						RelationGetRelationName(source))));
 	st->stats = tt_stats_pipeline(st->source, st->target, st->transform->name);
 	st->source_is_view = source->rd_rel->relkind == RELKIND_VIEW;
-	st->smap = tt_source_map_create(RelationGetDescr(source), cxt);
-	open_target(st);
-	st->is_time = st->proute != NULL &&
-		tt_time_table_get(st->root->ri_RelationDesc, &st->tt);
+	open_target(st, source, trig);
+	st->is_time = st->proute != NULL && st->def->ttdef.found;
+	if (st->is_time)
+		tt_time_table_bind(&st->def->ttdef, &st->tt);
 	setup_route_cache(st);
-	load_computed(st);
+	bind_computed(st);
 	return st;
 }
 
@@ -1333,7 +1293,9 @@ tt_ingest(PG_FUNCTION_ARGS)
 	stored_before = tt_ingest_rows_stored;
 	tt_source_deform(st->smap, td->tg_trigtuple, &values, &nulls);
 	process_row(st, values, nulls);
-	if (!st->batched)
+	if (st->batched)
+		copy_takeover(st, td);
+	else
 		destroy_state(st);
 
 	/*
@@ -1446,6 +1408,99 @@ copy_allowed(ParseState *pstate, const CopyStmt *stmt, Relation rel)
 	return check_enable_rls(RelationGetRelid(rel), InvalidOid, true) != RLS_ENABLED;
 }
 
+/*
+ * Reads the COPY's rows (talaria's reader, or NextCopyFrom when reader is
+ * NULL) and runs each through the pipeline, whose state *stp is set up at
+ * the first row if it is NULL.  rows: the rows of the COPY before these.
+ * Returns the rows of the COPY so far.
+ */
+static uint64
+feed_copy_rows(IngestState **stp, Relation rel, Trigger *trig,
+			   CopyFromState cstate, TTCopyReader *reader, EState *estate,
+			   uint64 rows)
+{
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	int			natts = RelationGetDescr(rel)->natts;
+	Datum	   *values = palloc(sizeof(Datum) * Max(1, natts));
+	bool	   *nulls = palloc(sizeof(bool) * Max(1, natts));
+
+	for (;;)
+	{
+		MemoryContext old;
+		bool		more;
+
+		CHECK_FOR_INTERRUPTS();
+		ResetPerTupleExprContext(estate);
+		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+		if (reader != NULL)
+			more = tt_copy_reader_next(reader, econtext, values, nulls);
+		else
+			more = NextCopyFrom(cstate, econtext, values, nulls);
+		MemoryContextSwitchTo(old);
+		if (!more)
+			break;
+		if (*stp == NULL && (*stp = find_state(trig->tgoid)) == NULL)
+			*stp = create_state(rel, trig);
+		process_row(*stp, values, nulls);
+		pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, ++rows);
+	}
+	pfree(values);
+	pfree(nulls);
+	return rows;
+}
+
+/*
+ * The row trigger inside PostgreSQL's own COPY FROM (a session's first
+ * COPY loads the library only at its first row, after ProcessUtility has
+ * passed our hook by): when the COPY is one that tt_ingest_copy would have
+ * run, talaria's reader takes over the rest of the input from the
+ * trigger's first call and feeds the rows to the pipeline directly;
+ * PostgreSQL's reader then finds the input at its end and the COPY ends as
+ * usual (statement triggers, command tag).  CopyFrom is found by its error
+ * context callback, which must be the innermost: the trigger was called
+ * for a row it read, not from a statement nested in it.  Not for a view
+ * source, whose command tag counts the rows its INSTEAD OF trigger
+ * returns.
+ */
+static void
+copy_takeover(IngestState *st, TriggerData *td)
+{
+	Relation	rel = td->tg_relation;
+	CopyFromState cstate;
+	Trigger    *trig;
+	TTCopyReader *reader;
+	EState	   *estate;
+	MemoryContext cxt;
+	MemoryContext old;
+
+	if (!tt_copy_fast_path || !tt_copy_fast_reader ||
+		!TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		rel->rd_rel->relkind != RELKIND_RELATION ||
+		error_context_stack == NULL ||
+		error_context_stack->callback != CopyFromErrorCallback)
+		return;
+	cstate = (CopyFromState) error_context_stack->arg;
+	trig = copy_pipeline_trigger(rel);
+	if (trig == NULL || trig->tgoid != td->tg_trigger->tgoid)
+		return;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "talaria COPY",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	reader = tt_copy_reader_takeover(cstate, rel);
+	if (reader != NULL)
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("talaria: COPY into \"%s\" feeds its pipeline directly after its first row (talaria's reader)",
+								 RelationGetRelationName(rel))));
+		estate = CreateExecutorState();
+		(void) feed_copy_rows(&st, rel, trig, cstate, reader, estate, 1);
+		FreeExecutorState(estate);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
 bool
 tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 			   QueryEnvironment *query_env, bool hooks_below,
@@ -1457,14 +1512,9 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	Trigger    *trig;
 	CopyFromState cstate;
 	EState	   *estate;
-	ExprContext *econtext;
 	ErrorContextCallback errcb;
 	IngestState *st;
 	TTCopyReader *reader;
-	Datum	   *values;
-	bool	   *nulls;
-	int			natts;
-	uint64		rows = 0;
 	ListCell   *lc;
 
 	if (!stmt->is_from || stmt->relation == NULL || stmt->query != NULL ||
@@ -1508,10 +1558,6 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program,
 						   NULL, stmt->attlist, stmt->options);
 	estate = CreateExecutorState();
-	econtext = GetPerTupleExprContext(estate);
-	natts = RelationGetDescr(rel)->natts;
-	values = palloc(sizeof(Datum) * Max(1, natts));
-	nulls = palloc(sizeof(bool) * Max(1, natts));
 	reader = tt_copy_fast_reader ? tt_copy_reader_begin(cstate) : NULL;
 
 	ereport(DEBUG1,
@@ -1527,26 +1573,7 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	errcb.arg = (void *) cstate;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
-	for (;;)
-	{
-		MemoryContext old;
-		bool		more;
-
-		CHECK_FOR_INTERRUPTS();
-		ResetPerTupleExprContext(estate);
-		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
-		if (reader != NULL)
-			more = tt_copy_reader_next(reader, econtext, values, nulls);
-		else
-			more = NextCopyFrom(cstate, econtext, values, nulls);
-		MemoryContextSwitchTo(old);
-		if (!more)
-			break;
-		if (st == NULL && (st = find_state(trig->tgoid)) == NULL)
-			st = create_state(rel, trig);
-		process_row(st, values, nulls);
-		pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, ++rows);
-	}
+	(void) feed_copy_rows(&st, rel, trig, cstate, reader, estate, 0);
 	error_context_stack = errcb.previous;
 
 	/* what the statement trigger does: flush, close */

@@ -16,6 +16,8 @@
 #include "nodes/execnodes.h"
 #include "nodes/parsenodes.h"
 #include "utils/queryenvironment.h"
+#include "utils/reltrigger.h"
+#include "utils/timestamp.h"
 #include "partitioning/partdefs.h"
 #include "utils/relcache.h"
 
@@ -28,7 +30,7 @@
 typedef struct TTSourceMap TTSourceMap;
 typedef struct TTTargetMap TTTargetMap;
 
-/* Built once per statement; lives in cxt. */
+/* Built once, kept across statements (pipeline_cache.c); lives in cxt. */
 extern TTSourceMap *tt_source_map_create(TupleDesc desc, MemoryContext cxt);
 
 /*
@@ -48,9 +50,11 @@ extern void tt_source_map_names(TTSourceMap *map, const char **start,
  * Target side.  Conversion errors detected here (unknown key, value out of
  * range, NOT NULL) are returned in err (return value false) without
  * ereport; type input functions and jsonb checks may still ereport.
+ * The map may be kept across statements (pipeline_cache.c): each
+ * statement binds it to its executor state first.
  */
-extern TTTargetMap *tt_target_map_create(Relation rel, EState *estate,
-										 MemoryContext cxt);
+extern TTTargetMap *tt_target_map_create(Relation rel, MemoryContext cxt);
+extern void tt_target_map_bind(TTTargetMap *map, EState *estate);
 extern int	tt_target_attindex(TTTargetMap *map, const char *name);
 /* Keys in [start, end) never change while the map is used (source names). */
 extern void tt_target_map_stable_keys(TTTargetMap *map, const char *start,
@@ -94,11 +98,35 @@ typedef struct TTTimeTable
 	char	   *window;			/* the accepted window, for messages */
 } TTTimeTable;
 
+/* A talaria.time_tables row as read, kept across statements. */
+typedef struct TTTimeTableDef
+{
+	Oid			relid;
+	bool		found;
+	AttrNumber	attnum;
+	Oid			typid;
+	TransactionId xmin;			/* of the row: registered_here */
+	bool		has_past;
+	bool		has_future;
+	Interval	max_past;
+	Interval	max_future;
+	char	   *window;			/* the accepted window, for messages */
+} TTTimeTableDef;
+
 /*
- * Looks the target up in talaria.time_tables (an index scan; once per
- * statement) and computes the accepted window of row times from its
- * max_past and max_future around the transaction's start.
+ * Reads the target's talaria.time_tables row (an index scan), palloc'ing
+ * in the current context; false if the table is not a time table.
  */
+extern bool tt_time_table_read(Oid relid, TTTimeTableDef *def);
+
+/*
+ * The time table as the current transaction sees it: the accepted window
+ * of row times from max_past and max_future around the transaction's
+ * start.
+ */
+extern void tt_time_table_bind(const TTTimeTableDef *def, TTTimeTable *tt);
+
+/* Both at once (no cache). */
 extern bool tt_time_table_get(Relation rel, TTTimeTable *tt);
 
 /* The key as microseconds since 2000-01-01 (UTC wall time). */
@@ -127,11 +155,61 @@ extern bool tt_partition_covers(Relation rel, PartitionDesc pd,
  */
 extern void tt_partition_create(const TTTimeTable *tt, int64 key);
 
+/* ---------------------------------------------------------------------
+ * pipeline_cache.c: what a pipeline's statements read from the catalog,
+ * kept per backend until an invalidation says it changed
+ * ---------------------------------------------------------------------
+ */
+typedef struct TTComputedDef
+{
+	char	   *column;
+	char	   *transform;
+	int			attindex;		/* in the target map */
+	/* talaria.computed_columns.on_error: 'p'ipeline, 'n'ull, 'd'ead letter, 'a'bort */
+	char		on_error;
+	int			rounding;		/* TT_ROUNDING_* */
+} TTComputedDef;
+
+typedef struct TTCacheHash
+{
+	int			cacheid;		/* TYPEOID or PROCOID */
+	uint32		hashvalue;
+} TTCacheHash;
+
+typedef struct TTPipelineDef
+{
+	Oid			tgoid;			/* the BEFORE ROW trigger */
+	MemoryContext cxt;			/* holds all of it */
+	Oid			source;
+	int			nargs;			/* the trigger's arguments, as built for */
+	char	  **args;
+	Oid			recorded_target;	/* talaria.pipelines, or InvalidOid */
+	TTSourceMap *smap;
+	/* the target's side: InvalidOid until built */
+	Oid			target;
+	TTTargetMap *tmap;
+	TTTimeTableDef ttdef;		/* found = false: not a time table */
+	int			ncomputed;
+	TTComputedDef *computed;
+	/* the types and functions the maps use, as syscache hash values */
+	TTCacheHash *hashes;
+	int			nhashes;
+	int			maxhashes;
+} TTPipelineDef;
+
+extern void tt_pipeline_cache_init(void);
+extern TTPipelineDef *tt_pipeline_def(Relation source, Trigger *trig);
+extern TTPipelineDef *tt_pipeline_def_target(TTPipelineDef *def,
+											 Relation source, Trigger *trig,
+											 Relation target);
+
 /* copy_reader.c: COPY's text and CSV input, parsed faster */
 typedef struct TTCopyReader TTCopyReader;
 
 /* NULL when the COPY's options need PostgreSQL's own reader */
 extern TTCopyReader *tt_copy_reader_begin(CopyFromState cstate);
+extern TTCopyReader *tt_copy_reader_takeover(CopyFromState cstate,
+											  Relation rel);
 extern bool tt_copy_reader_next(TTCopyReader *r, ExprContext *econtext,
 								Datum *values, bool *nulls);
 

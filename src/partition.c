@@ -105,13 +105,6 @@ time_table_row(Oid relid, void (*fn) (HeapTuple tup, TupleDesc desc, void *arg),
 	return found;
 }
 
-typedef struct TimeTableGet
-{
-	Relation	rel;
-	TTTimeTable *tt;
-	bool		found;
-} TimeTableGet;
-
 /*
  * Whatever max_past and max_future say, row times must lie in [year 1,
  * year 10000): partitions are named by four-digit years after Christ, and
@@ -165,59 +158,81 @@ window_bound(Interval *iv, bool past)
 }
 
 static void
-time_table_get_fn(HeapTuple tup, TupleDesc desc, void *arg)
+time_table_read_fn(HeapTuple tup, TupleDesc desc, void *arg)
 {
-	TimeTableGet *g = (TimeTableGet *) arg;
+	TTTimeTableDef *def = (TTTimeTableDef *) arg;
 	bool		isnull;
 	Datum		col = heap_getattr(tup, 2, desc, &isnull);
-	AttrNumber	attnum;
 	Datum		d;
 	StringInfoData w;
 
 	if (isnull)
 		return;
-	attnum = get_attnum(RelationGetRelid(g->rel), NameStr(*DatumGetName(col)));
-	if (attnum == InvalidAttrNumber)
+	def->attnum = get_attnum(def->relid, NameStr(*DatumGetName(col)));
+	if (def->attnum == InvalidAttrNumber)
 		return;
-	g->tt->relid = RelationGetRelid(g->rel);
-	g->tt->attnum = attnum;
-	g->tt->typid = TupleDescAttr(RelationGetDescr(g->rel), attnum - 1)->atttypid;
-	/* registered by this transaction: a worker could not see it */
-	g->tt->registered_here =
-		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
-	g->tt->accept_lo = TT_KEY_MIN;
-	g->tt->accept_hi = TT_KEY_MAX;
+	def->typid = get_atttype(def->relid, def->attnum);
+	def->xmin = HeapTupleHeaderGetXmin(tup->t_data);
 	initStringInfo(&w);
 	if (desc->natts >= 7)
 	{
 		d = heap_getattr(tup, 6, desc, &isnull);
 		if (!isnull)
 		{
-			g->tt->accept_lo = window_bound(DatumGetIntervalP(d), true);
+			def->has_past = true;
+			def->max_past = *DatumGetIntervalP(d);
 			appendStringInfo(&w, "max_past %s",
 							 DatumGetCString(DirectFunctionCall1(interval_out, d)));
 		}
 		d = heap_getattr(tup, 7, desc, &isnull);
 		if (!isnull)
 		{
-			g->tt->accept_hi = window_bound(DatumGetIntervalP(d), false);
+			def->has_future = true;
+			def->max_future = *DatumGetIntervalP(d);
 			appendStringInfo(&w, "%smax_future %s", w.len ? ", " : "",
 							 DatumGetCString(DirectFunctionCall1(interval_out, d)));
 		}
 	}
 	if (w.len == 0)
 		appendStringInfoString(&w, "years 1 to 9999");
-	g->tt->window = w.data;
-	g->found = true;
+	def->window = w.data;
+	def->found = true;
+}
+
+bool
+tt_time_table_read(Oid relid, TTTimeTableDef *def)
+{
+	memset(def, 0, sizeof(TTTimeTableDef));
+	def->relid = relid;
+	(void) time_table_row(relid, time_table_read_fn, def);
+	return def->found;
+}
+
+void
+tt_time_table_bind(const TTTimeTableDef *def, TTTimeTable *tt)
+{
+	Assert(def->found);
+	tt->relid = def->relid;
+	tt->attnum = def->attnum;
+	tt->typid = def->typid;
+	/* registered by this transaction: a worker could not see it */
+	tt->registered_here = TransactionIdIsCurrentTransactionId(def->xmin);
+	tt->accept_lo = def->has_past ?
+		window_bound(unconstify(Interval *, &def->max_past), true) : TT_KEY_MIN;
+	tt->accept_hi = def->has_future ?
+		window_bound(unconstify(Interval *, &def->max_future), false) : TT_KEY_MAX;
+	tt->window = def->window;
 }
 
 bool
 tt_time_table_get(Relation rel, TTTimeTable *tt)
 {
-	TimeTableGet g = {rel, tt, false};
+	TTTimeTableDef def;
 
-	(void) time_table_row(RelationGetRelid(rel), time_table_get_fn, &g);
-	return g.found;
+	if (!tt_time_table_read(RelationGetRelid(rel), &def))
+		return false;
+	tt_time_table_bind(&def, tt);
+	return true;
 }
 
 typedef struct TimeTableSettings

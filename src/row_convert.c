@@ -427,7 +427,8 @@ typedef struct TTTargetCol
 	int32		typmod;
 	Oid			ioparam;
 	FmgrInfo	in;
-	ExprState  *defexpr;		/* NULL: no default (NULL) */
+	Node	   *defnode;		/* NULL: no default (NULL) */
+	ExprState  *defexpr;		/* defnode, ready for the statement */
 } TTTargetCol;
 
 struct TTTargetMap
@@ -444,7 +445,7 @@ struct TTTargetMap
 };
 
 TTTargetMap *
-tt_target_map_create(Relation rel, EState *estate, MemoryContext cxt)
+tt_target_map_create(Relation rel, MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -484,10 +485,29 @@ tt_target_map_create(Relation rel, EState *estate, MemoryContext cxt)
 		/* like COPY: defaults (and identity) built once, run per row */
 		def = build_column_default(rel, i + 1);
 		if (def != NULL)
-			col->defexpr = ExecPrepareExpr((Expr *) def, estate);
+			col->defnode = def;
 	}
 	MemoryContextSwitchTo(old);
 	return map;
+}
+
+/*
+ * Readies the defaults for a statement's executor state.  They are planned
+ * again for every statement, as COPY does, so that a function a default
+ * calls is the one that exists now (SQL functions are inlined here).
+ */
+void
+tt_target_map_bind(TTTargetMap *map, EState *estate)
+{
+	int			i;
+
+	for (i = 0; i < map->natts; i++)
+	{
+		TTTargetCol *col = &map->cols[i];
+
+		col->defexpr = col->defnode ?
+			ExecPrepareExpr((Expr *) col->defnode, estate) : NULL;
+	}
 }
 
 int

@@ -86,6 +86,7 @@ _PG_init(void)
 {
 	tt_define_gucs();
 	tt_catalog_init();
+	tt_pipeline_cache_init();
 	/* preloaded: the maintenance scheduler starts with the server */
 	if (process_shared_preload_libraries_in_progress)
 	{

@@ -54,6 +54,8 @@ $logstart = -s $node->logfile;
 is($ret, 0, 'other order: the COPY succeeds');
 like($err, qr/goes through its pipeline trigger: a library loaded before talaria_transform hooks ProcessUtility/,
 	'other order: the COPY goes through the trigger, and says why');
+like($err, qr/feeds its pipeline directly after its first row \(talaria's reader\)/,
+	'other order: PostgreSQL\'s COPY, which all hooks saw, is taken over after its first row');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pl_events'), '200',
 	'other order: the rows are stored');
 is($node->safe_psql('postgres', q{
