@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Partitions made on demand against premade (`make bench-partitions`).
+#
+# One pipeline COPY of BENCH_PART_ROWS events spread over 60 days that have
+# no partition yet (the daily target is truncated of its partitions before
+# each run), against the same COPY into the same 60 days made beforehand,
+# and plain COPY of the transform's output into the premade table (the
+# floor).  Lua (a transform removing key1..key5) and native (the trim
+# sample plugin).  Prints, per engine, the median wall time of BENCH_RUNS
+# runs of each case, the ratio on-demand / premade and the milliseconds
+# each new partition adds:
+#   case=<engine> rows=<n> days=60 floor_ms=<x> premade_ms=<x> ondemand_ms=<x>
+#       ratio=<ondemand/premade> ms_per_partition=<x>
+#
+# Settings: BENCH_PART_ROWS (default 200000), BENCH_RUNS (default 5),
+# BENCH_PART_CONF (extra postgresql.conf lines, e.g. shared_preload_libraries).
+set -u
+cd "$(dirname "$0")/../.."
+. test/lib.sh
+
+ROWS=${BENCH_PART_ROWS:-200000}
+RUNS=${BENCH_RUNS:-5}
+DAYS=60
+case "$ROWS" in ''|*[!0-9]*) echo "BENCH_PART_ROWS must be a number" >&2; exit 2;; esac
+case "$RUNS" in ''|*[!0-9]*) echo "BENCH_RUNS must be a number" >&2; exit 2;; esac
+
+tt_install_deps || exit 1
+tt_build_install || { echo "build failed" >&2; exit 1; }
+make -s install-test-plugins >/dev/null || { echo "could not install the test plugins" >&2; exit 1; }
+work=$(mktemp -d /tmp/talaria_bench_part.XXXXXX)
+chmod 755 "$work"
+chown postgres "$work"
+TT_EXTRA_CONF="talaria.native_library_path = '\$libdir:\$libdir/talaria_test_plugins'
+shared_buffers = 256MB
+max_parallel_workers_per_gather = 0
+jit = off
+autovacuum = off
+synchronous_commit = off
+checkpoint_timeout = 30min
+max_wal_size = 4GB
+${BENCH_PART_CONF:-}"
+export TT_EXTRA_CONF
+tt_start_cluster || exit 1
+trap 'tt_stop_cluster; rm -rf "$work"' EXIT
+
+q() { psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+
+q >/dev/null <<SQL || exit 1
+CREATE EXTENSION talaria_transform;
+SELECT talaria.register_lua('trim_lua', 'function main(r)
+  r.key1 = nil r.key2 = nil r.key3 = nil r.key4 = nil r.key5 = nil
+  return r end');
+SELECT talaria.register_native('trim_native', '\$libdir/talaria_test_plugins/trim.so', 'trim');
+CREATE TABLE target (id bigint, ts timestamptz NOT NULL, city text, score int,
+                     price numeric) PARTITION BY RANGE (ts);
+SELECT talaria.create_time_table('target', 'ts', '1 day', NULL, 0, maintenance => false);
+CREATE TABLE raw_lua (id bigint, ts timestamptz, city text, key1 text, key2 text,
+                      key3 text, key4 text, key5 text, score int, price numeric);
+CREATE TABLE raw_native (LIKE raw_lua);
+SELECT talaria.create_pipeline('raw_lua', 'target', 'trim_lua');
+SELECT talaria.create_pipeline('raw_native', 'target', 'trim_native');
+-- in time order, as loaders send them: $DAYS days from 2001-01-01
+COPY (SELECT i, timestamptz '2001-01-01 00:00+00' + (i * $DAYS * 86400.0 / $ROWS) * interval '1 second',
+             'city' || i % 100, 'a', 'b', 'c', 'd', 'e', i % 1000, (i % 10000) / 100.0
+        FROM generate_series(0, $ROWS - 1) i) TO '$work/events.csv' (FORMAT csv);
+COPY (SELECT i, timestamptz '2001-01-01 00:00+00' + (i * $DAYS * 86400.0 / $ROWS) * interval '1 second',
+             'city' || i % 100, i % 1000, (i % 10000) / 100.0
+        FROM generate_series(0, $ROWS - 1) i) TO '$work/output.csv' (FORMAT csv);
+COPY (SELECT i, timestamptz '2000-06-01 00:00+00', 'x', 'a', 'b', 'c', 'd', 'e', 1, 1
+        FROM generate_series(1, 10) i) TO '$work/warmup.csv' (FORMAT csv);
+CREATE FUNCTION drop_days() RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE r regclass;
+BEGIN
+    FOR r IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'target'::regclass LOOP
+        EXECUTE format('DROP TABLE %s', r);
+    END LOOP;
+END \$\$;
+CREATE FUNCTION make_days() RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE i int;
+BEGIN
+    FOR i IN 0 .. $DAYS - 1 LOOP
+        PERFORM talaria._create_partition('target', timestamp '2001-01-01' + i * interval '1 day');
+    END LOOP;
+END \$\$;
+SQL
+
+# one timed statement after a setup statement, in a session that has
+# already run a pipeline (the library and the transform are loaded)
+timed() {
+	local setup=$1 stmt=$2
+	q -At <<SQL | awk '/^Time:/ { print $2 }'
+COPY raw_lua FROM '$work/warmup.csv' (FORMAT csv);
+COPY raw_native FROM '$work/warmup.csv' (FORMAT csv);
+SELECT drop_days();
+$setup
+VACUUM;
+CHECKPOINT;
+\\timing on
+$stmt
+SQL
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+run_case() {
+	local setup=$1 stmt=$2 i
+	for i in $(seq 1 "$RUNS"); do timed "$setup" "$stmt"; done | median
+}
+
+floor=$(run_case "SELECT make_days();" "COPY target FROM '$work/output.csv' (FORMAT csv);")
+for engine in lua native; do
+	pre=$(run_case "SELECT make_days();" "COPY raw_$engine FROM '$work/events.csv' (FORMAT csv);")
+	ond=$(run_case "" "COPY raw_$engine FROM '$work/events.csv' (FORMAT csv);")
+	parts=$(q -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'target'::regclass")
+	[ "$parts" -eq "$DAYS" ] || { echo "expected $DAYS partitions, found $parts" >&2; exit 1; }
+	awk -v e="$engine" -v r="$ROWS" -v d="$DAYS" -v f="$floor" -v p="$pre" -v o="$ond" 'BEGIN {
+		printf "case=%s rows=%d days=%d floor_ms=%.1f premade_ms=%.1f ondemand_ms=%.1f ratio=%.2f ms_per_partition=%.2f\n",
+			e, r, d, f, p, o, o / p, (o - p) / d }'
+done
