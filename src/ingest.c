@@ -517,11 +517,12 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
  * Partitions on demand.  A row whose time has no partition is kept aside
  * (a heap tuple in pendcxt) and its partition asked for at once
  * (partition_worker.c: the worker makes it while this backend goes on
- * transforming); rows of partitions already asked for join it.  Only when
- * the rows kept aside fill a batch, or the target is closed (the end of
- * the statement), does the ingester wait for the partitions, reopen the
- * target once to see them all, and route the rows kept aside.  So a COPY
- * into 60 new days waits a few times, not 60.
+ * transforming); rows of partitions already asked for join it.  When the
+ * worker has made them all (looked at every 64 rows kept aside), the
+ * target is reopened to see them and the rows kept aside are routed; only
+ * when the rows kept aside fill four batches, or the target is closed (the
+ * end of the statement), does the ingester wait for the worker.  So the
+ * ingester hardly ever waits for a new day.
  */
 typedef struct PendingRow
 {
@@ -717,7 +718,9 @@ buffer_row(IngestState *st)
 	if (!st->source_is_view)
 		tt_ingest_rows_uncounted++;
 	st->stats->stored++;
-	if (st->npending >= 4 * st->batch_size)
+	/* every few rows kept aside: are their partitions there already? */
+	if (st->npending >= 4 * st->batch_size ||
+		(deferred && st->npending % 64 == 0 && tt_partition_batch_ready(st->newparts)))
 		resolve_pending(st);
 }
 

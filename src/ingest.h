@@ -131,6 +131,8 @@ extern TTPartitionBatch *tt_partition_batch_begin(const TTTimeTable *tt,
 extern bool tt_partition_batch_has(const TTPartitionBatch *b, int64 key);
 /* Asks for the partition covering key (not in the batch yet). */
 extern void tt_partition_batch_add(TTPartitionBatch *b, int64 key);
+/* Has every partition asked for been made (or left to this transaction)? */
+extern bool tt_partition_batch_ready(TTPartitionBatch *b);
 /*
  * Waits until every partition asked for exists (the worker's error, with
  * its SQLSTATE, is raised here).  The caller must not have the target

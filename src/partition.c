@@ -44,12 +44,15 @@
 #include "datatype/timestamp.h"
 #include "ingest.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -58,11 +61,15 @@
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 static void create_partition_as_owner(Oid relid, Timestamp key);
+
+/* the first key of the per-target advisory lock of talaria._create_partition */
+#define TT_PARTITION_LOCK_KEY 1952541806
 
 /*
  * Reads the target's talaria.time_tables row directly (an index scan of
@@ -328,17 +335,24 @@ create_partition_as_owner(Oid relid, Timestamp key)
 
 /*
  * Would a worker wait for a lock this transaction holds?  It needs SHARE
- * UPDATE EXCLUSIVE on the parent and must see the parent's catalog rows.
+ * UPDATE EXCLUSIVE on the parent, the target's advisory lock (which
+ * _create_partition takes: held once this transaction made a partition of
+ * it or ran its maintenance) and must see the parent's catalog rows.
  * Then the partitions are created in this transaction.
  */
 bool
 tt_partition_create_here_needed(const TTTimeTable *tt)
 {
 	Relation	rel = table_open(tt->relid, NoLock);
+	LOCKTAG		tag;
 	bool		here;
 
+	/* pg_advisory_xact_lock(TT_PARTITION_LOCK_KEY, target::oid::int) */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) TT_PARTITION_LOCK_KEY,
+						 (uint32) tt->relid, 2);
 	here = rel->rd_createSubid != InvalidSubTransactionId || tt->registered_here ||
-		CheckRelationLockedByMe(rel, ShareUpdateExclusiveLock, true);
+		CheckRelationLockedByMe(rel, ShareUpdateExclusiveLock, true) ||
+		LockHeldByMe(&tag, ExclusiveLock);
 	table_close(rel, NoLock);
 	return here;
 }
@@ -351,8 +365,9 @@ tt_partition_create_here_needed(const TTTimeTable *tt)
 void
 tt_partition_range(Oid relid, int64 key, int64 *lo, int64 *hi)
 {
-	Oid			argtypes[2] = {INTERVALOID, TIMESTAMPOID};
-	Datum		args[2];
+	/* a SQL function keeps its plan in fn_extra: one per transaction */
+	static FmgrInfo start_fn;
+	static LocalTransactionId start_lxid = InvalidLocalTransactionId;
 	Interval	iv;
 	int32		premake;
 
@@ -360,9 +375,18 @@ tt_partition_range(Oid relid, int64 key, int64 *lo, int64 *hi)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table %s is not a time table", tt_rel_name(relid))));
-	args[0] = IntervalPGetDatum(&iv);
-	args[1] = TimestampGetDatum((Timestamp) key);
-	*lo = DatumGetTimestamp(tt_call_internal("_partition_start", 2, argtypes, args, NULL));
+	if (start_lxid != MyProc->lxid)
+	{
+		Oid			argtypes[2] = {INTERVALOID, TIMESTAMPOID};
+		List	   *qname = list_make2(makeString(TT_SCHEMA),
+									   makeString("_partition_start"));
+
+		fmgr_info_cxt(LookupFuncName(qname, 2, argtypes, false), &start_fn,
+					  TopTransactionContext);
+		start_lxid = MyProc->lxid;
+	}
+	*lo = DatumGetTimestamp(FunctionCall2(&start_fn, IntervalPGetDatum(&iv),
+										  TimestampGetDatum((Timestamp) key)));
 	*hi = DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval,
 												TimestampGetDatum(*lo),
 												IntervalPGetDatum(&iv)));

@@ -70,6 +70,7 @@
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -627,7 +628,13 @@ tt_partition_worker_main(Datum arg)
 			ResetLatch(MyLatch);
 			continue;
 		}
-		pw_create(slots, n, cxt);
+		{
+			TimestampTz t0 = GetCurrentTimestamp();
+
+			pw_create(slots, n, cxt);
+			elog(DEBUG1, "talaria partition worker: %d requests in %ld us (idle %ld ms)", n,
+				 (long) (GetCurrentTimestamp() - t0), idle_ms);
+		}
 		MemoryContextReset(cxt);
 		idle_since = GetCurrentTimestamp();
 	}
@@ -866,6 +873,13 @@ tt_partition_batch_add(TTPartitionBatch *b, int64 key)
 	batch_pump(b, false);
 }
 
+bool
+tt_partition_batch_ready(TTPartitionBatch *b)
+{
+	batch_pump(b, false);
+	return b->inflight < 0 && b->nsent == b->nranges;
+}
+
 void
 tt_partition_batch_finish(TTPartitionBatch *b)
 {
@@ -875,4 +889,6 @@ tt_partition_batch_finish(TTPartitionBatch *b)
 	for (i = 0; i < b->nhere; i++)
 		tt_partition_create_here(b->relid, b->here_keys[i]);
 	b->nhere = 0;
+	/* see what the worker committed */
+	AcceptInvalidationMessages();
 }

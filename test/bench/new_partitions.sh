@@ -10,7 +10,8 @@
 # runs of each case, the ratio on-demand / premade and the milliseconds
 # each new partition adds:
 #   case=<engine> rows=<n> days=60 floor_ms=<x> premade_ms=<x> ondemand_ms=<x>
-#       ratio=<ondemand/premade> ms_per_partition=<x>
+#       ratio=<ondemand/premade> ms_per_partition=<x>, and the same in CPU
+#       time of the backend and the partition worker (cpu_ratio, ...)
 #
 # Settings: BENCH_PART_ROWS (default 200000), BENCH_RUNS (default 5),
 # BENCH_PART_CONF (extra postgresql.conf lines, e.g. shared_preload_libraries).
@@ -75,6 +76,12 @@ BEGIN
         EXECUTE format('DROP TABLE %s', r);
     END LOOP;
 END \$\$;
+-- CPU ticks (1/100 s) of this backend and of the partition worker, if any
+CREATE FUNCTION cpu_ticks() RETURNS bigint LANGUAGE sql AS \$\$
+    SELECT coalesce(sum(split_part(s, ' ', 14)::bigint + split_part(s, ' ', 15)::bigint), 0)
+      FROM (SELECT pg_read_file('/proc/' || pid || '/stat') AS s FROM pg_stat_activity
+             WHERE pid = pg_backend_pid() OR backend_type = 'talaria partition worker') p
+\$\$;
 CREATE FUNCTION make_days() RETURNS void LANGUAGE plpgsql AS \$\$
 DECLARE i int;
 BEGIN
@@ -84,36 +91,48 @@ BEGIN
 END \$\$;
 SQL
 
-# one timed statement after a setup statement, in a session that has
-# already run a pipeline (the library and the transform are loaded)
+# One timed statement after a setup statement, in a session that has
+# already run a pipeline (the library and the transform are loaded).
+# Prints its wall time and the CPU time (user + system, ms) that the
+# session's backend and the partition worker spent on it: the machine may
+# be shared, and CPU time is what contention blurs least.
 timed() {
 	local setup=$1 stmt=$2
-	q -At <<SQL | awk '/^Time:/ { print $2 }'
+	q -At <<SQL | awk '/^Time:/ { wall = $2 } /^cpu / { c[++n] = $2 } END { print wall, (c[2] - c[1]) * 10 }'
 COPY raw_lua FROM '$work/warmup.csv' (FORMAT csv);
 COPY raw_native FROM '$work/warmup.csv' (FORMAT csv);
 SELECT drop_days();
 $setup
 VACUUM;
 CHECKPOINT;
+-- the warm-up's partition worker has gone: the timed COPY starts one
+SELECT pg_sleep(2.5);
+SELECT 'cpu ' || cpu_ticks();
 \\timing on
 $stmt
+\\timing off
+SELECT 'cpu ' || cpu_ticks();
 SQL
 }
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
+# "wall_ms cpu_ms", the medians of RUNS runs
 run_case() {
 	local setup=$1 stmt=$2 i
-	for i in $(seq 1 "$RUNS"); do timed "$setup" "$stmt"; done | median
+	for i in $(seq 1 "$RUNS"); do timed "$setup" "$stmt"; done >"$work/runs"
+	[ -n "${BENCH_VERBOSE:-}" ] && echo "runs ($stmt${setup:+ after $setup}): $(tr "\n" ";" <"$work/runs")" >&2
+	echo "$(awk '{ print $1 }' "$work/runs" | median) $(awk '{ print $2 }' "$work/runs" | median)"
 }
 
-floor=$(run_case "SELECT make_days();" "COPY target FROM '$work/output.csv' (FORMAT csv);")
+read -r floor floor_cpu <<<"$(run_case "SELECT make_days();" "COPY target FROM '$work/output.csv' (FORMAT csv);")"
 for engine in lua native; do
-	pre=$(run_case "SELECT make_days();" "COPY raw_$engine FROM '$work/events.csv' (FORMAT csv);")
-	ond=$(run_case "" "COPY raw_$engine FROM '$work/events.csv' (FORMAT csv);")
+	read -r pre pre_cpu <<<"$(run_case "SELECT make_days();" "COPY raw_$engine FROM '$work/events.csv' (FORMAT csv);")"
+	read -r ond ond_cpu <<<"$(run_case "" "COPY raw_$engine FROM '$work/events.csv' (FORMAT csv);")"
 	parts=$(q -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'target'::regclass")
 	[ "$parts" -eq "$DAYS" ] || { echo "expected $DAYS partitions, found $parts" >&2; exit 1; }
-	awk -v e="$engine" -v r="$ROWS" -v d="$DAYS" -v f="$floor" -v p="$pre" -v o="$ond" 'BEGIN {
-		printf "case=%s rows=%d days=%d floor_ms=%.1f premade_ms=%.1f ondemand_ms=%.1f ratio=%.2f ms_per_partition=%.2f\n",
-			e, r, d, f, p, o, o / p, (o - p) / d }'
+	awk -v e="$engine" -v r="$ROWS" -v d="$DAYS" -v f="$floor" -v p="$pre" -v o="$ond" \
+		-v fc="$floor_cpu" -v pc="$pre_cpu" -v oc="$ond_cpu" 'BEGIN {
+		printf "case=%s rows=%d days=%d floor_ms=%.1f premade_ms=%.1f ondemand_ms=%.1f ratio=%.2f ms_per_partition=%.2f", e, r, d, f, p, o, o / p, (o - p) / d
+		printf " floor_cpu_ms=%d premade_cpu_ms=%d ondemand_cpu_ms=%d cpu_ratio=%.2f cpu_ms_per_partition=%.2f\n", fc, pc, oc, oc / pc, (oc - pc) / d }'
 done
