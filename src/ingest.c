@@ -147,6 +147,7 @@ static bool callbacks_registered = false;
 static void close_target(IngestState *st);
 static void setup_route_cache(IngestState *st);
 static void resolve_pending(IngestState *st);
+static void ingest_error_context(void *arg);
 
 /* ---------------------------------------------------------------------
  * The list of open states, and forgetting them on abort
@@ -565,11 +566,25 @@ resolve_pending(IngestState *st)
 	int64		rowno = st->rowno;
 	int			attempt;
 
+	ErrorContextCallback *outer = error_context_stack;
+	ErrorContextCallback errcb;
+
 	if (rows == NIL)
 		return;
 	st->pending = NIL;
 	st->npending = 0;
 	st->newparts = NULL;
+
+	/*
+	 * An error names the row kept aside (st->rowno is set to its number),
+	 * not the row or COPY line being read now.
+	 */
+	while (outer != NULL && (outer->callback == ingest_error_context ||
+							 outer->callback == CopyFromErrorCallback))
+		outer = outer->previous;
+	errcb.callback = ingest_error_context;
+	errcb.arg = st;
+	errcb.previous = outer;
 	for (attempt = 0; rows != NIL; attempt++)
 	{
 		List	   *left = NIL;
@@ -586,6 +601,7 @@ resolve_pending(IngestState *st)
 			TupleTableSlot *slot = st->work;
 			int64		key;
 			bool		covered;
+			ErrorContextCallback *saved;
 
 			ExecClearTuple(slot);
 			heap_deform_tuple(p->tup, slot->tts_tupleDescriptor, slot->tts_values,
@@ -593,6 +609,8 @@ resolve_pending(IngestState *st)
 			ExecStoreVirtualTuple(slot);
 			key = tt_time_key(slot->tts_values[st->tt.attnum - 1], st->tt.typid);
 			st->rowno = p->rowno;
+			saved = error_context_stack;
+			error_context_stack = &errcb;
 			covered = key >= st->cover_lo && key < st->cover_hi;
 			if (!covered)
 			{
@@ -601,16 +619,16 @@ resolve_pending(IngestState *st)
 											  key, &st->cover_lo, &st->cover_hi);
 			}
 			if (covered)
-			{
 				append_row(st, key);
-				continue;
-			}
-			if (attempt > 0)
+			else if (attempt > 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("could not create a partition of \"%s\" for %s",
 								RelationGetRelationName(st->root->ri_RelationDesc),
 								timestamptz_to_str((TimestampTz) key))));
+			error_context_stack = saved;
+			if (covered)
+				continue;
 			if (b == NULL)
 			{
 				MemoryContext old = MemoryContextSwitchTo(st->pendcxt);
