@@ -711,6 +711,7 @@ typedef struct PWRange
 
 struct TTPartitionBatch
 {
+	MemoryContext cxt;			/* the batch's, and the worker handle's */
 	Oid			relid;
 	bool		here;			/* create in the ingesting transaction */
 	PWRange    *ranges;			/* each missing partition's, in order */
@@ -730,6 +731,7 @@ tt_partition_batch_begin(const TTTimeTable *tt, bool here)
 {
 	TTPartitionBatch *b = palloc0(sizeof(TTPartitionBatch));
 
+	b->cxt = CurrentMemoryContext;
 	b->relid = tt->relid;
 	b->here = here || tt_partition_create_here_needed(tt) || !pw_attach();
 	b->maxranges = 8;
@@ -827,10 +829,14 @@ batch_pump(TTPartitionBatch *b, bool wait)
 		{
 			int64		keys[PW_MAX_KEYS];
 			int			i;
+			MemoryContext old = MemoryContextSwitchTo(b->cxt);
+			PWSubmit	submitted;
 
 			for (i = 0; i < n; i++)
 				keys[i] = b->ranges[b->nsent + i].lo;
-			switch (pw_submit(b->relid, keys, n, &b->inflight, &b->handle))
+			submitted = pw_submit(b->relid, keys, n, &b->inflight, &b->handle);
+			MemoryContextSwitchTo(old);
+			switch (submitted)
 			{
 				case PW_SUBMITTED:
 					b->inflight_first = b->nsent;
