@@ -67,4 +67,8 @@ bench:
 bench-instructions:
 	bash test/bench/instructions.sh
 
-.PHONY: bench bench-instructions
+# Partitions made on demand against premade: 60 new days in one COPY
+bench-partitions:
+	bash test/bench/new_partitions.sh
+
+.PHONY: bench bench-instructions bench-partitions

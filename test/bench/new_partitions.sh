@@ -13,13 +13,14 @@
 #       ratio=<ondemand/premade> ms_per_partition=<x>, and the same in CPU
 #       time of the backend and the partition worker (cpu_ratio, ...)
 #
-# Settings: BENCH_PART_ROWS (default 200000), BENCH_RUNS (default 5),
+# Settings: BENCH_PART_ROWS (default 1000000: 16,667 rows a day, the scale of
+# `make bench`), BENCH_RUNS (default 5), BENCH_VERBOSE=1 (every run's figures),
 # BENCH_PART_CONF (extra postgresql.conf lines, e.g. shared_preload_libraries).
 set -u
 cd "$(dirname "$0")/../.."
 . test/lib.sh
 
-ROWS=${BENCH_PART_ROWS:-200000}
+ROWS=${BENCH_PART_ROWS:-1000000}
 RUNS=${BENCH_RUNS:-5}
 DAYS=60
 case "$ROWS" in ''|*[!0-9]*) echo "BENCH_PART_ROWS must be a number" >&2; exit 2;; esac
