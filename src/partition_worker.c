@@ -537,7 +537,6 @@ tt_partition_worker_main(Datum arg)
 {
 	int			w = DatumGetInt32(arg);
 	Oid			dboid;
-	bool		found;
 	bool		ours;
 	MemoryContext cxt;
 	TimestampTz idle_since;
@@ -547,9 +546,8 @@ tt_partition_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 
-	pw = ShmemInitStruct(PW_SHMEM_NAME, sizeof(PWShared), &found);
-	if (!found)
-		proc_exit(0);
+	/* (made afresh only if shared memory was reset since our launch) */
+	pw_attach_fn(NULL);
 	/* the entry may have been given up (too slow a start) and reused */
 	SpinLockAcquire(&pw->mutex);
 	ours = pw->workers[w].dboid == dboid && pw->workers[w].pid == 0;

@@ -2,16 +2,15 @@
 # Partitions made on demand against premade (`make bench-partitions`).
 #
 # One pipeline COPY of BENCH_PART_ROWS events spread over 60 days that have
-# no partition yet (the daily target is truncated of its partitions before
-# each run), against the same COPY into the same 60 days made beforehand,
-# and plain COPY of the transform's output into the premade table (the
-# floor).  Lua (a transform removing key1..key5) and native (the trim
-# sample plugin).  Prints, per engine, the median wall time of BENCH_RUNS
-# runs of each case, the ratio on-demand / premade and the milliseconds
-# each new partition adds:
-#   case=<engine> rows=<n> days=60 floor_ms=<x> premade_ms=<x> ondemand_ms=<x>
-#       ratio=<ondemand/premade> ms_per_partition=<x>, and the same in CPU
-#       time of the backend and the partition worker (cpu_ratio, ...)
+# no partition yet (the daily target loses its partitions before each run),
+# against the same COPY into the same 60 days made beforehand.  Lua (a
+# transform removing key1..key5) and native (the trim sample plugin).  The
+# two cases alternate, BENCH_RUNS rounds; prints per engine the medians of
+# their wall times, of each round's ratio on-demand / premade and the
+# milliseconds each new partition adds, and the same in CPU time of the
+# backend and the partition worker (what a shared machine blurs least):
+#   case=<engine> rows=<n> days=60 premade_ms=<x> ondemand_ms=<x>
+#       ratio=<x> ms_per_partition=<x> premade_cpu_ms=<x> ... cpu_ratio=<x>
 #
 # Settings: BENCH_PART_ROWS (default 1000000: 16,667 rows a day, the scale of
 # `make bench`), BENCH_RUNS (default 5), BENCH_VERBOSE=1 (every run's figures),
@@ -65,9 +64,6 @@ SELECT talaria.create_pipeline('raw_native', 'target', 'trim_native');
 COPY (SELECT i, timestamptz '2001-01-01 00:00+00' + (i * $DAYS * 86400.0 / $ROWS) * interval '1 second',
              'city' || i % 100, 'a', 'b', 'c', 'd', 'e', i % 1000, (i % 10000) / 100.0
         FROM generate_series(0, $ROWS - 1) i) TO '$work/events.csv' (FORMAT csv);
-COPY (SELECT i, timestamptz '2001-01-01 00:00+00' + (i * $DAYS * 86400.0 / $ROWS) * interval '1 second',
-             'city' || i % 100, i % 1000, (i % 10000) / 100.0
-        FROM generate_series(0, $ROWS - 1) i) TO '$work/output.csv' (FORMAT csv);
 COPY (SELECT i, timestamptz '2000-06-01 00:00+00', 'x', 'a', 'b', 'c', 'd', 'e', 1, 1
         FROM generate_series(1, 10) i) TO '$work/warmup.csv' (FORMAT csv);
 CREATE FUNCTION drop_days() RETURNS void LANGUAGE plpgsql AS \$\$
@@ -118,22 +114,27 @@ SQL
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-# "wall_ms cpu_ms", the medians of RUNS runs
-run_case() {
-	local setup=$1 stmt=$2 i
-	for i in $(seq 1 "$RUNS"); do timed "$setup" "$stmt"; done >"$work/runs"
-	[ -n "${BENCH_VERBOSE:-}" ] && echo "runs ($stmt${setup:+ after $setup}): $(tr "\n" ";" <"$work/runs")" >&2
-	echo "$(awk '{ print $1 }' "$work/runs" | median) $(awk '{ print $2 }' "$work/runs" | median)"
+# Premade and on demand, one after the other in each of RUNS rounds, so
+# that both see the same load of a shared machine: prints the medians
+# "premade_ms premade_cpu_ms ondemand_ms ondemand_cpu_ms ratio cpu_ratio",
+# the ratios being the medians of each round's ratio.
+run_pair() {
+	local stmt=$1 i
+	for i in $(seq 1 "$RUNS"); do
+		echo "$(timed "SELECT make_days();" "$stmt") $(timed "" "$stmt")"
+	done >"$work/runs"
+	[ -n "${BENCH_VERBOSE:-}" ] && echo "runs ($stmt: premade wall cpu, on demand wall cpu): $(tr "\n" ";" <"$work/runs")" >&2
+	echo "$(awk '{ print $1 }' "$work/runs" | median) $(awk '{ print $2 }' "$work/runs" | median)" \
+		"$(awk '{ print $3 }' "$work/runs" | median) $(awk '{ print $4 }' "$work/runs" | median)" \
+		"$(awk '{ print $3 / $1 }' "$work/runs" | median) $(awk '{ print ($2 > 0) ? $4 / $2 : 0 }' "$work/runs" | median)"
 }
 
-read -r floor floor_cpu <<<"$(run_case "SELECT make_days();" "COPY target FROM '$work/output.csv' (FORMAT csv);")"
 for engine in lua native; do
-	read -r pre pre_cpu <<<"$(run_case "SELECT make_days();" "COPY raw_$engine FROM '$work/events.csv' (FORMAT csv);")"
-	read -r ond ond_cpu <<<"$(run_case "" "COPY raw_$engine FROM '$work/events.csv' (FORMAT csv);")"
+	read -r pre pre_cpu ond ond_cpu ratio cpu_ratio <<<"$(run_pair "COPY raw_$engine FROM '$work/events.csv' (FORMAT csv);")"
 	parts=$(q -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'target'::regclass")
 	[ "$parts" -eq "$DAYS" ] || { echo "expected $DAYS partitions, found $parts" >&2; exit 1; }
-	awk -v e="$engine" -v r="$ROWS" -v d="$DAYS" -v f="$floor" -v p="$pre" -v o="$ond" \
-		-v fc="$floor_cpu" -v pc="$pre_cpu" -v oc="$ond_cpu" 'BEGIN {
-		printf "case=%s rows=%d days=%d floor_ms=%.1f premade_ms=%.1f ondemand_ms=%.1f ratio=%.2f ms_per_partition=%.2f", e, r, d, f, p, o, o / p, (o - p) / d
-		printf " floor_cpu_ms=%d premade_cpu_ms=%d ondemand_cpu_ms=%d cpu_ratio=%.2f cpu_ms_per_partition=%.2f\n", fc, pc, oc, oc / pc, (oc - pc) / d }'
+	awk -v e="$engine" -v r="$ROWS" -v d="$DAYS" -v p="$pre" -v o="$ond" -v ra="$ratio" \
+		-v pc="$pre_cpu" -v oc="$ond_cpu" -v rc="$cpu_ratio" 'BEGIN {
+		printf "case=%s rows=%d days=%d premade_ms=%.1f ondemand_ms=%.1f ratio=%.2f ms_per_partition=%.2f", e, r, d, p, o, ra, (o - p) / d
+		printf " premade_cpu_ms=%d ondemand_cpu_ms=%d cpu_ratio=%.2f cpu_ms_per_partition=%.2f\n", pc, oc, rc, (oc - pc) / d }'
 done
