@@ -565,7 +565,6 @@ resolve_pending(IngestState *st)
 	TTPartitionBatch *b = st->newparts;
 	int64		rowno = st->rowno;
 	int			attempt;
-
 	ErrorContextCallback *outer = error_context_stack;
 	ErrorContextCallback errcb;
 
