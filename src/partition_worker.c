@@ -39,7 +39,7 @@
  *
  * The queue lives in the main shared memory segment: reserved at startup
  * when talaria_transform is preloaded, otherwise taken at first use from
- * the segment's spare room (a few kB of its 100 kB reserve) under
+ * the segment's spare room (17 kB of its 100 kB reserve) under
  * AddinShmemInitLock.
  *
  * A worker holds a connection to its database, which DROP DATABASE (and
@@ -650,6 +650,7 @@ tt_partition_worker_release_db(Node *stmt)
 	Oid			dboid;
 	bool		any = false;
 	int			w;
+	int			i;
 	ListCell   *lc;
 
 	if (IsA(stmt, DropdbStmt))
@@ -683,7 +684,7 @@ tt_partition_worker_release_db(Node *stmt)
 	SpinLockRelease(&pw->mutex);
 	if (!any)
 		return;
-	for (int i = 0; i < 5000 / PW_POLL_MS; i++)
+	for (i = 0; i < 5000 / PW_POLL_MS; i++)
 	{
 		any = false;
 		SpinLockAcquire(&pw->mutex);
