@@ -108,8 +108,8 @@ ok($node->poll_query_until('postgres', q{
 		SELECT EXISTS (SELECT 1 FROM pg_stat_activity
 		                WHERE backend_type = 'talaria partition worker' AND wait_event = 'advisory')}),
 	'the worker waits for the lock');
-is($node->safe_psql('postgres', qq{SELECT wait_event_type FROM pg_stat_activity WHERE pid = $ingpid}),
-	'Extension', 'the ingester waits for the worker');
+ok($node->poll_query_until('postgres', qq{SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $ingpid}),
+	'the ingester waits for the worker');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($ingpid)");
 ok($node->poll_query_until('postgres', qq{SELECT state = 'idle' FROM pg_stat_activity WHERE pid = $ingpid}),
 	'the cancel ends the wait while the worker still waits');
@@ -127,11 +127,16 @@ set_conf($node, q{talaria.partition_worker_lock_timeout = '1s'});
 
 # ---------------------------------------------------------------------
 # idle: it exits, and the next new partition starts it again
+my $pid4 = worker_pid($node, 'postgres');
 set_conf($node, q{talaria.partition_worker_idle_timeout = '1s'});
 ok($node->poll_query_until('postgres', $no_worker), 'idle, the worker exits');
+set_conf($node, q{talaria.partition_worker_idle_timeout = '60s'});
 $node->safe_psql('postgres', q{INSERT INTO raw VALUES ('2001-05-01 12:00+00', 7)});
 is($node->safe_psql('postgres', q{SELECT tableoid::regclass FROM ev WHERE v = 7}),
-	'ev_p20010501', 'the next new partition starts it again');
+	'ev_p20010501', 'the next new partition is made');
+my $pid5 = worker_pid($node, 'postgres');
+ok($pid5 =~ /^\d+$/ && $pid5 ne $pid4, 'by a worker started again');
+set_conf($node, q{talaria.partition_worker_idle_timeout = '1s'});
 ok($node->poll_query_until('postgres', $no_worker), 'and it exits again');
 set_conf($node, q{talaria.partition_worker_idle_timeout = '60s'});
 
