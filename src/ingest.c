@@ -533,16 +533,13 @@ typedef struct PendingRow
 
 static void append_row(IngestState *st, int64 key);
 
+/* Keeps the row in st->work aside (its partition is asked for). */
 static void
-defer_row(IngestState *st, int64 key)
+defer_row(IngestState *st)
 {
 	MemoryContext old = MemoryContextSwitchTo(st->pendcxt);
 	PendingRow *p = palloc(sizeof(PendingRow));
 
-	if (st->newparts == NULL)
-		st->newparts = tt_partition_batch_begin(&st->tt, false);
-	if (!tt_partition_batch_has(st->newparts, key))
-		tt_partition_batch_add(st->newparts, key);
 	p->tup = heap_form_tuple(st->work->tts_tupleDescriptor, st->work->tts_values,
 							 st->work->tts_isnull);
 	p->rowno = st->rowno;
@@ -721,12 +718,22 @@ buffer_row(IngestState *st)
 		if (key < st->cover_lo || key >= st->cover_hi)
 		{
 			st->route_rri = NULL;
-			if (!tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
-									 key, &st->cover_lo, &st->cover_hi))
+			/* a partition asked for is not in this routing yet */
+			if (st->newparts != NULL && tt_partition_batch_has(st->newparts, key))
+				deferred = true;
+			else if (!tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
+										  key, &st->cover_lo, &st->cover_hi))
 			{
-				defer_row(st, key);
+				MemoryContext old = MemoryContextSwitchTo(st->pendcxt);
+
+				if (st->newparts == NULL)
+					st->newparts = tt_partition_batch_begin(&st->tt, false);
+				tt_partition_batch_add(st->newparts, key);
+				MemoryContextSwitchTo(old);
 				deferred = true;
 			}
+			if (deferred)
+				defer_row(st);
 		}
 	}
 	if (!deferred)
