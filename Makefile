@@ -74,4 +74,8 @@ bench-instructions:
 bench-foreign:
 	bash test/bench/foreign.sh
 
-.PHONY: bench bench-instructions bench-foreign
+# Partitions made on demand against premade: 60 new days in one COPY
+bench-partitions:
+	bash test/bench/new_partitions.sh
+
+.PHONY: bench bench-instructions bench-foreign bench-partitions

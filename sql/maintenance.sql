@@ -47,7 +47,7 @@ CREATE TABLE mt_arc_p20010203 PARTITION OF mt_arc FOR VALUES FROM ('2001-02-03 0
 INSERT INTO mt_arc VALUES ('2001-02-03 12:00+00', 1);
 SELECT talaria.run_maintenance('mt_det'), talaria.run_maintenance('mt_arc');
 SELECT c.oid::regclass AS kept, c.relispartition FROM pg_class c
- WHERE c.relname IN ('mt_det_p20010203', 'mt_arc_p20010203') ORDER BY 1::text;
+ WHERE c.relname IN ('mt_det_p20010203', 'mt_arc_p20010203') ORDER BY c.relname;
 SELECT count(*) AS archived_rows FROM mt_archive.mt_arc_p20010203;
 SELECT talaria.create_time_table('mt_arc', 'ts', retention_mode => 'archive');
 SELECT talaria.create_time_table('mt_arc', 'ts', retention_mode => 'sideways');

@@ -275,7 +275,7 @@ BEGIN
     FOR p IN SELECT i.inhrelid::regclass AS part, c.relkind,
                     substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']*)''\)') AS hi
                FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-              WHERE i.inhparent = tt.target ORDER BY 1::text LOOP
+              WHERE i.inhparent = tt.target ORDER BY i.inhrelid::regclass::text LOOP
         CONTINUE WHEN p.hi IS NULL;
         upper := CASE WHEN typ = 'timestamptz'::regtype
                       THEN (p.hi::timestamptz AT TIME ZONE 'UTC')::timestamp

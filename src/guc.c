@@ -23,6 +23,7 @@ bool		tt_copy_fast_reader = true;
 char	   *tt_native_library_path = NULL;
 int			tt_ingest_batch_size = 1000;
 int			tt_partition_worker_lock_timeout_ms = 1000;
+int			tt_partition_worker_idle_timeout_ms = 2000;
 char	   *tt_scheduler_databases = NULL;
 bool		tt_replaying = false;
 char	   *tt_scheduler_role = NULL;
@@ -105,6 +106,14 @@ tt_define_gucs(void)
 							&tt_partition_worker_lock_timeout_ms,
 							1000, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("talaria.partition_worker_idle_timeout",
+							"Time a database's partition worker stays idle before it exits.",
+							"The next partition on demand starts it again.  Keep it below "
+							"the 5 s DROP DATABASE waits for other sessions to leave.",
+							&tt_partition_worker_idle_timeout_ms,
+							2000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("talaria.scheduler_databases",
 							   "Databases whose time tables the maintenance scheduler maintains.",

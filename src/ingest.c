@@ -132,6 +132,12 @@ typedef struct IngestState
 	List	   *buffers;
 	int			nbuffered;
 
+	/* rows whose partition is being made (see defer_row) */
+	TTPartitionBatch *newparts;
+	MemoryContext pendcxt;		/* the batch and the rows; reset when done */
+	List	   *pending;		/* PendingRow *, in arrival order */
+	int			npending;
+
 	ComputedCol *computed;
 	int			ncomputed;
 
@@ -149,6 +155,8 @@ static bool callbacks_registered = false;
 static void close_target(IngestState *st);
 static void setup_route_cache(IngestState *st);
 static void copy_takeover(IngestState *st, TriggerData *td);
+static void resolve_pending(IngestState *st);
+static void ingest_error_context(void *arg);
 
 /* ---------------------------------------------------------------------
  * The list of open states, and forgetting them on abort
@@ -195,7 +203,7 @@ ingest_xact_callback(XactEvent event, void *arg)
 			{
 				IngestState *st = states[nstates - 1];
 
-				if (st->nbuffered > 0)
+				if (st->nbuffered > 0 || st->npending > 0)
 					elog(ERROR, "talaria ingest: rows left unflushed at commit");
 				destroy_state(st);
 			}
@@ -486,6 +494,7 @@ close_target(IngestState *st)
 
 	if (st->estate == NULL)
 		return;
+	resolve_pending(st);
 	flush_all(st);
 	foreach(lc, st->buffers)
 	{
@@ -555,55 +564,131 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 }
 
 /*
- * The row's time has no partition: flush, close the target, have the
- * partition created, and reopen with routing that sees it.  The row's
- * values survive as a heap tuple in the row context.
+ * Partitions on demand.  A row whose time has no partition is kept aside
+ * (a heap tuple in pendcxt) and its partition asked for at once
+ * (partition_worker.c: the worker makes it while this backend goes on
+ * transforming); rows of partitions already asked for join it.  When the
+ * worker has made them all (looked at every 64 rows kept aside), the
+ * target is reopened to see them and the rows kept aside are routed; only
+ * when the rows kept aside fill four batches, or the target is closed (the
+ * end of the statement), does the ingester wait for the worker.  So the
+ * ingester hardly ever waits for a new day.
  */
-/*
- * Closes the target, has the partition created (by the worker, or here),
- * reopens with routing that sees it and puts the row back in st->work.
- * True if a partition now covers the key.
- */
-static bool
-partition_made(IngestState *st, HeapTuple tup, int64 key, bool here)
+typedef struct PendingRow
 {
-	close_target(st);
-	if (here)
-		tt_partition_create_here(st->tt.relid, key);
-	else
-		tt_partition_create(&st->tt, key);
-	open_target(st, NULL, NULL);
-	setup_route_cache(st);
-	ExecClearTuple(st->work);
-	heap_deform_tuple(tup, st->work->tts_tupleDescriptor,
-					  st->work->tts_values, st->work->tts_isnull);
-	ExecStoreVirtualTuple(st->work);
-	return tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt, key,
-							   &st->cover_lo, &st->cover_hi);
+	HeapTuple	tup;
+	int64		rowno;			/* for the error context */
+} PendingRow;
+
+static void append_row(IngestState *st, int64 key);
+
+/* Keeps the row in st->work aside (its partition is asked for). */
+static void
+defer_row(IngestState *st)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->pendcxt);
+	PendingRow *p = palloc(sizeof(PendingRow));
+
+	p->tup = heap_form_tuple(st->work->tts_tupleDescriptor, st->work->tts_values,
+							 st->work->tts_isnull);
+	p->rowno = st->rowno;
+	st->pending = lappend(st->pending, p);
+	st->npending++;
+	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Waits for the partitions asked for, reopens the target with routing
+ * that sees them and stores the rows kept aside.  A row still without a
+ * partition (the worker made another range than asked for, or could not
+ * see what this transaction did) has it made in this transaction; if even
+ * that does not cover it, it is an error.
+ */
 static void
-new_partition(IngestState *st, int64 key)
+resolve_pending(IngestState *st)
 {
-	TupleDesc	desc = st->work->tts_tupleDescriptor;
-	MemoryContext old = MemoryContextSwitchTo(st->rowcxt);
-	HeapTuple	tup = heap_form_tuple(desc, st->work->tts_values,
-									  st->work->tts_isnull);
+	List	   *rows = st->pending;
+	TTPartitionBatch *b = st->newparts;
+	int64		rowno = st->rowno;
+	int			attempt;
+	ErrorContextCallback *outer = error_context_stack;
+	ErrorContextCallback errcb;
 
-	MemoryContextSwitchTo(old);
+	if (rows == NIL)
+		return;
+	st->pending = NIL;
+	st->npending = 0;
+	st->newparts = NULL;
 
 	/*
-	 * When the worker could not make it (it timed out on a lock, likely one
-	 * this transaction holds, or failed), make it here, where a wait is
-	 * seen by the deadlock detector and an error reaches the client.
+	 * An error names the row kept aside (st->rowno is set to its number),
+	 * not the row or COPY line being read now.
 	 */
-	if (!partition_made(st, tup, key, false) &&
-		!partition_made(st, tup, key, true))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not create a partition of \"%s\" for %s",
-						RelationGetRelationName(st->root->ri_RelationDesc),
-						timestamptz_to_str((TimestampTz) key))));
+	while (outer != NULL && (outer->callback == ingest_error_context ||
+							 outer->callback == CopyFromErrorCallback))
+		outer = outer->previous;
+	errcb.callback = ingest_error_context;
+	errcb.arg = st;
+	errcb.previous = outer;
+	for (attempt = 0; rows != NIL; attempt++)
+	{
+		List	   *left = NIL;
+		ListCell   *lc;
+
+		close_target(st);
+		tt_partition_batch_finish(b);
+		open_target(st, NULL, NULL);
+		setup_route_cache(st);
+		b = NULL;
+		foreach(lc, rows)
+		{
+			PendingRow *p = (PendingRow *) lfirst(lc);
+			TupleTableSlot *slot = st->work;
+			int64		key;
+			bool		covered;
+			ErrorContextCallback *saved;
+
+			ExecClearTuple(slot);
+			heap_deform_tuple(p->tup, slot->tts_tupleDescriptor, slot->tts_values,
+							  slot->tts_isnull);
+			ExecStoreVirtualTuple(slot);
+			key = tt_time_key(slot->tts_values[st->tt.attnum - 1], st->tt.typid);
+			st->rowno = p->rowno;
+			saved = error_context_stack;
+			error_context_stack = &errcb;
+			covered = key >= st->cover_lo && key < st->cover_hi;
+			if (!covered)
+			{
+				st->route_rri = NULL;
+				covered = tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
+											  key, &st->cover_lo, &st->cover_hi);
+			}
+			if (covered)
+				append_row(st, key);
+			else if (attempt > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("could not create a partition of \"%s\" for %s",
+								RelationGetRelationName(st->root->ri_RelationDesc),
+								timestamptz_to_str((TimestampTz) key))));
+			error_context_stack = saved;
+			if (covered)
+				continue;
+			if (b == NULL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(st->pendcxt);
+
+				b = tt_partition_batch_begin(&st->tt, true);
+				MemoryContextSwitchTo(old);
+			}
+			if (!tt_partition_batch_has(b, key))
+				tt_partition_batch_add(b, key);
+			left = lappend(left, p);
+		}
+		rows = left;
+	}
+	st->rowno = rowno;
+	MemoryContextReset(st->pendcxt);
 }
 
 /*
@@ -667,34 +752,67 @@ route_row(IngestState *st, TupleTableSlot *slot, int64 key)
 }
 
 /*
- * Routes the row in st->work and appends it to its partition's buffer.
- * Usually the stored tuple is formed once, from the row's values straight
- * into the batch slot, after the constraints were checked on the values;
- * a partition with another column layout, or stored generated columns,
- * take the executor's slot-to-slot way.
+ * Stores the row in st->work: into its partition's buffer, or aside while
+ * its partition is being made.
  */
 static void
 buffer_row(IngestState *st)
+{
+	int64		key = 0;
+	bool		deferred = false;
+
+	if (st->is_time)
+	{
+		key = tt_time_key(st->work->tts_values[st->tt.attnum - 1], st->tt.typid);
+		if (key < st->cover_lo || key >= st->cover_hi)
+		{
+			st->route_rri = NULL;
+			/* a partition asked for is not in this routing yet */
+			if (st->newparts != NULL && tt_partition_batch_has(st->newparts, key))
+				deferred = true;
+			else if (!tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
+										  key, &st->cover_lo, &st->cover_hi))
+			{
+				MemoryContext old = MemoryContextSwitchTo(st->pendcxt);
+
+				if (st->newparts == NULL)
+					st->newparts = tt_partition_batch_begin(&st->tt, false);
+				tt_partition_batch_add(st->newparts, key);
+				MemoryContextSwitchTo(old);
+				deferred = true;
+			}
+			if (deferred)
+				defer_row(st);
+		}
+	}
+	if (!deferred)
+		append_row(st, key);
+	tt_ingest_rows_stored++;
+	if (!st->source_is_view)
+		tt_ingest_rows_uncounted++;
+	st->stats->stored++;
+	/* every few rows kept aside: are their partitions there already? */
+	if (st->npending >= 4 * st->batch_size ||
+		(deferred && st->npending % 64 == 0 && tt_partition_batch_ready(st->newparts)))
+		resolve_pending(st);
+}
+
+/*
+ * Routes the row in st->work (whose time key is key) and appends it to its
+ * partition's buffer.  Usually the stored tuple is formed once, from the
+ * row's values straight into the batch slot, after the constraints were
+ * checked on the values; a partition with another column layout, or
+ * stored generated columns, take the executor's slot-to-slot way.
+ */
+static void
+append_row(IngestState *st, int64 key)
 {
 	ResultRelInfo *rri = st->root;
 	TupleTableSlot *slot = st->work;
 	PartBuffer *buf;
 	TupleTableSlot *bslot;
 	TupleConstr *constr;
-	int64		key = 0;
 
-	if (st->is_time)
-	{
-		key = tt_time_key(slot->tts_values[st->tt.attnum - 1], st->tt.typid);
-		if (key < st->cover_lo || key >= st->cover_hi)
-		{
-			st->route_rri = NULL;
-			if (!tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
-									 key, &st->cover_lo, &st->cover_hi))
-				new_partition(st, key);
-			slot = st->work;
-		}
-	}
 	if (st->proute)
 		rri = route_row(st, slot, key);
 
@@ -734,10 +852,6 @@ buffer_row(IngestState *st)
 	}
 	buf->nused++;
 	st->nbuffered++;
-	tt_ingest_rows_stored++;
-	if (!st->source_is_view)
-		tt_ingest_rows_uncounted++;
-	st->stats->stored++;
 	if (buf->nused >= st->batch_size || st->nbuffered >= 4 * st->batch_size)
 		flush_all(st);
 }
@@ -847,6 +961,8 @@ create_state(Relation source, Trigger *trig)
 	st->cxt = cxt;
 	st->rowcxt = AllocSetContextCreate(cxt, "talaria ingest row",
 									   ALLOCSET_DEFAULT_SIZES);
+	st->pendcxt = AllocSetContextCreate(cxt, "talaria ingest new partitions",
+										ALLOCSET_DEFAULT_SIZES);
 	st->tgoid = trig->tgoid;
 	st->source = RelationGetRelid(source);
 	st->subid = GetCurrentSubTransactionId();

@@ -148,12 +148,40 @@ extern bool tt_partition_covers(Relation rel, PartitionDesc pd,
 								int64 *lo, int64 *hi);
 
 /*
- * Creates the partition of tt covering key in its own transaction (in a
- * background worker), or in the current one when that one already holds
- * a lock that the worker would wait for.  The caller must not have the
- * target open.
+ * Must the partitions of tt be created in the current transaction (it holds
+ * a lock a worker would wait for, or made the table)?  The target must be
+ * locked.
  */
-extern void tt_partition_create(const TTTimeTable *tt, int64 key);
+extern bool tt_partition_create_here_needed(const TTTimeTable *tt);
+
+/* The range [lo, hi) of the partition that will cover key. */
+extern void tt_partition_range(Oid relid, int64 key, int64 *lo, int64 *hi);
+
+/* ---------------------------------------------------------------------
+ * partition_worker.c: the partitions a statement is missing, created by
+ * the database's partition worker in its own transaction (or, when that
+ * cannot be, in the current one)
+ * ---------------------------------------------------------------------
+ */
+typedef struct TTPartitionBatch TTPartitionBatch;
+
+/* In the current memory context; here: create all in this transaction. */
+extern TTPartitionBatch *tt_partition_batch_begin(const TTTimeTable *tt,
+												  bool here);
+/* Is the key in a partition the batch asked for? */
+extern bool tt_partition_batch_has(const TTPartitionBatch *b, int64 key);
+/* Asks for the partition covering key (not in the batch yet). */
+extern void tt_partition_batch_add(TTPartitionBatch *b, int64 key);
+/* Has every partition asked for been made (or left to this transaction)? */
+extern bool tt_partition_batch_ready(TTPartitionBatch *b);
+/*
+ * Waits until every partition asked for exists (the worker's error, with
+ * its SQLSTATE, is raised here).  The caller must not have the target
+ * open: it reopens it to see them.
+ */
+extern void tt_partition_batch_finish(TTPartitionBatch *b);
+extern void tt_partition_worker_preload(void);
+extern void tt_partition_worker_release_db(Node *stmt);
 
 /* ---------------------------------------------------------------------
  * pipeline_cache.c: what a pipeline's statements read from the catalog,

@@ -9,8 +9,9 @@
  * run_maintenance); this file decides when and where it runs.
  *
  * Partitions on demand: a row whose time has no partition makes the
- * ingesting backend start a background worker that creates the partition
- * in a transaction of its own, serialized per target by an advisory lock:
+ * ingesting backend ask its database's partition worker
+ * (partition_worker.c), which creates the partition in a transaction of
+ * its own, serialized per target by an advisory lock:
  * CREATE TABLE standalone, then ALTER TABLE ... ATTACH PARTITION, which
  * takes SHARE UPDATE EXCLUSIVE on the parent.  That lock does not
  * conflict with the ROW EXCLUSIVE lock of concurrent ingesters, so they
@@ -44,13 +45,15 @@
 #include "datatype/timestamp.h"
 #include "ingest.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
 #include "pgstat.h"
-#include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -59,19 +62,15 @@
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-PGDLLEXPORT void tt_partition_worker_main(Datum arg);
 static void create_partition_as_owner(Oid relid, Timestamp key);
 
-typedef struct TTWorkerArgs
-{
-	Oid			dboid;
-	Oid			relid;
-	Timestamp	key;
-} TTWorkerArgs;
+/* the first key of the per-target advisory lock of talaria._create_partition */
+#define TT_PARTITION_LOCK_KEY 1952541806
 
 /*
  * Reads the target's talaria.time_tables row directly (an index scan of
@@ -415,109 +414,61 @@ tt_partition_ensure_range(Oid relid, Timestamp lower, Timestamp upper)
 
 /*
  * Would a worker wait for a lock this transaction holds?  It needs SHARE
- * UPDATE EXCLUSIVE on the parent and must see the parent's catalog rows.
+ * UPDATE EXCLUSIVE on the parent, the target's advisory lock (which
+ * _create_partition takes: held once this transaction made a partition of
+ * it or ran its maintenance) and must see the parent's catalog rows.
+ * Then the partitions are created in this transaction.
  */
-static bool
-must_create_here(Relation rel, const TTTimeTable *tt)
+bool
+tt_partition_create_here_needed(const TTTimeTable *tt)
 {
-	if (rel->rd_createSubid != InvalidSubTransactionId || tt->registered_here)
-		return true;
-	return CheckRelationLockedByMe(rel, ShareUpdateExclusiveLock, true);
-}
-
-void
-tt_partition_create(const TTTimeTable *tt, int64 key)
-{
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	TTWorkerArgs args;
-	Relation	rel;
+	Relation	rel = table_open(tt->relid, NoLock);
+	LOCKTAG		tag;
 	bool		here;
-	pid_t		pid;
-	BgwHandleStatus status;
 
-	rel = table_open(tt->relid, NoLock);
-	here = must_create_here(rel, tt);
-	args.dboid = MyDatabaseId;
-	args.relid = tt->relid;
-	args.key = (Timestamp) key;
+	/* pg_advisory_xact_lock(TT_PARTITION_LOCK_KEY, target::oid::int) */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) TT_PARTITION_LOCK_KEY,
+						 (uint32) tt->relid, 2);
+	here = rel->rd_createSubid != InvalidSubTransactionId || tt->registered_here ||
+		CheckRelationLockedByMe(rel, ShareUpdateExclusiveLock, true) ||
+		LockHeldByMe(&tag, ExclusiveLock);
 	table_close(rel, NoLock);
-
-	if (here)
-	{
-		create_partition_as_owner(tt->relid, args.key);
-		return;
-	}
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "talaria_transform");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "tt_partition_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "talaria partition creator");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "talaria partition creator");
-	worker.bgw_notify_pid = MyProcPid;
-	memcpy(worker.bgw_extra, &args, sizeof(args));
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		/* no worker slot free: correct, but other ingesters may wait */
-		ereport(LOG,
-				(errmsg("no background worker slot free; creating the partition of \"%s\" in the ingesting transaction",
-						get_rel_name(tt->relid)),
-				 errhint("Raise max_worker_processes.")));
-		create_partition_as_owner(tt->relid, args.key);
-		return;
-	}
-	status = WaitForBackgroundWorkerStartup(handle, &pid);
-	if (status == BGWH_STARTED)
-		status = WaitForBackgroundWorkerShutdown(handle);
-	if (status == BGWH_POSTMASTER_DIED)
-		ereport(FATAL,
-				(errcode(ERRCODE_ADMIN_SHUTDOWN),
-				 errmsg("postmaster exited while creating a partition")));
-	/* see what the worker committed */
-	AcceptInvalidationMessages();
+	return here;
 }
 
 /*
- * The worker: one transaction that creates the partition covering the key
- * (talaria._create_partition takes the per-target advisory lock and does
- * nothing if another session already made it).  Errors go to the server
- * log; the ingesting backend then finds no partition and reports it.
+ * The range [*lo, *hi) of the partition of relid that covers key, as
+ * talaria._create_partition will make it (talaria._partition_start, the
+ * table's partition_interval), in keys (tt_time_key).
  */
 void
-tt_partition_worker_main(Datum arg)
+tt_partition_range(Oid relid, int64 key, int64 *lo, int64 *hi)
 {
-	TTWorkerArgs args;
+	/* a SQL function keeps its plan in fn_extra: one per transaction */
+	static FmgrInfo start_fn;
+	static LocalTransactionId start_lxid = InvalidLocalTransactionId;
+	Interval	iv;
+	int32		premake;
 
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	BackgroundWorkerUnblockSignals();
-	/*
-	 * As the bootstrap superuser, which may always connect; the work itself
-	 * runs as the table's owner (who may be a NOLOGIN role).
-	 */
-	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
+	if (!time_table_settings(relid, &iv, &premake))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s is not a time table", tt_rel_name(relid))));
+	if (start_lxid != MyProc->lxid)
+	{
+		Oid			argtypes[2] = {INTERVALOID, TIMESTAMPOID};
+		List	   *qname = list_make2(makeString(TT_SCHEMA),
+									   makeString("_partition_start"));
 
-	/*
-	 * Never wait long: the lock may be held by the very ingester that waits
-	 * for this worker (it inserted into a table the partition's foreign key
-	 * references, or ran maintenance in its transaction), a wait no
-	 * deadlock detector sees.  On a timeout the ingester creates the
-	 * partition in its own transaction instead.
-	 */
-	SetConfigOption("lock_timeout", psprintf("%d", tt_partition_worker_lock_timeout_ms),
-					PGC_SUSET, PGC_S_OVERRIDE);
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "talaria: creating a partition");
-	create_partition_as_owner(args.relid, args.key);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	proc_exit(0);
+		fmgr_info_cxt(LookupFuncName(qname, 2, argtypes, false), &start_fn,
+					  TopTransactionContext);
+		start_lxid = MyProc->lxid;
+	}
+	*lo = DatumGetTimestamp(FunctionCall2(&start_fn, IntervalPGetDatum(&iv),
+										  TimestampGetDatum((Timestamp) key)));
+	*hi = DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval,
+												TimestampGetDatum(*lo),
+												IntervalPGetDatum(&iv)));
 }
 
 /*

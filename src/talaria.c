@@ -69,6 +69,9 @@ tt_process_utility(PlannedStmt *pstmt, const char *query_string,
 			SetQueryCompletion(qc, CMDTAG_COPY, processed);
 		return;
 	}
+	/* the partition worker must not keep the database from the command */
+	if (IsA(stmt, DropdbStmt) || IsA(stmt, CreatedbStmt) || IsA(stmt, RenameStmt))
+		tt_partition_worker_release_db(stmt);
 	if (prev_process_utility)
 		prev_process_utility(pstmt, query_string, read_only_tree, context,
 							 params, query_env, dest, qc);
@@ -91,6 +94,7 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		tt_stats_shmem_init();
+		tt_partition_worker_preload();
 		tt_scheduler_register();
 	}
 	prev_process_utility = ProcessUtility_hook;

@@ -36,6 +36,7 @@ extern bool tt_copy_fast_reader;
 extern char *tt_native_library_path;
 extern int	tt_ingest_batch_size;
 extern int	tt_partition_worker_lock_timeout_ms;
+extern int	tt_partition_worker_idle_timeout_ms;
 extern char *tt_scheduler_databases;
 extern bool tt_replaying;
 extern char *tt_scheduler_role;
