@@ -20,7 +20,8 @@
  * an in-place overwrite).  Each backend keeps a short list of the libraries
  * it has open, keyed by the file's identity (real path, device, inode,
  * size, mtime), so transforms from one unchanged file share one handle; a
- * handle is closed when its last transform lets go of it.
+ * handle is closed when its last transform lets go of it, unless the
+ * library can never be unloaded (Go's): that one stays, to be reused.
  *
  * transform.c asks native_stale() whenever it revalidates against the
  * catalog (after any catalog change, never per row): a file whose identity
@@ -115,6 +116,7 @@ typedef struct NativeLibrary
 	NativeFileId id;
 	void	   *handle;			/* dlopen handle of the private copy */
 	int			refcount;
+	bool		resident;		/* cannot be unloaded: kept for reuse */
 } NativeLibrary;
 
 /* engine_state of a native transform */
@@ -526,6 +528,31 @@ symbol_in_library(void *handle, const void *addr, int *symtype)
 	return true;
 }
 
+/*
+ * Was the library linked so that it can never be unloaded (DF_1_NODELETE,
+ * as Go marks its c-shared libraries: its runtime's threads run its code
+ * until the process exits)?  dlclose would do nothing, so the handle is
+ * kept for the next load of the same file instead of opening a second
+ * copy, which would start a second runtime.
+ */
+static bool
+library_is_resident(void *handle)
+{
+#if defined(__GLIBC__) && defined(DF_1_NODELETE)
+	struct link_map *map = NULL;
+	const ElfW(Dyn) *dyn;
+
+	if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == NULL || map->l_ld == NULL)
+		return false;
+	for (dyn = map->l_ld; dyn->d_tag != DT_NULL; dyn++)
+	{
+		if (dyn->d_tag == DT_FLAGS_1 && (dyn->d_un.d_val & DF_1_NODELETE))
+			return true;
+	}
+#endif
+	return false;
+}
+
 /* The library must carry a compatible talaria_plugin_info. */
 static void
 check_plugin_info(void *handle, const char *library)
@@ -625,18 +652,22 @@ library_acquire(const char *library, const char *real)
 	lib->id = id;
 	lib->handle = handle;
 	lib->refcount = 1;
+	lib->resident = library_is_resident(handle);
 	lib->next = native_libraries;
 	native_libraries = lib;
 	return lib;
 }
 
-/* Drops a reference; the last one closes the library.  Never ERRORs. */
+/*
+ * Drops a reference; the last one closes the library, unless it cannot be
+ * unloaded.  Never ERRORs.
+ */
 static void
 library_release(NativeLibrary *lib)
 {
 	NativeLibrary **p;
 
-	if (--lib->refcount > 0)
+	if (--lib->refcount > 0 || lib->resident)
 		return;
 	for (p = &native_libraries; *p != NULL; p = &(*p)->next)
 	{
