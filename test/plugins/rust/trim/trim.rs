@@ -1,7 +1,7 @@
 //! A talaria_transform plugin in Rust: Talaria's trim, and a computed column.
 //!
 //!   trim        removes key1 .. key5 from the row, in place, allocating nothing
-//!   word_count  an integer: the number of words in the row's "message" string
+//!   word_count  an integer: the number of words in the row's "body" string
 //!
 //! Build (Debian's rustc, no crates):
 //!
@@ -169,11 +169,11 @@ pub unsafe extern "C" fn trim(call: *mut tt_call) -> c_int {
 pub unsafe extern "C" fn word_count(call: *mut tt_call) -> c_int {
     guarded(call, || {
         let host = &*(*call).host;
-        let message = (host.get)((*call).row, b"message".as_ptr() as *const c_char, 7);
-        if message.is_null() || (*message).type_ != TT_STRING {
-            return fail(call, "\"message\" must be a string");
+        let body = (host.get)((*call).row, b"body".as_ptr() as *const c_char, 4);
+        if body.is_null() || (*body).type_ != TT_STRING {
+            return fail(call, "\"body\" must be a string");
         }
-        let text = String::from_utf8_lossy(str_bytes(&(*message).u.str));
+        let text = String::from_utf8_lossy(str_bytes(&(*body).u.str));
         let result = (host.alloc)(call, size_of::<tt_value>()) as *mut tt_value;
         if result.is_null() {
             return TT_ERROR; // the host reports the exhausted arena
