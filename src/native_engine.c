@@ -72,6 +72,7 @@
 
 #include "datatype/timestamp.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/fd.h"
 #include "talaria.h"
 #include "utils/builtins.h"
@@ -351,8 +352,10 @@ native_sigurg_handler(int signo, siginfo_t *info, void *context)
 	}
 	else
 	{
-		/* tgkill() from a runtime (Go's preemption): each runtime's handler
-		 * ignores the threads that are not its own */
+		/*
+		 * tgkill() from a runtime (Go's preemption): each runtime's handler
+		 * ignores the threads that are not its own.
+		 */
 		for (i = 0; i < sigurg_nplugins; i++)
 			call_handler(&sigurg_plugins[i], signo, info, context);
 	}
@@ -376,6 +379,8 @@ reclaim_sigurg(void)
 	if (sigurg_nplugins < NATIVE_MAX_SIGURG_HANDLERS)
 	{
 		sigurg_plugins[sigurg_nplugins] = now;
+		/* the runtimes' threads run our handler concurrently */
+		pg_write_barrier();
 		sigurg_nplugins = sigurg_nplugins + 1;
 	}
 	else
@@ -406,7 +411,10 @@ dlopen_guarded(const char *path)
 	if (!sigurg_saved)
 	{
 		if (sigaction(SIGURG, NULL, &sigurg_postgres) != 0)
-			elog(ERROR, "could not read the SIGURG handler: %m");
+		{
+			memset(&sigurg_postgres, 0, sizeof(sigurg_postgres));
+			sigurg_postgres.sa_handler = SIG_DFL;
+		}
 		native_main_tid = current_tid();
 		sigurg_saved = true;
 	}
@@ -957,8 +965,10 @@ native_call(TTTransform *t, tt_call *call)
 	tt_mem_uncharge(&budget, budget.used);
 	priv->budget = NULL;
 	priv->charged = 0;
-	/* a cancel during the call (a plugin that saw host->interrupted fails
-	 * its row): the statement ends here, never as a dead letter */
+	/*
+	 * A cancel during the call (a plugin that saw host->interrupted fails
+	 * its row): the statement ends here, never as a dead letter.
+	 */
 	CHECK_FOR_INTERRUPTS();
 	if (priv->oom)
 	{
