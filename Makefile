@@ -21,7 +21,8 @@ PG_CPPFLAGS = -Isrc -Isrc/include $(LUA_CFLAGS)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = $(LUA_LIBS)
 
-EXTRA_CLEAN = test/plugins/*.so test/plugins/*.o test/plugins/go_*.h test/results test/output_iso
+EXTRA_CLEAN = test/plugins/*.so test/plugins/*.o test/plugins/go_*.h test/plugins/go/.cache \
+	test/plugins/go/.gopath test/results test/output_iso
 
 # pg_regress loads the test plugins from $libdir/talaria_test_plugins
 REGRESS_PREP = install-test-plugins
@@ -53,8 +54,10 @@ RUSTC ?= /usr/bin/rustc
 LANG_PLUGINS = test/plugins/go_trim.so test/plugins/go_trim_v1.so \
 	test/plugins/go_spin.so test/plugins/rust_trim.so
 
-# $(call go_plugin,package directory,header directory)
+# $(call go_plugin,package directory,header directory); the build cache is
+# in the tree, so no $HOME is needed
 go_plugin = cd $(1) && GOPROXY=off GOFLAGS=-buildvcs=false CGO_ENABLED=1 \
+	GOCACHE=$(abspath test/plugins/go/.cache) GOPATH=$(abspath test/plugins/go/.gopath) \
 	CGO_CFLAGS="-O2 -Wall -Werror -I$(abspath $(2)) -DTT_HEADER_$(firstword $(shell sha1sum $(2)/talaria_transform.h))" \
 	$(GO) build -buildmode=c-shared -o $(abspath $@) .
 
