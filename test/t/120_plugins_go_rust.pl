@@ -300,6 +300,31 @@ is($b->query_safe('SELECT pg_backend_pid()'), $b_pid, 'B is still the same backe
 is($b->query_safe(q{SELECT talaria.transform_row('rust_trim', '{"key3": 1, "c": 3}')}),
 	'{"c": 3}', 'and goes on');
 
+# a child of a backend with a Go runtime: COPY TO PROGRAM forks and execs
+$node->safe_psql('postgres', 'CREATE TABLE prog (n int)');
+is( $b->query_safe(
+		q{COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'; COPY prog FROM PROGRAM 'echo 7'; SELECT n FROM prog}
+	),
+	'7', 'B runs COPY TO and FROM PROGRAM');
+
+# pg_terminate_backend while Go code runs: the backend exits cleanly (no
+# crash, no restart of the server)
+my $c = $node->background_psql('postgres', on_error_stop => 0);
+my $c_pid = $c->query_safe('SELECT pg_backend_pid()');
+my $log_offset = -s $node->logfile;
+start($c, q{SELECT talaria.transform_row('go_spin', '{}')});
+wait_active($c_pid, 'go_spin');
+$a->query_safe("SELECT pg_terminate_backend($c_pid)");
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $c_pid")
+  or die 'C did not exit';
+$c->{run}->kill_kill;
+is($a->query_safe('SELECT 1'), '1', 'the server goes on after pg_terminate_backend of Go code');
+my $log = slurp_file($node->logfile, $log_offset);
+unlike($log, qr/terminated by signal|exited with exit code|all server processes terminated/,
+	'and it was no crash');
+is($b->query_safe('SELECT pg_backend_pid()'), $b_pid, 'B is still there');
+
 $a->quit;
 $b->quit;
 
