@@ -23,7 +23,8 @@ SHLIB_LINK = $(LUA_LIBS)
 # libpq: statements on foreign servers (scaleout.c), as postgres_fdw and dblink
 SHLIB_LINK_INTERNAL = $(libpq)
 
-EXTRA_CLEAN = test/plugins/*.so test/plugins/*.o test/results test/output_iso
+EXTRA_CLEAN = test/plugins/*.so test/plugins/*.o test/plugins/go_*.h test/plugins/go/.cache \
+	test/plugins/go/.gopath test/results test/output_iso
 
 # pg_regress loads the test plugins from $libdir/talaria_test_plugins
 REGRESS_PREP = install-test-plugins
@@ -45,13 +46,44 @@ test/plugins/%.so: test/plugins/%.c src/include/talaria_transform.h
 test/plugins/trim.o: test/plugins/trim.c src/include/talaria_transform.h
 	$(CC) -c -fPIC -O2 -Isrc/include -o $@ $<
 
-test-plugins: $(TEST_PLUGINS) test/plugins/trim.o
+# Samples in Go and Rust (test/plugins/go, test/plugins/rust), built with
+# Debian's toolchains as their README sections say: cgo and go build
+# -buildmode=c-shared (golang-go), a cdylib from one file (rustc, no
+# crates).  Go's build cache does not look into headers outside the
+# package, so the header's hash is part of CGO_CFLAGS.
+GO ?= /usr/bin/go
+RUSTC ?= /usr/bin/rustc
+LANG_PLUGINS = test/plugins/go_trim.so test/plugins/go_trim_v1.so \
+	test/plugins/go_spin.so test/plugins/rust_trim.so
+
+# $(call go_plugin,package directory,header directory); the build cache is
+# in the tree, so no $HOME is needed
+go_plugin = cd $(1) && GOPROXY=off GOFLAGS=-buildvcs=false CGO_ENABLED=1 \
+	GOCACHE=$(abspath test/plugins/go/.cache) GOPATH=$(abspath test/plugins/go/.gopath) \
+	CGO_CFLAGS="-O2 -Wall -Werror -I$(abspath $(2)) -DTT_HEADER_$(firstword $(shell sha1sum $(2)/talaria_transform.h))" \
+	$(GO) build -buildmode=c-shared -o $(abspath $@) .
+
+test/plugins/go_trim.so: $(wildcard test/plugins/go/trim/*) src/include/talaria_transform.h
+	$(call go_plugin,test/plugins/go/trim,src/include)
+
+# the same source against the header as shipped in 0.1.0 (ABI version 1,
+# without the members 0.3.0 appended to tt_host)
+test/plugins/go_trim_v1.so: $(wildcard test/plugins/go/trim/*) test/plugins/abi_v1/talaria_transform.h
+	$(call go_plugin,test/plugins/go/trim,test/plugins/abi_v1)
+
+test/plugins/go_spin.so: $(wildcard test/plugins/go/spin/*) src/include/talaria_transform.h
+	$(call go_plugin,test/plugins/go/spin,src/include)
+
+test/plugins/rust_trim.so: test/plugins/rust/trim/trim.rs
+	$(RUSTC) --edition 2021 --crate-type cdylib -C opt-level=2 -C strip=debuginfo -D warnings -o $@ $<
+
+test-plugins: $(TEST_PLUGINS) test/plugins/trim.o $(LANG_PLUGINS)
 
 # Installed under $libdir so the tests name them the same way on every
 # machine; also a few files that registration must refuse.
 install-test-plugins: test-plugins
 	$(MKDIR_P) '$(DESTDIR)$(TEST_PLUGIN_DIR)' '$(DESTDIR)$(TEST_PLUGIN_DIR)_outside'
-	$(INSTALL_SHLIB) $(TEST_PLUGINS) '$(DESTDIR)$(TEST_PLUGIN_DIR)/'
+	$(INSTALL_SHLIB) $(TEST_PLUGINS) $(LANG_PLUGINS) '$(DESTDIR)$(TEST_PLUGIN_DIR)/'
 	$(INSTALL_DATA) test/plugins/trim.o '$(DESTDIR)$(TEST_PLUGIN_DIR)/object.so'
 	$(INSTALL_DATA) test/plugins/notelf.txt '$(DESTDIR)$(TEST_PLUGIN_DIR)/notelf.so'
 	$(INSTALL_SHLIB) test/plugins/trim.so '$(DESTDIR)$(TEST_PLUGIN_DIR)_outside/'

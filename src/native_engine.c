@@ -20,7 +20,8 @@
  * an in-place overwrite).  Each backend keeps a short list of the libraries
  * it has open, keyed by the file's identity (real path, device, inode,
  * size, mtime), so transforms from one unchanged file share one handle; a
- * handle is closed when its last transform lets go of it.
+ * handle is closed when its last transform lets go of it, unless the
+ * library can never be unloaded (Go's): that one stays, to be reused.
  *
  * transform.c asks native_stale() whenever it revalidates against the
  * catalog (after any catalog change, never per row): a file whose identity
@@ -32,6 +33,25 @@
  * timestamp range) so that no consumer of the value tree reads beyond
  * what was allocated; a bad result becomes an error naming the transform,
  * and the backend goes on.  The consumers verify the text's encoding.
+ * A cancel that arrived while the plugin ran ends the statement when the
+ * call returns (host->interrupted lets a long call return early).
+ *
+ * Plugins with a runtime of their own.  A Go library (go build
+ * -buildmode=c-shared) starts its runtime inside dlopen: it installs signal
+ * handlers and starts threads.  Two things would then break PostgreSQL.
+ * The runtime's threads take the signal mask of the thread that loaded
+ * them, and Go unblocks every signal in them, so a process-directed
+ * SIGINT, SIGALRM or SIGUSR1 could run PostgreSQL's handler on a Go thread,
+ * concurrently with the backend.  And Go takes SIGURG for goroutine
+ * preemption while PostgreSQL 15 wakes latches with kill(pid, SIGURG),
+ * blocked in the main thread and read from a signalfd: the wakeup lands on
+ * a Go thread, whose handler swallows it, and a backend waiting for a lock
+ * never sees the holder's commit.  So every library is opened with all
+ * signals blocked (the runtime's threads inherit that mask and keep
+ * PostgreSQL's signals blocked for good), and when a library changed
+ * SIGURG's handler, ours goes in front of it: a SIGURG sent with kill() is
+ * PostgreSQL's and goes on to the main thread (tgkill), any other is the
+ * runtime's own and goes to the runtime's handler.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,7 +62,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #ifdef __GLIBC__
 #include <link.h>
@@ -50,6 +72,7 @@
 
 #include "datatype/timestamp.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/fd.h"
 #include "talaria.h"
 #include "utils/builtins.h"
@@ -94,6 +117,7 @@ typedef struct NativeLibrary
 	NativeFileId id;
 	void	   *handle;			/* dlopen handle of the private copy */
 	int			refcount;
+	bool		resident;		/* cannot be unloaded: kept for reuse */
 } NativeLibrary;
 
 /* engine_state of a native transform */
@@ -114,6 +138,17 @@ typedef struct ResultCheck
 
 static NativeLibrary *native_libraries = NULL;
 static uint32 native_copy_counter = 0;
+
+/*
+ * SIGURG: PostgreSQL's own disposition (saved before the first dlopen), and
+ * the handlers plugins' runtimes installed since, which ours calls in turn.
+ */
+#define NATIVE_MAX_SIGURG_HANDLERS 16
+static bool sigurg_saved = false;
+static struct sigaction sigurg_postgres;
+static struct sigaction sigurg_plugins[NATIVE_MAX_SIGURG_HANDLERS];
+static volatile sig_atomic_t sigurg_nplugins = 0;
+static pid_t native_main_tid = 0;
 
 PG_FUNCTION_INFO_V1(tt_register_native);
 
@@ -261,6 +296,137 @@ check_shared_object(int fd, const char *library)
 #endif
 }
 
+/* ---------------------------------------------------------------------
+ * Signals and plugins that bring a runtime (see the file header)
+ * ---------------------------------------------------------------------
+ */
+static pid_t
+current_tid(void)
+{
+#if defined(__linux__) && defined(SYS_gettid)
+	return (pid_t) syscall(SYS_gettid);
+#else
+	return getpid();
+#endif
+}
+
+static bool
+is_handler_function(const struct sigaction *sa)
+{
+	return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN;
+}
+
+static void
+call_handler(const struct sigaction *sa, int signo, siginfo_t *info, void *context)
+{
+	if (!is_handler_function(sa))
+		return;
+	if (sa->sa_flags & SA_SIGINFO)
+		sa->sa_sigaction(signo, info, context);
+	else
+		sa->sa_handler(signo);
+}
+
+static void
+native_sigurg_handler(int signo, siginfo_t *info, void *context)
+{
+	int			save_errno = errno;
+	int			i;
+
+	if (info != NULL && info->si_code == SI_USER)
+	{
+		/*
+		 * kill(): a latch wakeup.  With a self-pipe PostgreSQL has a handler
+		 * and any thread may run it; with a signalfd only the main thread
+		 * reads SIGURG (it keeps it blocked), so a wakeup that a runtime's
+		 * thread took is sent on to it.  On the main thread itself SIGURG
+		 * is unblocked only while plugin code runs, not waiting on a latch:
+		 * nothing to wake.
+		 */
+		if (is_handler_function(&sigurg_postgres))
+			call_handler(&sigurg_postgres, signo, info, context);
+#if defined(__linux__) && defined(SYS_tgkill)
+		else if (current_tid() != native_main_tid)
+			syscall(SYS_tgkill, (long) getpid(), (long) native_main_tid, (long) SIGURG);
+#endif
+	}
+	else
+	{
+		/*
+		 * tgkill() from a runtime (Go's preemption): each runtime's handler
+		 * ignores the threads that are not its own.
+		 */
+		for (i = 0; i < sigurg_nplugins; i++)
+			call_handler(&sigurg_plugins[i], signo, info, context);
+	}
+	errno = save_errno;
+}
+
+/*
+ * After a dlopen: if the library took SIGURG, remember its handler and put
+ * ours back in front.
+ */
+static void
+reclaim_sigurg(void)
+{
+	struct sigaction now;
+	struct sigaction ours;
+
+	if (sigaction(SIGURG, NULL, &now) != 0 ||
+		((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == native_sigurg_handler) ||
+		(sigurg_nplugins == 0 && now.sa_handler == sigurg_postgres.sa_handler))
+		return;
+	if (sigurg_nplugins < NATIVE_MAX_SIGURG_HANDLERS)
+	{
+		sigurg_plugins[sigurg_nplugins] = now;
+		/* the runtimes' threads run our handler concurrently */
+		pg_write_barrier();
+		sigurg_nplugins = sigurg_nplugins + 1;
+	}
+	else
+		ereport(WARNING,
+				(errmsg("more than %d native libraries installed a SIGURG handler in this backend",
+						NATIVE_MAX_SIGURG_HANDLERS),
+				 errdetail("The runtime of the last one loaded gets no preemption signals.")));
+	memset(&ours, 0, sizeof(ours));
+	ours.sa_sigaction = native_sigurg_handler;
+	ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigfillset(&ours.sa_mask);
+	if (sigaction(SIGURG, &ours, NULL) != 0)
+		elog(WARNING, "could not install the SIGURG handler: %m");
+}
+
+/*
+ * dlopen with every signal blocked, so that threads a library's
+ * initialisers start (a Go runtime's) block PostgreSQL's signals and leave
+ * them to the main thread; then SIGURG is reclaimed.
+ */
+static void *
+dlopen_guarded(const char *path)
+{
+	sigset_t	all;
+	sigset_t	old;
+	void	   *handle;
+
+	if (!sigurg_saved)
+	{
+		if (sigaction(SIGURG, NULL, &sigurg_postgres) != 0)
+		{
+			memset(&sigurg_postgres, 0, sizeof(sigurg_postgres));
+			sigurg_postgres.sa_handler = SIG_DFL;
+		}
+		native_main_tid = current_tid();
+		sigurg_saved = true;
+	}
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (handle != NULL)
+		reclaim_sigurg();
+	return handle;
+}
+
 /*
  * Copies the open file to a private file and dlopens that.  Returns the
  * handle, or NULL with *err set; never leaves the copy behind.
@@ -326,7 +492,7 @@ dlopen_private_copy(int fd, const NativeFileId *id, char **err)
 		return NULL;
 	}
 
-	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	handle = dlopen_guarded(path);
 	if (handle == NULL)
 	{
 		const char *msg = dlerror();
@@ -368,6 +534,31 @@ symbol_in_library(void *handle, const void *addr, int *symtype)
 	}
 #endif
 	return true;
+}
+
+/*
+ * Was the library linked so that it can never be unloaded (DF_1_NODELETE,
+ * as Go marks its c-shared libraries: its runtime's threads run its code
+ * until the process exits)?  dlclose would do nothing, so the handle is
+ * kept for the next load of the same file instead of opening a second
+ * copy, which would start a second runtime.
+ */
+static bool
+library_is_resident(void *handle)
+{
+#if defined(__GLIBC__) && defined(DF_1_NODELETE)
+	struct link_map *map = NULL;
+	const ElfW(Dyn) *dyn;
+
+	if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == NULL || map->l_ld == NULL)
+		return false;
+	for (dyn = map->l_ld; dyn->d_tag != DT_NULL; dyn++)
+	{
+		if (dyn->d_tag == DT_FLAGS_1 && (dyn->d_un.d_val & DF_1_NODELETE))
+			return true;
+	}
+#endif
+	return false;
 }
 
 /* The library must carry a compatible talaria_plugin_info. */
@@ -469,18 +660,22 @@ library_acquire(const char *library, const char *real)
 	lib->id = id;
 	lib->handle = handle;
 	lib->refcount = 1;
+	lib->resident = library_is_resident(handle);
 	lib->next = native_libraries;
 	native_libraries = lib;
 	return lib;
 }
 
-/* Drops a reference; the last one closes the library.  Never ERRORs. */
+/*
+ * Drops a reference; the last one closes the library, unless it cannot be
+ * unloaded.  Never ERRORs.
+ */
 static void
 library_release(NativeLibrary *lib)
 {
 	NativeLibrary **p;
 
-	if (--lib->refcount > 0)
+	if (--lib->refcount > 0 || lib->resident)
 		return;
 	for (p = &native_libraries; *p != NULL; p = &(*p)->next)
 	{
@@ -770,6 +965,11 @@ native_call(TTTransform *t, tt_call *call)
 	tt_mem_uncharge(&budget, budget.used);
 	priv->budget = NULL;
 	priv->charged = 0;
+	/*
+	 * A cancel during the call (a plugin that saw host->interrupted fails
+	 * its row): the statement ends here, never as a dead letter.
+	 */
+	CHECK_FOR_INTERRUPTS();
 	if (priv->oom)
 	{
 		/* the header's promise: on a NULL from the arena, just fail */

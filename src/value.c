@@ -259,6 +259,20 @@ host_error(tt_call *call, const char *fmt,...)
 	return TT_ERROR;
 }
 
+/*
+ * Would CHECK_FOR_INTERRUPTS() end the statement now?  Only the interrupts
+ * that raise an error count: a plugin that stops for a catchup or barrier
+ * interrupt would fail its row for nothing.
+ */
+static int
+host_interrupted(tt_call *call)
+{
+	if (!InterruptPending || InterruptHoldoffCount != 0 || CritSectionCount != 0)
+		return 0;
+	return ProcDiePending || ClientConnectionLost ||
+		(QueryCancelPending && QueryCancelHoldoffCount == 0);
+}
+
 const tt_host tt_host_table = {
 	.abi_version = TT_ABI_VERSION,
 	.size = sizeof(tt_host),
@@ -271,6 +285,7 @@ const tt_host tt_host_table = {
 	.set_object = host_set_object,
 	.set_array = host_set_array,
 	.error = host_error,
+	.interrupted = host_interrupted,
 };
 
 void

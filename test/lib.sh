@@ -1,7 +1,7 @@
 # Shared helpers for test/run.sh, test/demo.sh and test/bench: dependencies,
 # build, and a throwaway cluster run as the postgres user.
 
-TT_PACKAGES="postgresql-15 postgresql-server-dev-15 libkrb5-dev libluajit2-5.1-dev pkg-config make gcc libipc-run-perl postgresql-15-pllua postgresql-15-pgaudit python3-psycopg2 pgloader"
+TT_PACKAGES="postgresql-15 postgresql-server-dev-15 libkrb5-dev libluajit2-5.1-dev pkg-config make gcc libipc-run-perl postgresql-15-pllua postgresql-15-pgaudit python3-psycopg2 pgloader golang-go rustc cargo"
 
 tt_install_deps() {
 	local missing=""

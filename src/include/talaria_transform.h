@@ -144,6 +144,16 @@ typedef struct tt_host
 				__attribute__((format(printf, 2, 3)))
 #endif
 			   ;
+
+	/*
+	 * Appended in 0.3.0 (same ABI version; plugins built against the older
+	 * header keep working).  1 when the statement is being cancelled or the
+	 * backend terminated (pg_cancel_backend, statement_timeout,
+	 * pg_terminate_backend): a long-running plugin polls it now and then and
+	 * returns TT_ERROR, and the host raises the cancel itself.  Cheap (a
+	 * few loads), never blocks, never longjmps.
+	 */
+	int			(*interrupted) (tt_call *call);
 } tt_host;
 
 /* One call: the row goes in, the result comes out. */

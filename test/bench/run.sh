@@ -5,10 +5,11 @@
 #   function level  SELECT count(f(doc)) FROM docs, per row, against
 #                   PostgreSQL's own doc - '{key1,...,key5}'::text[] (the floor):
 #                   SQL function, PL/pgSQL, pllua, plpython3u, talaria Lua
-#                   (cached, uncached), talaria native
+#                   (cached, uncached), talaria native in C, Go and Rust
 #   ingest level    COPY of the same events into a daily-partitioned table,
 #                   against plain COPY with no trigger (the floor): PL/pgSQL
 #                   trigger, pllua trigger, talaria Lua and native pipelines
+#                   (C and Go)
 #   memory          peak RSS (VmHWM) of each case's backend; growth from N to
 #                   3N rows in one session
 #   allocations     malloc/realloc/free/mmap calls per row (LD_PRELOAD counter,
@@ -47,7 +48,8 @@ tt_install_deps || exit 1
 tree=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | awk '{ print $2 }' | tr '\n' ' ')
 tt_build_install || { echo "build failed" >&2; exit 1; }
-# the sample native plugins (test/plugins/trim.c) under $libdir/talaria_test_plugins
+# the sample native plugins (test/plugins/trim.c, go/trim, rust/trim) under
+# $libdir/talaria_test_plugins
 make -s install-test-plugins >/dev/null || { echo "could not install the test plugins" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/talaria_bench.XXXXXX)
@@ -168,6 +170,9 @@ SELECT talaria.register_lua('trim_lua',
     'function main(row) row.key1 = nil row.key2 = nil row.key3 = nil row.key4 = nil row.key5 = nil return row end');
 SELECT talaria.register_native('trim_native', '\$libdir/talaria_test_plugins/trim.so', 'trim');
 SELECT talaria.register_native('trim_native_host', '\$libdir/talaria_test_plugins/trim.so', 'trim_host');
+-- the same trim in Go and in Rust (test/plugins/go/trim, test/plugins/rust/trim)
+SELECT talaria.register_native('trim_go', '\$libdir/talaria_test_plugins/go_trim.so', 'trim');
+SELECT talaria.register_native('trim_rust', '\$libdir/talaria_test_plugins/rust_trim.so', 'trim');
 
 -- the event files for COPY
 COPY (SELECT * FROM bench_events($ROWS)) TO '$work/events.csv' (FORMAT csv);
@@ -207,6 +212,7 @@ CREATE TABLE raw_plpgsql (LIKE target_full);
 CREATE TABLE raw_pllua (LIKE target_full);
 CREATE TABLE raw_lua (LIKE target_full);
 CREATE TABLE raw_native (LIKE target_full);
+CREATE TABLE raw_go (LIKE target_full);
 
 CREATE FUNCTION bench_ingest_plpgsql() RETURNS trigger LANGUAGE plpgsql AS \$\$
 BEGIN
@@ -245,6 +251,7 @@ if [ "$have_ingest" = t ]; then
 SELECT talaria.create_time_table('target', 'ts');
 SELECT talaria.create_pipeline('raw_lua', 'target', 'trim_lua');
 SELECT talaria.create_pipeline('raw_native', 'target', 'trim_native');
+SELECT talaria.create_pipeline('raw_go', 'target', 'trim_go');
 SQL
 fi
 q -c "CHECKPOINT" || exit 1
@@ -384,6 +391,9 @@ fn_case fn_talaria_lua_uncached "talaria.transform_row('trim_lua', doc)" docs_sm
 fn_case fn_talaria_native "talaria.transform_row('trim_native', doc)" docs "$ROWS" "" "test/plugins/trim.c, symbol trim"
 fn_case fn_talaria_native_host "talaria.transform_row('trim_native_host', doc)" docs "$ROWS" "" \
 	"test/plugins/trim.c, symbol trim_host: five host->remove calls"
+fn_case fn_talaria_go "talaria.transform_row('trim_go', doc)" docs "$ROWS" "" \
+	"test/plugins/go/trim (Debian's Go 1.19, cgo): the same loop as trim.c, plus Go's cgo callback per call"
+fn_case fn_talaria_rust "talaria.transform_row('trim_rust', doc)" docs "$ROWS" "" "test/plugins/rust/trim (Debian's rustc 1.63)"
 
 # ---------------------------------------------------------------------
 # Ingest level
@@ -397,6 +407,7 @@ copy_case copy_pllua raw_pllua events target "pllua BEFORE INSERT trigger: prepa
 if [ "$have_ingest" = t ]; then
 	copy_case copy_talaria_lua raw_lua events target "talaria.create_pipeline with trim_lua"
 	copy_case copy_talaria_native raw_native events target "talaria.create_pipeline with trim_native"
+	copy_case copy_talaria_go raw_go events target "talaria.create_pipeline with trim_go (Go)"
 fi
 
 # function level first, then ingest level: a COPY leaves the kernel
@@ -420,7 +431,7 @@ echo
 echo "== ingest level: COPY of $ROWS events into a daily-partitioned table (7 partitions); ratio to plain COPY"
 report_cases ingest
 if [ "$have_ingest" != t ]; then
-	for c in copy_talaria_lua copy_talaria_native; do
+	for c in copy_talaria_lua copy_talaria_native copy_talaria_go; do
 		echo "case=$c skipped (ingest API not available)"
 		echo "ingest,$c,$ROWS,,,,,,skipped,\"ingest API not available\"" >>"$results_csv"
 	done
@@ -465,6 +476,7 @@ SELECT 'ms', bench_ms(\$q\$SELECT count($expr) FROM docs CROSS JOIN LATERAL gene
 mem_case fn_floor "doc - $KEYS"
 mem_case fn_talaria_lua "talaria.transform_row('trim_lua', doc)"
 mem_case fn_talaria_native "talaria.transform_row('trim_native', doc)"
+mem_case fn_talaria_go "talaria.transform_row('trim_go', doc)"
 
 # ---------------------------------------------------------------------
 # Profiles (BENCH_PROFILE=1): perf record of one run of the talaria cases

@@ -1,0 +1,3 @@
+module talaria/spin
+
+go 1.19

@@ -1,0 +1,3 @@
+module talaria/trim
+
+go 1.19
