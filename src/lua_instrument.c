@@ -328,6 +328,187 @@ tt_lua_row_stays_local(const char *src, size_t len)
 }
 
 /* ---------------------------------------------------------------------
+ * Can an object inside the row outlive its call?
+ *
+ * The row's nested objects are lazy too (lua_convert.c), with their state
+ * in the call's memory; one a script may keep gets a copy at the end of
+ * the call.  For a script whose row cannot outlive the call
+ * (tt_lua_row_stays_local), this scan answers "certainly not" for its
+ * nested objects when every chain of indexes through the row, or through
+ * a local declared as `local d = row.x...`, is used only:
+ *	- as an assignment target (`row.doc.key1 = nil`, `d.key1 = nil`);
+ *	- as the value of such a `local d = ...` declaration (d is then
+ *	  checked the same way);
+ *	- as `return chain` at the end of a block (the result, read back
+ *	  during the call);
+ *	- as an operand of a comparison, arithmetic, `..`, `not` or `#`, or as
+ *	  the condition of `if ... then` or `while ... do`: none of these
+ *	  passes the value on.
+ * Anything else (passed to a function, stored, returned with another
+ * value, a method call, `and`/`or`) answers "maybe".
+ * ---------------------------------------------------------------------
+ */
+static bool
+same_name(const TTToken *a, const TTToken *b)
+{
+	return a->kind == TT_TOK_NAME && b->kind == TT_TOK_NAME && a->n == b->n &&
+		memcmp(a->p, b->p, a->n) == 0;
+}
+
+/*
+ * The first token after the chain of `.name` and `[...]` links that
+ * follows toks[i]; *links counts them.  -1: unbalanced brackets.
+ */
+static int
+chain_end(const TTToken *toks, int ntok, int i, int *links)
+{
+	int			j = i + 1;
+
+	*links = 0;
+	for (;;)
+	{
+		if (j + 1 < ntok && tt_tok_is(&toks[j], ".") && toks[j + 1].kind == TT_TOK_NAME)
+			j += 2;
+		else if (j < ntok && tt_tok_is(&toks[j], "["))
+		{
+			int			depth = 0;
+
+			for (; j < ntok; j++)
+			{
+				if (tt_tok_is(&toks[j], "["))
+					depth++;
+				else if (tt_tok_is(&toks[j], "]") && --depth == 0)
+					break;
+			}
+			if (j >= ntok)
+				return -1;
+			j++;
+		}
+		else
+			return j;
+		(*links)++;
+	}
+}
+
+static bool
+tok_in(const TTToken *t, const char *const *list)
+{
+	for (; t != NULL && *list; list++)
+		if (tt_tok_is(t, *list))
+			return true;
+	return false;
+}
+
+/* does a block end at toks[e] (what may follow `return x`)? */
+static bool
+block_ends(const TTToken *toks, int ntok, int e)
+{
+	static const char *const ends[] = {"end", "else", "elseif", "until", ";", NULL};
+
+	return e >= ntok || tok_in(&toks[e], ends);
+}
+
+bool
+tt_lua_objects_stay_local(const char *src, size_t len)
+{
+	static const char *const ops[] = {
+		"==", "~=", "<", "<=", ">", ">=", "..", "+", "-", "*", "/", "%", "^", NULL
+	};
+	static const char *const before[] = {"not", "#", NULL};
+	TTToken    *toks;
+	int			ntok;
+	bool	   *tracked;
+	bool		local = true;
+	bool		grew = true;
+	int			i;
+	int			j;
+
+	toks = scan_tokens(src, len, &ntok);
+	if (toks == NULL)
+		return false;
+	tracked = calloc(Max(ntok, 1), sizeof(bool));
+	if (tracked == NULL)
+	{
+		free(toks);
+		return false;
+	}
+	/* the row: main's parameter (tt_lua_row_stays_local found exactly one) */
+	for (i = 0; i + 3 < ntok; i++)
+		if (tt_tok_is(&toks[i], "function") && tt_tok_is(&toks[i + 1], "main") &&
+			tt_tok_is(&toks[i + 2], "("))
+			tracked[i + 3] = true;
+	/* locals bound to a chain through a tracked name, until none is new */
+	while (grew)
+	{
+		grew = false;
+		for (i = 3; i < ntok; i++)
+		{
+			int			links;
+			int			e;
+
+			if (toks[i].kind != TT_TOK_NAME || !tt_tok_is(&toks[i - 1], "=") ||
+				toks[i - 2].kind != TT_TOK_NAME || !tt_tok_is(&toks[i - 3], "local") ||
+				tracked[i - 2])
+				continue;
+			for (j = 0; j < ntok && !(tracked[j] && same_name(&toks[j], &toks[i])); j++)
+				;
+			if (j == ntok)
+				continue;
+			e = chain_end(toks, ntok, i, &links);
+			if (links > 0 && (e >= ntok || tt_tok_is(&toks[e], ";") ||
+							  (toks[e].kind == TT_TOK_NAME && !tt_tok_is(&toks[e], "and") &&
+							   !tt_tok_is(&toks[e], "or"))))
+			{
+				tracked[i - 2] = true;
+				grew = true;
+			}
+		}
+	}
+	/* every use of a tracked name */
+	for (i = 0; local && i < ntok; i++)
+	{
+		const TTToken *prev = i > 0 ? &toks[i - 1] : NULL;
+		int			links;
+		int			e;
+
+		if (toks[i].kind != TT_TOK_NAME || tracked[i] ||
+			tt_tok_is(prev, ".") || tt_tok_is(prev, ":"))
+			continue;
+		for (j = 0; j < ntok && !(tracked[j] && same_name(&toks[j], &toks[i])); j++)
+			;
+		if (j == ntok)
+			continue;
+		e = chain_end(toks, ntok, i, &links);
+		if (e < 0)
+			local = false;
+		else if (e < ntok && (tt_tok_is(&toks[e], "(") || tt_tok_is(&toks[e], ":") ||
+							  tt_tok_is(&toks[e], "{") || toks[e].kind == TT_TOK_STRING))
+			local = false;		/* a call: the value is passed on */
+		else if (tt_tok_is(prev, "return") && block_ends(toks, ntok, e))
+			continue;			/* the result */
+		else if (links == 0)
+			local = false;		/* the object itself, bare */
+		else if (e < ntok && tt_tok_is(&toks[e], "="))
+			continue;			/* an assignment's target */
+		else if (i >= 3 && tt_tok_is(prev, "=") && tracked[i - 2] &&
+				 tt_tok_is(&toks[i - 3], "local"))
+			continue;			/* the value of a tracked local */
+		else if (tok_in(prev, ops) || tok_in(prev, before) ||
+				 (e < ntok && tok_in(&toks[e], ops)))
+			continue;			/* an operand */
+		else if (e < ntok && (tt_tok_is(&toks[e], "then") || tt_tok_is(&toks[e], "do")) &&
+				 (tt_tok_is(prev, "if") || tt_tok_is(prev, "elseif") ||
+				  tt_tok_is(prev, "while")))
+			continue;			/* a condition */
+		else
+			local = false;
+	}
+	free(tracked);
+	free(toks);
+	return local;
+}
+
+/* ---------------------------------------------------------------------
  * The proof: every loop and every function of the compiled chunk checks.
  *
  * The rewriter above decides from tokens; this decides from what LuaJIT

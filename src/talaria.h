@@ -31,6 +31,7 @@ extern int	tt_native_memory_limit_kb;
 extern int	tt_backend_memory_limit_kb;
 extern int	tt_transform_timeout_ms;
 extern bool tt_lua_cache;
+extern bool tt_lua_lazy_objects;
 extern bool tt_copy_fast_path;
 extern bool tt_copy_fast_reader;
 extern char *tt_native_library_path;
