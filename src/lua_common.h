@@ -50,7 +50,7 @@ extern void tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call,
 							bool copy, bool pin_objects);
 extern bool tt_lua_objects_pending(void);
 extern void tt_lua_objects_done(lua_State *L);
-extern void tt_lua_row_done(TTLuaShapes *shapes);
+extern void tt_lua_row_done(lua_State *L, TTLuaShapes *shapes);
 extern void tt_lua_convert_init(lua_State *L);	/* creates the metatables */
 extern void tt_lua_push_value(lua_State *L, const tt_value *v, int depth);
 extern void tt_lua_push_number_text(lua_State *L, const char *text, size_t len);

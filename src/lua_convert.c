@@ -690,6 +690,7 @@ typedef struct LazyRow
 	uint8	   *flags;			/* per field: the table has the say */
 	uint32		raw_keys;		/* keys our metamethods stored in the table */
 	bool		nested;			/* a nested object, not a row (below) */
+	uint8		order;			/* its keys: 0 unknown, 1 jsonb order, 2 not */
 	int			depth;			/* a row 0, its objects 1, theirs 2... */
 	tt_member  *members;		/* a nested object's copy (keys and values) */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
@@ -1030,6 +1031,9 @@ tree_copy(const tt_value *src, tt_value *dst, TreeCopy *tc)
 			/* a numeric's tag names its source's slot: not the copy's */
 			dst->host_tag = 0;
 			break;
+		case TT_INT:
+			dst->host_tag = 0;	/* likewise (value.c, memo_int_source) */
+			break;
 		case TT_OBJECT:
 			dst->u.obj.members = (tt_member *) tc->nodes;
 			dst->u.obj.cap = src->u.obj.count;
@@ -1158,19 +1162,87 @@ nested_members(const LazyRow *lr)
 	return lr->members != NULL ? lr->members : lr->cur->u.obj.members;
 }
 
-/* Member number (0-based) of the key at kidx in a nested object, or -1. */
+/*
+ * Where a key string (Lua interns them: its address) was last found in a
+ * nested object: a hint, checked against the object's key before use.
+ */
+#define NESTED_HINTS 64
+
+typedef struct NestedKeyHint
+{
+	const char *key;
+	uint32		index;
+} NestedKeyHint;
+
+static NestedKeyHint nested_hints[NESTED_HINTS];
+
+/* jsonb's key order: shorter first, then bytewise (keys are short) */
+static inline int
+key_order(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t		i;
+
+	if (alen != blen)
+		return alen < blen ? -1 : 1;
+	for (i = 0; i < alen; i++)
+		if (a[i] != b[i])
+			return (unsigned char) a[i] < (unsigned char) b[i] ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Member number (0-based) of the key at kidx in a nested object, or -1.
+ * Objects read from jsonb have their keys in jsonb's order: a binary
+ * search; a miss is only believed once the order has been checked (once
+ * per object), else the keys are searched one by one.
+ */
 static int
-nested_field(lua_State *L, const LazyRow *lr, int kidx)
+nested_field(lua_State *L, LazyRow *lr, int kidx)
 {
 	const tt_member *m;
 	const char *k;
 	size_t		len;
+	uint32		lo = 0;
+	uint32		hi = lr->nkeys;
 	uint32		i;
+
+	NestedKeyHint *hint;
 
 	if (lua_type(L, kidx) != LUA_TSTRING)
 		return -1;
 	k = lua_tolstring(L, kidx, &len);
 	m = nested_members(lr);
+	/* objects of one kind, row after row, have their keys in one place */
+	hint = &nested_hints[key_hash(k) & (NESTED_HINTS - 1)];
+	if (hint->key == k && hint->index < lr->nkeys &&
+		key_order(m[hint->index].key.ptr, m[hint->index].key.len, k, len) == 0)
+		return (int) hint->index;
+	while (lo < hi)
+	{
+		uint32		mid = lo + (hi - lo) / 2;
+		int			c = key_order(m[mid].key.ptr, m[mid].key.len, k, len);
+
+		if (c == 0)
+		{
+			hint->key = k;
+			hint->index = mid;
+			return (int) mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lr->order == 0)
+	{
+		lr->order = 1;
+		for (i = 1; i < lr->nkeys && lr->order == 1; i++)
+			if (key_order(m[i - 1].key.ptr, m[i - 1].key.len,
+						  m[i].key.ptr, m[i].key.len) >= 0)
+				lr->order = 2;
+	}
+	if (lr->order == 1)
+		return -1;
 	for (i = 0; i < lr->nkeys; i++)
 		if (m[i].key.len == len && memcmp(m[i].key.ptr, k, len) == 0)
 			return (int) i;
@@ -1751,6 +1823,8 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 				dst->u.str.ptr = copy_bytes(&tc, v->u.str.ptr, v->u.str.len);
 				dst->host_tag = 0;
 			}
+			else if (v->type == TT_INT)
+				dst->host_tag = 0;
 		}
 	}
 	if (copy)
@@ -1800,14 +1874,43 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 
 /*
  * After a call's result was read back: the row's table may serve the next
- * call if it is still lazy and holds nothing (the script stored nothing
- * in it).
+ * call if it is still lazy (so it is the table made for the call, which
+ * the script cannot have kept) and holds nothing, or only a few keys,
+ * which are removed.
  */
+#define ROW_CLEAR_MAX 8
+
 void
-tt_lua_row_done(TTLuaShapes *shapes)
+tt_lua_row_done(lua_State *L, TTLuaShapes *shapes)
 {
-	if (shapes != NULL && shapes->spare_ref != 0 && cur_lr != NULL &&
-		cur_row_ptr != NULL && cur_lr->values == NULL && cur_lr->raw_keys == 0)
+	if (shapes == NULL || shapes->spare_ref == 0 || cur_lr == NULL ||
+		cur_row_ptr == NULL || cur_lr->values != NULL)
+		return;
+	/*
+	 * A few keys our metamethods stored (fields read, or set): nobody can
+	 * see the table any more, so empty it rather than make a new one.
+	 */
+	if (cur_lr->raw_keys > 0 && cur_lr->raw_keys <= ROW_CLEAR_MAX)
+	{
+		luaL_checkstack(L, 4, "row");
+		lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->spare_ref);
+		if (lua_topointer(L, -1) != cur_row_ptr)
+		{
+			lua_pop(L, 1);
+			return;
+		}
+		lua_pushnil(L);
+		while (lua_next(L, -2))
+		{
+			lua_pop(L, 1);
+			lua_pushvalue(L, -1);
+			lua_pushnil(L);
+			lua_rawset(L, -4);
+		}
+		lua_pop(L, 1);
+		cur_lr->raw_keys = 0;
+	}
+	if (cur_lr->raw_keys == 0)
 		shapes->spare_clean = true;
 }
 
@@ -2150,6 +2253,21 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 				{
 					lazy_to_value(L, idx, call, dst, depth, cur_lr);
 					break;
+				}
+				/* the last nested object used: known by address and metatable */
+				if (cur_obj_ptr != NULL && lua_topointer(L, idx) == cur_obj_ptr &&
+					lua_getmetatable(L, idx))
+				{
+					bool		ours;
+
+					lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->mt_ref);
+					ours = lua_rawequal(L, -1, -2);
+					lua_pop(L, 2);
+					if (ours && nested_keeps_any(cur_obj_lr))
+					{
+						lazy_to_value(L, idx, call, dst, depth, cur_obj_lr);
+						break;
+					}
 				}
 				lr = lazy_state(L, idx);
 				if (lr != NULL)

@@ -836,9 +836,12 @@ state_create(const char *name, const char *source)
 	st->objects_local = st->row_local &&
 		tt_lua_objects_stay_local(source, strlen(source));
 	ereport(DEBUG2,
-			(errmsg_internal("talaria: transform \"%s\" %s its row past a call, %s its nested objects",
-							 name, st->row_local ? "cannot keep" : "may keep",
-							 st->objects_local ? "cannot keep" : "may keep")));
+			(errmsg_internal("talaria: transform \"%s\" %s its row past a call",
+							 name, st->row_local ? "cannot keep" : "may keep")));
+	if (st->row_local)
+		ereport(DEBUG2,
+				(errmsg_internal("talaria: transform \"%s\" %s the objects inside its row past a call",
+								 name, st->objects_local ? "cannot keep" : "may keep")));
 	st->L = lua_newstate(lua_alloc, st);
 	if (st->L == NULL)
 	{
@@ -936,7 +939,7 @@ call_main(lua_State *L)
 	if (lua_isnil(L, -1))
 	{
 		tt_lua_objects_done(L);
-		tt_lua_row_done(a->st->shapes);
+		tt_lua_row_done(L, a->st->shapes);
 		a->status = TT_DROP;
 		return 0;
 	}
@@ -945,7 +948,7 @@ call_main(lua_State *L)
 		return luaL_error(L, "not enough memory for the result");
 	tt_lua_to_value(L, -1, a->call, result, 0);
 	tt_lua_objects_done(L);
-	tt_lua_row_done(a->st->shapes);
+	tt_lua_row_done(L, a->st->shapes);
 	a->call->result = result;
 	a->status = TT_OK;
 	return 0;
@@ -1054,6 +1057,8 @@ lua_engine_call(TTTransform *t, tt_call *call)
 		else if (reason == TT_ABORT_TIMEOUT)
 			priv->sqlerrcode = ERRCODE_QUERY_CANCELED;
 	}
+	else if (args.status == TT_OK)
+		tt_value_trust_input(); /* its strings: the input's, or copies */
 	lua_settop(st->L, 0);
 
 	/*

@@ -336,7 +336,9 @@ tt_lua_row_stays_local(const char *src, size_t len)
  * (tt_lua_row_stays_local), this scan answers "certainly not" for its
  * nested objects when every chain of indexes through the row, or through
  * a local declared as `local d = row.x...`, is used only:
- *	- as an assignment target (`row.doc.key1 = nil`, `d.key1 = nil`);
+ *	- as an assignment target (`row.doc.key1 = nil`, `d.key1 = nil`), or
+ *	  as the value such a target is given (`row.copy = row.doc`: it stays
+ *	  in the row);
  *	- as the value of such a `local d = ...` declaration (d is then
  *	  checked the same way);
  *	- as `return chain` at the end of a block (the result, read back
@@ -408,6 +410,30 @@ block_ends(const TTToken *toks, int ntok, int e)
 	return e >= ntok || tok_in(&toks[e], ends);
 }
 
+/* does an expression statement's value end at toks[e]? */
+static bool
+stmt_ends(const TTToken *toks, int ntok, int e)
+{
+	return e >= ntok || tt_tok_is(&toks[e], ";") ||
+		(toks[e].kind == TT_TOK_NAME && !tt_tok_is(&toks[e], "and") &&
+		 !tt_tok_is(&toks[e], "or"));
+}
+
+/* is toks[i] a use of a tracked name (not a field name)? */
+static bool
+tracked_use(const TTToken *toks, int ntok, const bool *tracked, int i)
+{
+	int			j;
+
+	if (toks[i].kind != TT_TOK_NAME || tracked[i] ||
+		(i > 0 && (tt_tok_is(&toks[i - 1], ".") || tt_tok_is(&toks[i - 1], ":"))))
+		return false;
+	for (j = 0; j < ntok; j++)
+		if (tracked[j] && same_name(&toks[j], &toks[i]))
+			return true;
+	return false;
+}
+
 bool
 tt_lua_objects_stay_local(const char *src, size_t len)
 {
@@ -418,20 +444,21 @@ tt_lua_objects_stay_local(const char *src, size_t len)
 	TTToken    *toks;
 	int			ntok;
 	bool	   *tracked;
+	bool	   *in_row;
 	bool		local = true;
 	bool		grew = true;
 	int			i;
-	int			j;
 
 	toks = scan_tokens(src, len, &ntok);
 	if (toks == NULL)
 		return false;
-	tracked = calloc(Max(ntok, 1), sizeof(bool));
+	tracked = calloc(2 * Max(ntok, 1), sizeof(bool));
 	if (tracked == NULL)
 	{
 		free(toks);
 		return false;
 	}
+	in_row = tracked + Max(ntok, 1);
 	/* the row: main's parameter (tt_lua_row_stays_local found exactly one) */
 	for (i = 0; i + 3 < ntok; i++)
 		if (tt_tok_is(&toks[i], "function") && tt_tok_is(&toks[i + 1], "main") &&
@@ -450,14 +477,10 @@ tt_lua_objects_stay_local(const char *src, size_t len)
 				toks[i - 2].kind != TT_TOK_NAME || !tt_tok_is(&toks[i - 3], "local") ||
 				tracked[i - 2])
 				continue;
-			for (j = 0; j < ntok && !(tracked[j] && same_name(&toks[j], &toks[i])); j++)
-				;
-			if (j == ntok)
+			if (!tracked_use(toks, ntok, tracked, i))
 				continue;
 			e = chain_end(toks, ntok, i, &links);
-			if (links > 0 && (e >= ntok || tt_tok_is(&toks[e], ";") ||
-							  (toks[e].kind == TT_TOK_NAME && !tt_tok_is(&toks[e], "and") &&
-							   !tt_tok_is(&toks[e], "or"))))
+			if (links > 0 && stmt_ends(toks, ntok, e))
 			{
 				tracked[i - 2] = true;
 				grew = true;
@@ -471,12 +494,7 @@ tt_lua_objects_stay_local(const char *src, size_t len)
 		int			links;
 		int			e;
 
-		if (toks[i].kind != TT_TOK_NAME || tracked[i] ||
-			tt_tok_is(prev, ".") || tt_tok_is(prev, ":"))
-			continue;
-		for (j = 0; j < ntok && !(tracked[j] && same_name(&toks[j], &toks[i])); j++)
-			;
-		if (j == ntok)
+		if (!tracked_use(toks, ntok, tracked, i))
 			continue;
 		e = chain_end(toks, ntok, i, &links);
 		if (e < 0)
@@ -484,12 +502,24 @@ tt_lua_objects_stay_local(const char *src, size_t len)
 		else if (e < ntok && (tt_tok_is(&toks[e], "(") || tt_tok_is(&toks[e], ":") ||
 							  tt_tok_is(&toks[e], "{") || toks[e].kind == TT_TOK_STRING))
 			local = false;		/* a call: the value is passed on */
+		else if (in_row[i])
+			continue;			/* stored into the row (or an object of it) */
 		else if (tt_tok_is(prev, "return") && block_ends(toks, ntok, e))
 			continue;			/* the result */
 		else if (links == 0)
 			local = false;		/* the object itself, bare */
 		else if (e < ntok && tt_tok_is(&toks[e], "="))
-			continue;			/* an assignment's target */
+		{
+			int			e2;
+			int			links2;
+
+			/* an assignment's target; a chain it is given stays in the row */
+			if (e + 1 < ntok && tracked_use(toks, ntok, tracked, e + 1) &&
+				(e2 = chain_end(toks, ntok, e + 1, &links2)) >= 0 && links2 > 0 &&
+				stmt_ends(toks, ntok, e2))
+				in_row[e + 1] = true;
+			continue;
+		}
 		else if (i >= 3 && tt_tok_is(prev, "=") && tracked[i - 2] &&
 				 tt_tok_is(&toks[i - 3], "local"))
 			continue;			/* the value of a tracked local */

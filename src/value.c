@@ -21,6 +21,7 @@
 #include "datatype/timestamp.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "talaria.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -463,17 +464,80 @@ tt_numeric_to_int64(Numeric num, int64 *out)
 
 typedef struct NumericMemo
 {
-	const char *text;
+	const char *text;			/* NULL: an integer (TT_INT) of value i */
+	int64		i;
 	Numeric		num;
 } NumericMemo;
 
 static NumericMemo tt_memo[TT_MEMO_SIZE];
 static uint32 tt_memo_count = 0;
 
+/*
+ * The jsonb values read into the tree for the current row (tt_jsonb_to_value),
+ * alive until the row is done: their strings and keys are valid text (jsonb
+ * checked them), so the jsonb writer need not check them again.  Only
+ * honoured for a Lua transform's result (tt_value_trust_input), whose
+ * strings are either the input's own values, whole, or copies in the arena;
+ * a native plugin may point anywhere, even into a slice of the input.
+ */
+#define TT_TRUSTED_MAX 8
+
+static const char *trusted_start[TT_TRUSTED_MAX];
+static const char *trusted_end[TT_TRUSTED_MAX];
+static int	trusted_count = 0;
+static bool trusted_on = false;
+
+/* The start of a row: forgets the last row's numbers and jsonb values. */
 void
 tt_numeric_memo_reset(void)
 {
 	tt_memo_count = 0;
+	trusted_count = 0;
+	trusted_on = false;
+}
+
+void
+tt_value_trust_input(void)
+{
+	trusted_on = trusted_count > 0;
+}
+
+static inline bool
+trusted_text(const tt_str *s)
+{
+	int			i;
+
+	if (!trusted_on)
+		return false;
+	for (i = 0; i < trusted_count; i++)
+		if (s->ptr >= trusted_start[i] && s->ptr + s->len <= trusted_end[i])
+			return true;
+	return false;
+}
+
+/* An integer read from a jsonb Numeric: remembered like a decimal. */
+static inline void
+memo_int_source(Numeric num, tt_value *dst)
+{
+	if (tt_memo_count < TT_MEMO_SIZE)
+	{
+		tt_memo[tt_memo_count].text = NULL;
+		tt_memo[tt_memo_count].i = dst->u.i;
+		tt_memo[tt_memo_count].num = num;
+		dst->host_tag = ++tt_memo_count;
+	}
+}
+
+/* The Numeric an untouched integer was read from, or NULL. */
+static inline Numeric
+memo_int_lookup(const tt_value *v)
+{
+	uint32		tag = v->host_tag;
+
+	if (tag == 0 || tag > tt_memo_count || tt_memo[tag - 1].text != NULL ||
+		tt_memo[tag - 1].i != v->u.i)
+		return NULL;
+	return tt_memo[tag - 1].num;
 }
 
 static Numeric
@@ -704,7 +768,10 @@ read_child(const JsonbContainer *c, const char *base, uint32 i, uint32 off,
 		Numeric		num = (Numeric) (base + INTALIGN(off));
 
 		if (tt_numeric_to_int64(num, &dst->u.i))
+		{
 			dst->type = TT_INT;
+			memo_int_source(num, dst);
+		}
 		else
 		{
 			dst->type = TT_NUMERIC;
@@ -783,6 +850,12 @@ read_container(const JsonbContainer *c, tt_value *dst, int depth)
 void
 tt_jsonb_to_value(Jsonb *jb, tt_value *dst)
 {
+	if (trusted_count < TT_TRUSTED_MAX)
+	{
+		trusted_start[trusted_count] = (const char *) jb;
+		trusted_end[trusted_count] = (const char *) jb + VARSIZE(jb);
+		trusted_count++;
+	}
 	if (JB_ROOT_IS_SCALAR(jb))
 	{
 		/* a raw scalar is a one-element array flagged as scalar */
@@ -812,6 +885,8 @@ bad_value(const char *transform, const char *detail)
 static void
 check_string(const tt_str *s, const char *transform, const char *what)
 {
+	if (trusted_text(s))
+		return;
 	if (s->ptr == NULL && s->len > 0)
 		bad_value(transform, psprintf("A %s has a NULL pointer.", what));
 	if (s->len > 0 && !pg_verify_mbstr(GetDatabaseEncoding(), s->ptr, s->len, true))
@@ -877,14 +952,50 @@ sortkey_qsort_cmp(const void *a, const void *b)
 	return ((const SortKey *) a)->seq < ((const SortKey *) b)->seq ? -1 : 1;
 }
 
+/* strictly in jsonb key order (shorter first, then bytewise)? */
+static bool
+members_in_order(const tt_value *v)
+{
+	const tt_member *m = v->u.obj.members;
+	uint32		i;
+
+	for (i = 1; i < v->u.obj.count; i++)
+	{
+		const tt_str *a = &m[i - 1].key;
+		const tt_str *b = &m[i].key;
+		uint32		j;
+
+		if (a->len != b->len)
+		{
+			if (a->len > b->len)
+				return false;
+			continue;
+		}
+		for (j = 0; j < a->len && a->ptr[j] == b->ptr[j]; j++)
+			;
+		if (j == a->len || (unsigned char) a->ptr[j] > (unsigned char) b->ptr[j])
+			return false;
+	}
+	return true;
+}
+
 static uint32
 sorted_members(const tt_value *v, const tt_member **order)
 {
 	uint32		count = v->u.obj.count;
 	SortKey		local[64];
-	SortKey    *keys = count <= lengthof(local) ? local : palloc(count * sizeof(SortKey));
+	SortKey    *keys;
 	uint32		i;
 	uint32		n;
+
+	/* objects read from jsonb, and their untouched rest, are in order */
+	if (members_in_order(v))
+	{
+		for (i = 0; i < count; i++)
+			order[i] = &v->u.obj.members[i];
+		return count;
+	}
+	keys = count <= lengthof(local) ? local : palloc(count * sizeof(SortKey));
 
 	for (i = 0; i < count; i++)
 	{
@@ -892,8 +1003,18 @@ sorted_members(const tt_value *v, const tt_member **order)
 		uint64		prefix = 0;
 		uint32		j;
 
-		for (j = 0; j < 8; j++)
-			prefix = (prefix << 8) | (j < m->key.len ? (unsigned char) m->key.ptr[j] : 0);
+		/* the first 8 bytes, big-endian, zero-padded */
+		if (m->key.len >= 8)
+		{
+			memcpy(&prefix, m->key.ptr, 8);
+			prefix = pg_ntoh64(prefix);
+		}
+		else if (m->key.len > 0)
+		{
+			for (j = 0; j < m->key.len; j++)
+				prefix = (prefix << 8) | (unsigned char) m->key.ptr[j];
+			prefix <<= 8 * (8 - m->key.len);
+		}
 		keys[i].len = m->key.len;
 		keys[i].prefix = prefix;
 		keys[i].m = m;
@@ -963,6 +1084,8 @@ number_to_numeric(const tt_value *v, const char *transform)
 	switch (v->type)
 	{
 		case TT_INT:
+			if ((num = memo_int_lookup(v)) != NULL)
+				return num;
 			return int64_to_numeric(v->u.i);
 		case TT_FLOAT:
 			if (isnan(v->u.f) || isinf(v->u.f))
