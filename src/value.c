@@ -1063,6 +1063,18 @@ pad_to_int(StringInfo buf)
 	}
 }
 
+/* appendBinaryStringInfo without the call when there is room */
+static inline void
+buf_append(StringInfo buf, const char *data, int len)
+{
+	if (unlikely(len < 0 || buf->len + len >= buf->maxlen))
+		enlargeStringInfo(buf, len);
+	if (len > 0)
+		memcpy(buf->data + buf->len, data, len);
+	buf->len += len;
+	buf->data[buf->len] = '\0';
+}
+
 static int
 reserve(StringInfo buf, int len)
 {
@@ -1135,19 +1147,19 @@ write_scalar(JbWriter *w, const tt_value *v)
 					num = (Numeric) PG_DETOAST_DATUM(NumericGetDatum(num));
 				len = VARSIZE(num);
 				pad_to_int(buf);
-				appendBinaryStringInfo(buf, (char *) num, len);
+				buf_append(buf, (char *) num, len);
 				return JENTRY_ISNUMERIC | (buf->len - before);
 			}
 		case TT_STRING:
 			check_string(&v->u.str, w->transform, "string");
-			appendBinaryStringInfo(buf, v->u.str.ptr, v->u.str.len);
+			buf_append(buf, v->u.str.ptr, v->u.str.len);
 			return JENTRY_ISSTRING | v->u.str.len;
 		case TT_TIMESTAMP:
 			{
 				char	   *s = tt_timestamp_text(v);
 				int			len = strlen(s);
 
-				appendBinaryStringInfo(buf, s, len);
+				buf_append(buf, s, len);
 				return JENTRY_ISSTRING | len;
 			}
 		default:
@@ -1191,23 +1203,43 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 	if (v->type == TT_OBJECT)
 	{
 		const tt_member **order;
+		const tt_member *local[64];
+		size_t		keybytes = 0;
 		uint32		n;
 
 		if (v->u.obj.count > 0 && v->u.obj.members == NULL)
 			bad_value(w->transform, "An object has a NULL member array.");
 		if (v->u.obj.count > JB_CMASK / 2)
 			bad_value(w->transform, "An object has too many members.");
-		order = palloc(Max(v->u.obj.count, 1) * sizeof(tt_member *));
+
+		order = v->u.obj.count <= lengthof(local) ? local :
+			palloc(v->u.obj.count * sizeof(tt_member *));
 		n = sorted_members(v, order);
 		header = n | JB_FOBJECT;
-		appendBinaryStringInfo(buf, (char *) &header, sizeof(uint32));
+		buf_append(buf, (char *) &header, sizeof(uint32));
 		entries_at = reserve(buf, sizeof(JEntry) * n * 2);
 		for (i = 0; i < n; i++)
 		{
 			check_string(&order[i]->key, w->transform, "key");
-			appendBinaryStringInfo(buf, order[i]->key.ptr, order[i]->key.len);
+			keybytes += order[i]->key.len;
+		}
+		if (keybytes > JENTRY_OFFLENMASK)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("transform \"%s\" returned a value too large for jsonb",
+							w->transform),
+					 errdetail("Total size of jsonb array elements exceeds the maximum of %u bytes.",
+							   JENTRY_OFFLENMASK)));
+		/* the keys, one after the other: room for all of them at once */
+		enlargeStringInfo(buf, (int) keybytes);
+		for (i = 0; i < n; i++)
+		{
+			if (order[i]->key.len > 0)
+				memcpy(buf->data + buf->len, order[i]->key.ptr, order[i]->key.len);
+			buf->len += order[i]->key.len;
 			put_entry(w, entries_at, i, JENTRY_ISSTRING | order[i]->key.len, &totallen);
 		}
+		buf->data[buf->len] = '\0';
 		for (i = 0; i < n; i++)
 		{
 			JEntry		meta;
@@ -1215,7 +1247,8 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 			write_value(w, &order[i]->value, &meta, depth + 1, false);
 			put_entry(w, entries_at, i + n, meta, &totallen);
 		}
-		pfree(order);
+		if (order != local)
+			pfree(order);
 	}
 	else
 	{
@@ -1226,7 +1259,7 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 		if (n > JB_CMASK)
 			bad_value(w->transform, "An array has too many items.");
 		header = n | JB_FARRAY | (raw_scalar ? JB_FSCALAR : 0);
-		appendBinaryStringInfo(buf, (char *) &header, sizeof(uint32));
+		buf_append(buf, (char *) &header, sizeof(uint32));
 		entries_at = reserve(buf, sizeof(JEntry) * n);
 		for (i = 0; i < n; i++)
 		{
