@@ -162,6 +162,7 @@ END $$;
 -- how much was compared (errors are results too)
 SELECT count(DISTINCT script) AS scripts, count(*) AS calls,
        count(*) FILTER (WHERE lazy LIKE 'ERROR%') AS errors,
+       count(*) FILTER (WHERE lazy = eager) AS same_text,
        count(DISTINCT script) FILTER (WHERE inexact) AS scripts_moving_values
 FROM nf_results;
 -- the differences: none
@@ -170,5 +171,4 @@ FROM nf_results
 WHERE lazy IS DISTINCT FROM eager
   AND (NOT inexact OR lazy LIKE 'ERROR%' OR eager LIKE 'ERROR%' OR lazy::jsonb <> eager::jsonb)
 ORDER BY script, n;
-SELECT regexp_replace(lazy, 'nf_[0-9]+:[0-9]+: ', '') e, count(*) FROM nf_results WHERE lazy LIKE 'ERROR%' GROUP BY 1 ORDER BY 2 DESC LIMIT 10;
 RESET client_min_messages;
