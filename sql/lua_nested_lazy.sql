@@ -27,9 +27,10 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
   RETURN 'ERROR: ' || regexp_replace(SQLERRM, '_eager', '', 'g');
 END $$;
--- every doc in order, lazily, and whether the eager run gave the same
--- (if not, what it gave)
-CREATE FUNCTION nl_check(name text) RETURNS TABLE (n int, result text, same boolean, eager_result text)
+-- every doc in order, lazily, and whether the eager run gave the same text
+-- (if not, what it gave) and the same value
+CREATE FUNCTION nl_check(name text)
+RETURNS TABLE (n int, result text, same boolean, same_value boolean, eager_result text)
 LANGUAGE plpgsql AS $$
 DECLARE
   lazy text[];
@@ -46,6 +47,8 @@ BEGIN
     n := i;
     result := lazy[i];
     same := lazy[i] IS NOT DISTINCT FROM eager[i];
+    same_value := same OR (lazy[i] NOT LIKE 'ERROR%' AND eager[i] NOT LIKE 'ERROR%' AND
+                           lazy[i]::jsonb = eager[i]::jsonb);
     eager_result := CASE WHEN NOT same THEN eager[i] END;
     RETURN NEXT;
   END LOOP;
@@ -143,6 +146,20 @@ function main(r)
   return out
 end$$);
 SELECT * FROM nl_check('nl_escape');
+-- a row kept whole (copied): its objects read during the call, and those
+-- read only after it
+SELECT nl_register('nl_keep_row', $$
+function main(r)
+  local out = {}
+  if K then out.prev_m = K.doc.m out.prev_price = K.doc.price end
+  if L then out.prev_doc = L.doc end
+  K = r
+  L = r
+  r.doc.key1 = nil
+  local _ = r.doc.m.q
+  return out
+end$$);
+SELECT * FROM nl_check('nl_keep_row');
 -- dropped rows and failed calls may keep objects too
 SELECT nl_register('nl_escape_fail', $$
 function main(r)
