@@ -1168,18 +1168,24 @@ write_scalar(JbWriter *w, const tt_value *v)
 	return 0;					/* keep compiler quiet */
 }
 
+static pg_noinline void
+too_large(JbWriter *w)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("transform \"%s\" returned a value too large for jsonb",
+					w->transform),
+			 errdetail("Total size of jsonb array elements exceeds the maximum of %u bytes.",
+					   JENTRY_OFFLENMASK)));
+}
+
 /* Stores a child's JEntry, turning every JB_OFFSET_STRIDE'th into an offset. */
 static inline void
 put_entry(JbWriter *w, int entries_at, int i, JEntry meta, uint32 *totallen)
 {
 	*totallen += JBE_OFFLENFLD(meta);
 	if (*totallen > JENTRY_OFFLENMASK)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("transform \"%s\" returned a value too large for jsonb",
-						w->transform),
-				 errdetail("Total size of jsonb array elements exceeds the maximum of %u bytes.",
-						   JENTRY_OFFLENMASK)));
+		too_large(w);
 	if ((i % JB_OFFSET_STRIDE) == 0)
 		meta = (meta & JENTRY_TYPEMASK) | *totallen | JENTRY_HAS_OFF;
 	memcpy(w->buf.data + entries_at + i * sizeof(JEntry), &meta, sizeof(JEntry));
@@ -1224,12 +1230,7 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 			keybytes += order[i]->key.len;
 		}
 		if (keybytes > JENTRY_OFFLENMASK)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("transform \"%s\" returned a value too large for jsonb",
-							w->transform),
-					 errdetail("Total size of jsonb array elements exceeds the maximum of %u bytes.",
-							   JENTRY_OFFLENMASK)));
+			too_large(w);
 		/* the keys, one after the other: room for all of them at once */
 		enlargeStringInfo(buf, (int) keybytes);
 		for (i = 0; i < n; i++)
