@@ -290,6 +290,14 @@ SELECT talaria.create_time_table('nl_events', 'ts', '1 day', premake => 0);
 SELECT talaria.create_pipeline('nl_raw', 'nl_events', 'nl_trim');
 INSERT INTO nl_raw SELECT (doc->>'ts')::timestamptz, doc->'doc' FROM nl_docs ORDER BY n;
 SELECT ts, doc FROM nl_events ORDER BY ts;
+-- untouched objects and arrays (m, m.q, m.arr) are stored as the input's
+-- own bytes: the same jsonb as PostgreSQL's, and readable in every way
+SELECT count(*) FILTER (WHERE e.doc = (d.doc->'doc') - '{key1,key2,key3,key4,key5}'::text[]) AS same_as_minus,
+       count(*) AS rows
+FROM nl_events e JOIN nl_docs d ON e.ts = (d.doc->>'ts')::timestamptz;
+SELECT ts, doc->'m'->'q'->>'t' AS t, jsonb_path_query_array(doc, '$.m.arr[*]') AS arr,
+       doc @> '{"m": {"q": {"r": 2.0}}}' AS contains, jsonb_typeof(doc->'m') AS m
+FROM nl_events ORDER BY ts;
 SELECT talaria.drop_pipeline('nl_raw');
 TRUNCATE nl_events;
 -- a transform that keeps the previous event's doc (copied at the end of

@@ -1205,7 +1205,6 @@ nested_field(lua_State *L, LazyRow *lr, int kidx)
 	uint32		lo = 0;
 	uint32		hi = lr->nkeys;
 	uint32		i;
-
 	NestedKeyHint *hint;
 
 	if (lua_type(L, kidx) != LUA_TSTRING)
@@ -1299,7 +1298,6 @@ lazy_index(lua_State *L)
 {
 	LazyRow    *lr;
 	int			i;
-
 	const void *p = lua_topointer(L, 1);
 
 	if (cur_row_ptr != NULL && p == cur_row_ptr)
@@ -1337,7 +1335,6 @@ lazy_newindex(lua_State *L)
 {
 	LazyRow    *lr = NULL;
 	bool		is_field = false;
-
 	const void *p = lua_topointer(L, 1);
 
 	if (cur_row_ptr != NULL && p == cur_row_ptr)
@@ -2139,6 +2136,17 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 	const tt_value *row = lr->cur;
 	uint32		i;
 
+	/* a nested object the script did not touch: the input's own value */
+	if (lr->nested && lr->raw_keys == 0)
+	{
+		for (i = 0; i < lr->nkeys && !lr->flags[i]; i++)
+			;
+		if (i == lr->nkeys)
+		{
+			*dst = *row;
+			return;
+		}
+	}
 	dst->type = TT_OBJECT;
 	if (!tt_obj_reserve(call, dst, lr->nkeys + 4))
 		luaL_error(L, "not enough memory for the result");

@@ -157,6 +157,7 @@ extern bool tt_numeric_to_int64(Numeric num, int64 *out);
 extern void tt_numeric_text(Numeric num, tt_value *dst);
 extern void tt_numeric_memo_reset(void);
 extern void tt_value_trust_input(void);
+extern void tt_value_distrust_input(void);
 extern Numeric tt_value_source_numeric(const tt_value *v);
 extern bool tt_decimal_to_double(const char *text, size_t len, double *out);
 

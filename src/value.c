@@ -477,8 +477,10 @@ static uint32 tt_memo_count = 0;
  * alive until the row is done: their strings and keys are valid text (jsonb
  * checked them), so the jsonb writer need not check them again.  Only
  * honoured for a Lua transform's result (tt_value_trust_input), whose
- * strings are either the input's own values, whole, or copies in the arena;
- * a native plugin may point anywhere, even into a slice of the input.
+ * strings are either the input's own values, whole, or copies in the arena,
+ * and only until a native transform runs on the row: a native plugin may
+ * point anywhere, even into a slice of the input, and change trees in place
+ * (tt_value_distrust_input).
  */
 #define TT_TRUSTED_MAX 8
 
@@ -486,6 +488,30 @@ static const char *trusted_start[TT_TRUSTED_MAX];
 static const char *trusted_end[TT_TRUSTED_MAX];
 static int	trusted_count = 0;
 static bool trusted_on = false;
+static bool untrusted_row = false;	/* a native transform ran on this row */
+
+/*
+ * The containers (objects, arrays) read from those jsonb values: a tree
+ * object or array that is still the very one read (same member or item
+ * array, same count: host_tag names its slot) is written back by copying
+ * the container's bytes, which are position-independent.  Like the
+ * strings, only for a Lua transform's result (and until a native one runs
+ * on the row): Lua never changes a tree in place (a changed object is a new
+ * member array), a native plugin may.
+ */
+#define TT_CONTAINERS_MAX 256
+
+typedef struct ContainerMemo
+{
+	const void *nodes;			/* the tree's member or item array */
+	uint32		type;			/* TT_OBJECT or TT_ARRAY */
+	uint32		count;
+	const char *bytes;			/* the container, as stored */
+	uint32		len;
+} ContainerMemo;
+
+static ContainerMemo container_memo[TT_CONTAINERS_MAX];
+static uint32 container_count = 0;
 
 /* The start of a row: forgets the last row's numbers and jsonb values. */
 void
@@ -494,12 +520,26 @@ tt_numeric_memo_reset(void)
 	tt_memo_count = 0;
 	trusted_count = 0;
 	trusted_on = false;
+	untrusted_row = false;
+	container_count = 0;
 }
 
 void
 tt_value_trust_input(void)
 {
-	trusted_on = trusted_count > 0;
+	trusted_on = trusted_count > 0 && !untrusted_row;
+}
+
+/*
+ * A native transform is about to run: it may change any tree of the row in
+ * place (its input is the row, or a result made of the row's values), so
+ * nothing of this row is trusted any more.
+ */
+void
+tt_value_distrust_input(void)
+{
+	trusted_on = false;
+	untrusted_row = true;
 }
 
 static inline bool
@@ -513,6 +553,42 @@ trusted_text(const tt_str *s)
 		if (s->ptr >= trusted_start[i] && s->ptr + s->len <= trusted_end[i])
 			return true;
 	return false;
+}
+
+static inline void
+container_read(tt_value *dst, const JsonbContainer *c, uint32 len)
+{
+	if (container_count < TT_CONTAINERS_MAX)
+	{
+		ContainerMemo *cm = &container_memo[container_count];
+
+		cm->nodes = dst->type == TT_OBJECT ? (const void *) dst->u.obj.members :
+			(const void *) dst->u.arr.items;
+		cm->count = dst->type == TT_OBJECT ? dst->u.obj.count : dst->u.arr.count;
+		cm->type = dst->type;
+		cm->bytes = (const char *) c;
+		cm->len = len;
+		dst->host_tag = ++container_count;
+	}
+}
+
+/* The bytes of the container v was read from, if it is untouched. */
+static inline const ContainerMemo *
+container_lookup(const tt_value *v)
+{
+	uint32		tag = v->host_tag;
+	const ContainerMemo *cm;
+
+	if (!trusted_on || tag == 0 || tag > container_count)
+		return NULL;
+	cm = &container_memo[tag - 1];
+	if (cm->type != v->type)
+		return NULL;
+	if (v->type == TT_OBJECT ?
+		(cm->nodes != (const void *) v->u.obj.members || cm->count != v->u.obj.count) :
+		(cm->nodes != (const void *) v->u.arr.items || cm->count != v->u.arr.count))
+		return NULL;
+	return cm;
 }
 
 /* An integer read from a jsonb Numeric: remembered like a decimal. */
@@ -786,7 +862,13 @@ read_child(const JsonbContainer *c, const char *base, uint32 i, uint32 off,
 	else if (JBE_ISNULL(je))
 		dst->type = TT_NULL;
 	else
-		read_container((const JsonbContainer *) (base + INTALIGN(off)), dst, depth + 1);
+	{
+		/* len includes the padding that aligns the container */
+		const JsonbContainer *child = (const JsonbContainer *) (base + INTALIGN(off));
+
+		read_container(child, dst, depth + 1);
+		container_read(dst, child, len - (INTALIGN(off) - off));
+	}
 }
 
 /* the offset and length of every child, in order */
@@ -866,6 +948,7 @@ tt_jsonb_to_value(Jsonb *jb, tt_value *dst)
 		return;
 	}
 	read_container(&jb->root, dst, 0);
+	container_read(dst, &jb->root, VARSIZE(jb) - VARHDRSZ);
 }
 
 /* ---------------------------------------------------------------------
@@ -1283,6 +1366,19 @@ static void
 write_value(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 			bool raw_scalar)
 {
+	const ContainerMemo *cm;
+
+	if (!raw_scalar && (v->type == TT_OBJECT || v->type == TT_ARRAY) &&
+		(cm = container_lookup(v)) != NULL)
+	{
+		/* an untouched container of the input: its bytes as they were */
+		int			base = w->buf.len;
+
+		pad_to_int(&w->buf);
+		buf_append(&w->buf, cm->bytes, (int) cm->len);
+		*entry = JENTRY_ISCONTAINER | (w->buf.len - base);
+		return;
+	}
 	if (raw_scalar || v->type == TT_OBJECT || v->type == TT_ARRAY)
 		write_container(w, v, entry, depth, raw_scalar);
 	else
