@@ -69,7 +69,7 @@ DECLARE
   chain text := 'r.doc';
   a text := nf_key();
   b text := nf_key();
-  c int := floor(random() * 12)::int;
+  c int := floor(random() * 13)::int;
   body text;
 BEGIN
   body := CASE c
@@ -84,7 +84,8 @@ BEGIN
     WHEN 8 THEN format('if G%s then r.doc.prev%s = G%s end G%s = t t.%s = nil', k, k, k, k, a)
     WHEN 9 THEN format('t.%s = next(t) == nil local n = 0 local key = next(t) while key ~= nil do n = n + 1 key = next(t, key) end r.doc.n%s = n', a, k)
     WHEN 10 THEN format('r.alias%s = t t.%s = 7 r.alias%s.%s = nil', k, a, k, b)
-    ELSE format('if getmetatable(t) == nil then rawset(t, "raw%s", rawget(t, "%s")) end', k, a) END;
+    WHEN 11 THEN format('if getmetatable(t) == nil then rawset(t, "raw%s", rawget(t, "%s")) end', k, a)
+    ELSE 'table.insert(t, "ins") table.remove(t)' END;
   IF c IN (3, 4, 8, 9) THEN
     inexact := true;
   END IF;

@@ -216,6 +216,23 @@ function main(r)
 end$$);
 SELECT * FROM nl_check('nl_arrays');
 
+-- table.insert writes raw (no metamethod): into an object it is the key 1,
+-- which an object cannot store, for the row as for a nested object; into
+-- an emptied one it makes an array
+SELECT nl_register('nl_insert', 'function main(r) table.insert(r.doc.m, "x") return r end');
+SELECT * FROM nl_check('nl_insert');
+SELECT nl_register('nl_insert_at', 'function main(r) table.insert(r.doc, 3, "x") return r end');
+SELECT * FROM nl_check('nl_insert_at');
+SELECT nl_register('nl_insert_row', 'function main(r) table.insert(r, "x") return r end');
+SELECT * FROM nl_check('nl_insert_row');
+SELECT nl_register('nl_insert_empty', $$
+function main(r)
+  for k in pairs({p = 1, z = 1, q = 1, arr = 1}) do r.doc.m[k] = nil end
+  table.insert(r.doc.m, "x")
+  return r.doc.m
+end$$);
+SELECT * FROM nl_check('nl_insert_empty');
+
 -- json.encode of a lazy object (partly read, partly changed)
 SELECT nl_register('nl_json', $$
 local json = require("json")

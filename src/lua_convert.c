@@ -2136,15 +2136,23 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 	const tt_value *row = lr->cur;
 	uint32		i;
 
-	/* a nested object the script did not touch: the input's own value */
+	/*
+	 * A nested object the script did not touch (no member flagged, nothing
+	 * in its table, not even a raw write): the input's own value.
+	 */
 	if (lr->nested && lr->raw_keys == 0)
 	{
 		for (i = 0; i < lr->nkeys && !lr->flags[i]; i++)
 			;
 		if (i == lr->nkeys)
 		{
-			*dst = *row;
-			return;
+			lua_pushnil(L);
+			if (lua_next(L, idx) == 0)
+			{
+				*dst = *row;
+				return;
+			}
+			lua_pop(L, 2);
 		}
 	}
 	dst->type = TT_OBJECT;
@@ -2160,8 +2168,14 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 		out = &dst->u.obj.members[dst->u.obj.count++];
 		*out = *m;
 	}
-	/* nothing stored in the table: nothing more to read */
-	if (lr->raw_keys > 0)
+	/*
+	 * What the table holds: our metamethods' stores, and whatever a
+	 * built-in wrote raw (table.insert), which must fail as it would in a
+	 * table (an object cannot have the key 1).  A row without a copy holds
+	 * only our stores: a built-in would have to be passed the row, which
+	 * tt_lua_row_stays_local does not allow.
+	 */
+	if (lr->raw_keys > 0 || lr->nested || lr->values != NULL)
 		table_members_to_value(L, idx, call, dst, depth);
 }
 
