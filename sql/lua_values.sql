@@ -140,6 +140,8 @@ FROM j, LATERAL (SELECT talaria.transform_row('num_text', j.arr) AS out,
 -- "price": 20 for 20.00 inside an object the script changed)
 SELECT talaria.register_lua('lv_nested', 'function main(r) r.doc.key1 = nil return r end');
 SELECT talaria.transform_row('lv_nested', '{"doc": {"price": 20.00, "score": 20, "key1": 1, "list": [1.50, 1.5, 20.00]}, "top": 20.0}');
+-- (copy is price's value, read alone: 20.00; when every member of doc was
+-- converted on reading it, score's 20 made the value ambiguous: 20)
 SELECT talaria.register_lua('lv_nested2', 'function main(r) local d = r.doc d.extra = true return { doc = d, copy = d.price } end');
 SELECT talaria.transform_row('lv_nested2', '{"doc": {"price": 20.00, "score": 20}}');
 SELECT talaria.drop_transform('lv_nested');

@@ -18,6 +18,7 @@ int			tt_native_memory_limit_kb = 262144;
 int			tt_backend_memory_limit_kb = 524288;
 int			tt_transform_timeout_ms = 0;
 bool		tt_lua_cache = true;
+bool		tt_lua_lazy_objects = true;
 bool		tt_copy_fast_path = true;
 bool		tt_copy_fast_reader = true;
 char	   *tt_native_library_path = NULL;
@@ -65,6 +66,16 @@ tt_define_gucs(void)
 							 "Reuse each Lua transform's compiled state across calls.",
 							 "Off runs every call in a fresh state (for measurement).",
 							 &tt_lua_cache,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("talaria.lua_lazy_objects",
+							 "Give Lua transforms the nested objects of a row lazily.",
+							 "A member of a nested object becomes a Lua value when the script "
+							 "reads it, and untouched members go back as they came (same "
+							 "results).  Off: a nested object becomes a whole table when its "
+							 "field is read (for comparison).",
+							 &tt_lua_lazy_objects,
 							 true,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);

@@ -47,8 +47,10 @@ typedef struct TTLuaShapes TTLuaShapes;
 extern TTLuaShapes *tt_lua_shapes_create(void);
 extern void tt_lua_shapes_free(TTLuaShapes *shapes);
 extern void tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call,
-							bool copy);
-extern void tt_lua_row_done(TTLuaShapes *shapes);
+							bool copy, bool pin_objects);
+extern bool tt_lua_objects_pending(void);
+extern void tt_lua_objects_done(lua_State *L);
+extern void tt_lua_row_done(lua_State *L, TTLuaShapes *shapes);
 extern void tt_lua_convert_init(lua_State *L);	/* creates the metatables */
 extern void tt_lua_push_value(lua_State *L, const tt_value *v, int depth);
 extern void tt_lua_push_number_text(lua_State *L, const char *text, size_t len);
@@ -90,5 +92,6 @@ extern char *tt_lua_instrument(const char *src, size_t len, const char *checker,
 							   size_t *outlen, char *errbuf, size_t errlen);
 extern void tt_lua_push_verifier(lua_State *L);
 extern bool tt_lua_row_stays_local(const char *src, size_t len);
+extern bool tt_lua_objects_stay_local(const char *src, size_t len);
 
 #endif							/* TT_LUA_COMMON_H */

@@ -42,6 +42,7 @@ push_row_registry(lua_State *L)
 static void push_timestamp(lua_State *L, const tt_value *v);
 static int	lazy_index(lua_State *L);
 static int	lazy_newindex(lua_State *L);
+static void push_lazy_object(lua_State *L, const tt_value *obj, int depth);
 
 /* 2^53: beyond it a double no longer holds every integer */
 #define TT_MAX_SAFE_INT INT64CONST(9007199254740992)
@@ -688,6 +689,10 @@ typedef struct LazyRow
 	tt_value   *values;			/* the copy of the field values, in data */
 	uint8	   *flags;			/* per field: the table has the say */
 	uint32		raw_keys;		/* keys our metamethods stored in the table */
+	bool		nested;			/* a nested object, not a row (below) */
+	uint8		order;			/* its keys: 0 unknown, 1 jsonb order, 2 not */
+	int			depth;			/* a row 0, its objects 1, theirs 2... */
+	tt_member  *members;		/* a nested object's copy (keys and values) */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } LazyRow;
 
@@ -721,6 +726,25 @@ static const void *cur_row_ptr = NULL;
 static LazyRow *cur_lr = NULL;
 static Shape *cur_shape = NULL;
 
+/*
+ * Nested objects made during the current call (see "Lazy nested objects"
+ * below): their states live in the call's arena and are named in the row
+ * registry by a number (the call's serial and an index into this array),
+ * never by a pointer, so a use after the call is an error, not a read of
+ * freed memory.  The last one used is remembered by address, as the row.
+ */
+#define NESTED_MAX 65536
+#define NESTED_SERIAL_MASK ((UINT64CONST(1) << 36) - 1)
+
+static LazyRow **nested_states = NULL;	/* malloc, grows (never per row) */
+static uint32 nested_cap = 0;
+static uint32 nested_count = 0;
+static bool nested_pinned = false;	/* kept in the pin table for the fix-up */
+static tt_call *lazy_call = NULL;	/* the call whose arena holds them */
+static TTLuaShapes *lazy_shapes = NULL;
+static const void *cur_obj_ptr = NULL;
+static LazyRow *cur_obj_lr = NULL;
+
 struct TTLuaShapes
 {
 	Shape		slots[SHAPE_SLOTS];
@@ -736,6 +760,7 @@ struct TTLuaShapes
 	int			spare_ref;		/* registry reference, 0 = none */
 	bool		spare_clean;	/* set by tt_lua_row_done */
 	int			pin_ref;		/* registry slot pinning the last row, 0 = none */
+	int			objects_ref;	/* registry reference: this call's nested objects */
 };
 
 void
@@ -751,6 +776,12 @@ tt_lua_memo_reset(void)
 	cur_row_ptr = NULL;
 	cur_lr = NULL;
 	cur_shape = NULL;
+	nested_count = 0;
+	nested_pinned = false;
+	lazy_call = NULL;
+	lazy_shapes = NULL;
+	cur_obj_ptr = NULL;
+	cur_obj_lr = NULL;
 }
 
 TTLuaShapes *
@@ -1000,6 +1031,9 @@ tree_copy(const tt_value *src, tt_value *dst, TreeCopy *tc)
 			/* a numeric's tag names its source's slot: not the copy's */
 			dst->host_tag = 0;
 			break;
+		case TT_INT:
+			dst->host_tag = 0;	/* likewise (value.c, memo_int_source) */
+			break;
 		case TT_OBJECT:
 			dst->u.obj.members = (tt_member *) tc->nodes;
 			dst->u.obj.cap = src->u.obj.count;
@@ -1024,6 +1058,25 @@ tree_copy(const tt_value *src, tt_value *dst, TreeCopy *tc)
 		default:
 			break;
 	}
+}
+
+/*
+ * The state of this call's nested object whose registry entry (a number)
+ * is at the top of the stack: the table at idx (absolute).  An entry of
+ * another call is an error (its state is gone).
+ */
+static LazyRow *
+nested_state(lua_State *L, int idx)
+{
+	uint64		code = (uint64) lua_tonumber(L, -1);
+	uint32		i = (uint32) (code % NESTED_MAX);
+
+	if (code / NESTED_MAX != (lazy_serial & NESTED_SERIAL_MASK) ||
+		i >= nested_count)
+		luaL_error(L, "internal error: a nested object was used after its call");
+	cur_obj_ptr = lua_topointer(L, idx);
+	cur_obj_lr = nested_states[i];
+	return cur_obj_lr;
 }
 
 /*
@@ -1052,6 +1105,8 @@ lazy_state(lua_State *L, int idx)
 	lua_remove(L, -2);
 	type = lua_type(L, -1);
 	lr = (LazyRow *) lua_touserdata(L, -1);
+	if (type == LUA_TNUMBER)
+		return nested_state(L, idx);
 	if (type == LUA_TLIGHTUSERDATA && lr == LAZY_LOCAL)
 	{
 		/* a row without a copy: only the current call's (pinned) row */
@@ -1093,17 +1148,148 @@ lazy_field(lua_State *L, LazyRow *lr, int kidx)
 	return field;
 }
 
-/* Pushes field i of a lazy row: the call's own tree value while it runs. */
+/* Is lr the call's own: its values are the input tree's? */
+static inline bool
+lazy_live(const LazyRow *lr)
+{
+	return lr->serial == lazy_serial && lr->cur != NULL;
+}
+
+/* The members of a nested object: the input tree's, or its copy's. */
+static inline const tt_member *
+nested_members(const LazyRow *lr)
+{
+	return lr->members != NULL ? lr->members : lr->cur->u.obj.members;
+}
+
+/*
+ * Where a key string (Lua interns them: its address) was last found in a
+ * nested object: a hint, checked against the object's key before use.
+ */
+#define NESTED_HINTS 64
+
+typedef struct NestedKeyHint
+{
+	const char *key;
+	uint32		index;
+} NestedKeyHint;
+
+static NestedKeyHint nested_hints[NESTED_HINTS];
+
+/* jsonb's key order: shorter first, then bytewise (keys are short) */
+static inline int
+key_order(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t		i;
+
+	if (alen != blen)
+		return alen < blen ? -1 : 1;
+	for (i = 0; i < alen; i++)
+		if (a[i] != b[i])
+			return (unsigned char) a[i] < (unsigned char) b[i] ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Member number (0-based) of the key at kidx in a nested object, or -1.
+ * Objects read from jsonb have their keys in jsonb's order: a binary
+ * search; a miss is only believed once the order has been checked (once
+ * per object), else the keys are searched one by one.
+ */
+static int
+nested_field(lua_State *L, LazyRow *lr, int kidx)
+{
+	const tt_member *m;
+	const char *k;
+	size_t		len;
+	uint32		lo = 0;
+	uint32		hi = lr->nkeys;
+	uint32		i;
+	NestedKeyHint *hint;
+
+	if (lua_type(L, kidx) != LUA_TSTRING)
+		return -1;
+	k = lua_tolstring(L, kidx, &len);
+	m = nested_members(lr);
+	/* objects of one kind, row after row, have their keys in one place */
+	hint = &nested_hints[key_hash(k) & (NESTED_HINTS - 1)];
+	if (hint->key == k && hint->index < lr->nkeys &&
+		key_order(m[hint->index].key.ptr, m[hint->index].key.len, k, len) == 0)
+		return (int) hint->index;
+	while (lo < hi)
+	{
+		uint32		mid = lo + (hi - lo) / 2;
+		int			c = key_order(m[mid].key.ptr, m[mid].key.len, k, len);
+
+		if (c == 0)
+		{
+			hint->key = k;
+			hint->index = mid;
+			return (int) mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lr->order == 0)
+	{
+		lr->order = 1;
+		for (i = 1; i < lr->nkeys && lr->order == 1; i++)
+			if (key_order(m[i - 1].key.ptr, m[i - 1].key.len,
+						  m[i].key.ptr, m[i].key.len) >= 0)
+				lr->order = 2;
+	}
+	if (lr->order == 1)
+		return -1;
+	for (i = 0; i < lr->nkeys; i++)
+		if (m[i].key.len == len && memcmp(m[i].key.ptr, k, len) == 0)
+			return (int) i;
+	return -1;
+}
+
+/*
+ * Pushes field i of a lazy row or nested object: the call's own tree value
+ * while it runs (an object in it lazy too), else the copy's (eager).
+ */
 static void
 lazy_push_field(lua_State *L, LazyRow *lr, int i)
 {
-	if (lr->serial == lazy_serial && lr->cur != NULL)
-		tt_lua_push_value(L, &lr->cur->u.obj.members[i].value, 1);
+	const tt_value *v;
+
+	if (lazy_live(lr))
+		v = &lr->cur->u.obj.members[i].value;
+	else if (lr->nested)
+		v = &lr->members[i].value;
 	else if (lr->values != NULL)
-		tt_lua_push_value(L, &lr->values[i], 1);
+		v = &lr->values[i];
 	else
+	{
 		/* tt_lua_row_stays_local said this cannot happen */
 		luaL_error(L, "internal error: a row without a copy was used after its call");
+		return;
+	}
+	if (v->type == TT_OBJECT && lazy_live(lr))
+		push_lazy_object(L, v, lr->depth + 1);
+	else
+		tt_lua_push_value(L, v, lr->depth + 1);
+}
+
+/*
+ * A decimal of a nested object just pushed (at the top) for the key at
+ * kidx of the table at tidx: remembered by position, as for a table.
+ */
+static inline void
+nested_pos_memo(lua_State *L, LazyRow *lr, int i, int tidx, int kidx)
+{
+	const tt_value *v;
+
+	if (!lr->nested || !lazy_live(lr))
+		return;
+	v = &lr->cur->u.obj.members[i].value;
+	if (v->type == TT_NUMERIC && v->host_tag != 0 && lua_type(L, -1) == LUA_TNUMBER)
+		pos_memo_add(lua_topointer(L, tidx), lua_tostring(L, kidx), 0,
+					 lua_tonumber(L, -1), v);
 }
 
 /* __index(row, key) */
@@ -1112,24 +1298,31 @@ lazy_index(lua_State *L)
 {
 	LazyRow    *lr;
 	int			i;
+	const void *p = lua_topointer(L, 1);
 
-	if (cur_row_ptr != NULL && lua_topointer(L, 1) == cur_row_ptr)
+	if (cur_row_ptr != NULL && p == cur_row_ptr)
 	{
 		lr = cur_lr;
 		i = shape_field(L, cur_shape, 2);
+	}
+	else if (cur_obj_ptr != NULL && p == cur_obj_ptr)
+	{
+		lr = cur_obj_lr;
+		i = nested_field(L, lr, 2);
 	}
 	else
 	{
 		lr = lazy_state(L, 1);
 		if (lr == NULL)
 			return 0;
-		i = lazy_field(L, lr, 2);
+		i = lr->nested ? nested_field(L, lr, 2) : lazy_field(L, lr, 2);
 	}
 	if (i < 0 || lr->flags[i])
 		return 0;
 	lazy_push_field(L, lr, i);
 	lr->flags[i] = 1;
 	lr->raw_keys++;
+	nested_pos_memo(L, lr, i, 1, 2);
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, -2);
 	lua_rawset(L, 1);
@@ -1142,8 +1335,9 @@ lazy_newindex(lua_State *L)
 {
 	LazyRow    *lr = NULL;
 	bool		is_field = false;
+	const void *p = lua_topointer(L, 1);
 
-	if (cur_row_ptr != NULL && lua_topointer(L, 1) == cur_row_ptr)
+	if (cur_row_ptr != NULL && p == cur_row_ptr)
 	{
 		int			i = shape_field(L, cur_shape, 2);
 
@@ -1154,9 +1348,20 @@ lazy_newindex(lua_State *L)
 			is_field = true;
 		}
 	}
+	else if (cur_obj_ptr != NULL && p == cur_obj_ptr)
+	{
+		int			i = nested_field(L, cur_obj_lr, 2);
+
+		lr = cur_obj_lr;
+		if (i >= 0)
+		{
+			lr->flags[i] = 1;
+			is_field = true;
+		}
+	}
 	else if ((lr = lazy_state(L, 1)) != NULL)
 	{
-		int			i = lazy_field(L, lr, 2);
+		int			i = lr->nested ? nested_field(L, lr, 2) : lazy_field(L, lr, 2);
 
 		if (i >= 0)
 		{
@@ -1188,24 +1393,26 @@ tt_lua_unlazy(lua_State *L, int idx)
 	lr = lazy_state(L, idx);
 	if (lr == NULL)
 		return;
-	luaL_checkstack(L, 4, "row");
-	if (lr->values == NULL)
-		lua_pushnil(L);			/* the current call's: keys from its row */
+	luaL_checkstack(L, 6, "row");
+	if (lr->nested || lr->values == NULL)
+		lua_pushnil(L);			/* keys from the object or the call's row */
 	else
 		lua_getfenv(L, -1);		/* the key map */
 	for (i = 0; i < lr->nkeys; i++)
 	{
 		if (lr->flags[i])
 			continue;
-		if (lr->values == NULL)
+		if (lr->nested || lr->values == NULL)
 		{
-			const tt_str *k = &lr->cur->u.obj.members[i].key;
+			const tt_str *k = lr->nested ? &nested_members(lr)[i].key :
+				&lr->cur->u.obj.members[i].key;
 
 			lua_pushlstring(L, k->ptr, k->len);
 		}
 		else
 			lua_rawgeti(L, -1, (int) i + 1);
 		lazy_push_field(L, lr, (int) i);
+		nested_pos_memo(L, lr, (int) i, idx, -2);
 		lua_rawset(L, idx);
 		lr->flags[i] = 1;
 	}
@@ -1217,6 +1424,11 @@ tt_lua_unlazy(lua_State *L, int idx)
 		cur_lr = NULL;
 		cur_shape = NULL;
 	}
+	if (lr == cur_obj_lr)
+	{
+		cur_obj_ptr = NULL;
+		cur_obj_lr = NULL;
+	}
 	push_row_registry(L);
 	lua_pushvalue(L, idx);
 	lua_pushnil(L);
@@ -1224,6 +1436,187 @@ tt_lua_unlazy(lua_State *L, int idx)
 	lua_pop(L, 1);
 	lua_pushnil(L);
 	lua_setmetatable(L, idx);
+}
+
+/* ---------------------------------------------------------------------
+ * Lazy nested objects
+ *
+ * An object inside the row (doc in a (ts, doc jsonb) row, and objects
+ * inside it, at any depth) is lazy too when the script reads it during the
+ * call: a table with the row metatable whose state (the input tree's
+ * object, a flag per member) is in the call's arena.  Reading a member
+ * converts that member alone; assigning flags it; reading the result back
+ * (lazy_to_value) takes the unflagged members straight from the input
+ * tree: same strings, same decimal texts, nothing converted.  Everything
+ * else is as for a lazy row: pairs, next, json.encode and the rest unlazy
+ * it first, so no script can tell it from a table.
+ *
+ * Unlike the row, a nested object can reach a global, an upvalue or a
+ * table that outlives the call through any expression (G = row.doc), and
+ * its state (in the arena, pointing at the input) dies with the call.
+ * So, unless tt_lua_objects_stay_local proved that the script cannot keep
+ * one, every nested object of the call is kept in a pin table, and
+ * tt_lua_objects_done gives each one still lazy at the end of the call a
+ * copy of its members (a userdata, as a row's copy) before the input goes
+ * away: from then on it reads from the copy, converting eagerly.
+ * ---------------------------------------------------------------------
+ */
+static void
+push_lazy_object(lua_State *L, const tt_value *obj, int depth)
+{
+	uint32		n = obj->u.obj.count;
+	size_t		head = MAXALIGN(offsetof(LazyRow, data));
+	LazyRow    *lr;
+
+	if (depth > TT_LUA_MAX_DEPTH)
+		luaL_error(L, "value nested too deeply");
+	if (n == 0 || !tt_lua_lazy_objects || lazy_call == NULL ||
+		lazy_shapes == NULL || nested_count >= NESTED_MAX)
+	{
+		tt_lua_push_value(L, obj, depth);
+		return;
+	}
+	luaL_checkstack(L, 6, "row");
+	if (nested_count == nested_cap)
+	{
+		uint32		cap = Max(64, nested_cap * 2);
+		LazyRow   **grown = realloc(nested_states, cap * sizeof(LazyRow *));
+
+		if (grown == NULL)
+			luaL_error(L, "not enough memory");
+		nested_states = grown;
+		nested_cap = cap;
+	}
+	if ((lr = tt_arena_alloc(lazy_call, head + n)) == NULL)
+		luaL_error(L, "not enough memory for the row");
+	memset(lr, 0, head);
+	lr->magic = LAZY_MAGIC;
+	lr->nkeys = n;
+	lr->serial = lazy_serial;
+	lr->cur = obj;
+	lr->flags = (uint8 *) lr + head;
+	memset(lr->flags, 0, n);
+	lr->nested = true;
+	lr->depth = depth;
+
+	lua_createtable(L, 0, 0);
+	push_row_registry(L);
+	lua_pushvalue(L, -2);
+	lua_pushnumber(L, (lua_Number) ((lazy_serial & NESTED_SERIAL_MASK) * NESTED_MAX +
+									nested_count));
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->mt_ref);
+	lua_setmetatable(L, -2);
+	if (nested_pinned)
+	{
+		lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->objects_ref);
+		lua_pushvalue(L, -2);
+		lua_rawseti(L, -2, (int) nested_count + 1);
+		lua_pop(L, 1);
+	}
+	nested_states[nested_count++] = lr;
+	cur_obj_ptr = lua_topointer(L, -1);
+	cur_obj_lr = lr;
+}
+
+/*
+ * Gives the nested object at the top of the stack (state lr, of this
+ * call) a copy of its members that outlives the call: keys, and the values
+ * of the members it has not flagged (a flagged member's value is in the
+ * table).  The copy becomes its registry entry.
+ */
+static void
+nested_copy(lua_State *L, LazyRow *lr)
+{
+	const tt_member *src = lr->cur->u.obj.members;
+	uint32		n = lr->nkeys;
+	size_t		head = MAXALIGN(offsetof(LazyRow, data)) + MAXALIGN(n);
+	size_t		nodes = MAXALIGN(n * sizeof(tt_member));
+	size_t		strs = 0;
+	LazyRow    *cp;
+	tt_member  *members;
+	TreeCopy	tc;
+	uint32		i;
+
+	for (i = 0; i < n; i++)
+	{
+		strs += src[i].key.len;
+		if (!lr->flags[i])
+			tree_measure(L, &src[i].value, &nodes, &strs, lr->depth + 1);
+	}
+	cp = (LazyRow *) lua_newuserdata(L, head + nodes + strs);
+	memcpy(cp, lr, offsetof(LazyRow, data));
+	cp->cur = NULL;
+	cp->flags = (uint8 *) cp + MAXALIGN(offsetof(LazyRow, data));
+	memcpy(cp->flags, lr->flags, n);
+	members = (tt_member *) ((char *) cp + head);
+	tc.nodes = (char *) members + MAXALIGN(n * sizeof(tt_member));
+	tc.strs = (char *) cp + head + nodes;
+	for (i = 0; i < n; i++)
+	{
+		members[i].key.ptr = copy_bytes(&tc, src[i].key.ptr, src[i].key.len);
+		members[i].key.len = src[i].key.len;
+		if (lr->flags[i])
+		{
+			memset(&members[i].value, 0, sizeof(tt_value));
+			members[i].value.type = TT_NULL;
+		}
+		else
+			tree_copy(&src[i].value, &members[i].value, &tc);
+	}
+	cp->members = members;
+	/* [table, copy] */
+	push_row_registry(L);
+	lua_pushvalue(L, -3);
+	lua_pushvalue(L, -3);
+	lua_rawset(L, -3);
+	lua_pop(L, 2);
+}
+
+/* Is there a fix-up to do (tt_lua_objects_done) for this call? */
+bool
+tt_lua_objects_pending(void)
+{
+	return nested_pinned && nested_count > 0;
+}
+
+/*
+ * The end of a call (after its result was read, or after it failed):
+ * every nested object still lazy gets its copy, and the pin table is
+ * emptied.  Lua errors (memory) possible.
+ */
+void
+tt_lua_objects_done(lua_State *L)
+{
+	uint32		i;
+
+	if (!tt_lua_objects_pending())
+		return;
+	luaL_checkstack(L, 6, "row");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->objects_ref);
+	for (i = 0; i < nested_count; i++)
+	{
+		LazyRow    *lr;
+
+		lua_rawgeti(L, -1, (int) i + 1);
+		lr = lazy_state(L, -1);
+		if (lr != NULL)
+		{
+			lua_pop(L, 1);
+			if (lr->nested && lazy_live(lr))
+				nested_copy(L, lr);
+		}
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		lua_rawseti(L, -2, (int) i + 1);
+	}
+	lua_pop(L, 1);
+	/* no table names an arena state any more */
+	nested_count = 0;
+	nested_pinned = false;
+	cur_obj_ptr = NULL;
+	cur_obj_lr = NULL;
 }
 
 static int
@@ -1332,7 +1725,8 @@ row_measure(lua_State *L, const tt_value *row, size_t *nodes, size_t *strs)
  * (which the next call reuses when it can).
  */
 void
-tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
+tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
+				bool pin_objects)
 {
 	const tt_value *row = call->row;
 	Shape	   *sh = shape_for(L, shapes, row);
@@ -1357,6 +1751,15 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 		luaL_getmetatable(L, TT_LUA_ROW_MT);
 		shapes->mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
+	/* nested objects (push_lazy_object) live in this call's arena */
+	if (pin_objects && shapes->objects_ref == 0)
+	{
+		lua_newtable(L);
+		shapes->objects_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	lazy_call = call;
+	lazy_shapes = shapes;
+	nested_pinned = pin_objects;
 	n = row->u.obj.count;
 	if (copy)
 		flat = row_measure(L, row, &nodes, &strs);
@@ -1391,6 +1794,9 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 		luaL_error(L, "not enough memory for the row");
 	lr->magic = LAZY_MAGIC;
 	lr->raw_keys = 0;
+	lr->nested = false;
+	lr->depth = 0;
+	lr->members = NULL;
 	lr->nkeys = n;
 	lr->serial = lazy_serial;
 	lr->cur = row;
@@ -1414,6 +1820,8 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 				dst->u.str.ptr = copy_bytes(&tc, v->u.str.ptr, v->u.str.len);
 				dst->host_tag = 0;
 			}
+			else if (v->type == TT_INT)
+				dst->host_tag = 0;
 		}
 	}
 	if (copy)
@@ -1463,14 +1871,43 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy)
 
 /*
  * After a call's result was read back: the row's table may serve the next
- * call if it is still lazy and holds nothing (the script stored nothing
- * in it).
+ * call if it is still lazy (so it is the table made for the call, which
+ * the script cannot have kept) and holds nothing, or only a few keys,
+ * which are removed.
  */
+#define ROW_CLEAR_MAX 8
+
 void
-tt_lua_row_done(TTLuaShapes *shapes)
+tt_lua_row_done(lua_State *L, TTLuaShapes *shapes)
 {
-	if (shapes != NULL && shapes->spare_ref != 0 && cur_lr != NULL &&
-		cur_row_ptr != NULL && cur_lr->values == NULL && cur_lr->raw_keys == 0)
+	if (shapes == NULL || shapes->spare_ref == 0 || cur_lr == NULL ||
+		cur_row_ptr == NULL || cur_lr->values != NULL)
+		return;
+	/*
+	 * A few keys our metamethods stored (fields read, or set): nobody can
+	 * see the table any more, so empty it rather than make a new one.
+	 */
+	if (cur_lr->raw_keys > 0 && cur_lr->raw_keys <= ROW_CLEAR_MAX)
+	{
+		luaL_checkstack(L, 4, "row");
+		lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->spare_ref);
+		if (lua_topointer(L, -1) != cur_row_ptr)
+		{
+			lua_pop(L, 1);
+			return;
+		}
+		lua_pushnil(L);
+		while (lua_next(L, -2))
+		{
+			lua_pop(L, 1);
+			lua_pushvalue(L, -1);
+			lua_pushnil(L);
+			lua_rawset(L, -4);
+		}
+		lua_pop(L, 1);
+		cur_lr->raw_keys = 0;
+	}
+	if (cur_lr->raw_keys == 0)
 		shapes->spare_clean = true;
 }
 
@@ -1673,6 +2110,22 @@ table_members_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst,
 }
 
 /*
+ * Does a nested object still have a member of its own (unflagged)?  If
+ * not, it is whatever its table holds: read back as any table (it may have
+ * become an array).
+ */
+static bool
+nested_keeps_any(const LazyRow *lr)
+{
+	uint32		i;
+
+	for (i = 0; i < lr->nkeys; i++)
+		if (!lr->flags[i])
+			return true;
+	return false;
+}
+
+/*
  * Reads back a lazy row made by this call: the fields the script never
  * touched are the input tree's own values, the rest is in the table.
  */
@@ -1683,6 +2136,25 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 	const tt_value *row = lr->cur;
 	uint32		i;
 
+	/*
+	 * A nested object the script did not touch (no member flagged, nothing
+	 * in its table, not even a raw write): the input's own value.
+	 */
+	if (lr->nested && lr->raw_keys == 0)
+	{
+		for (i = 0; i < lr->nkeys && !lr->flags[i]; i++)
+			;
+		if (i == lr->nkeys)
+		{
+			lua_pushnil(L);
+			if (lua_next(L, idx) == 0)
+			{
+				*dst = *row;
+				return;
+			}
+			lua_pop(L, 2);
+		}
+	}
 	dst->type = TT_OBJECT;
 	if (!tt_obj_reserve(call, dst, lr->nkeys + 4))
 		luaL_error(L, "not enough memory for the result");
@@ -1696,8 +2168,14 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 		out = &dst->u.obj.members[dst->u.obj.count++];
 		*out = *m;
 	}
-	/* nothing stored in the table: nothing more to read */
-	if (lr->raw_keys > 0)
+	/*
+	 * What the table holds: our metamethods' stores, and whatever a
+	 * built-in wrote raw (table.insert), which must fail as it would in a
+	 * table (an object cannot have the key 1).  A row without a copy holds
+	 * only our stores: a built-in would have to be passed the row, which
+	 * tt_lua_row_stays_local does not allow.
+	 */
+	if (lr->raw_keys > 0 || lr->nested || lr->values != NULL)
 		table_members_to_value(L, idx, call, dst, depth);
 }
 
@@ -1798,12 +2276,27 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 					lazy_to_value(L, idx, call, dst, depth, cur_lr);
 					break;
 				}
+				/* the last nested object used: known by address and metatable */
+				if (cur_obj_ptr != NULL && lua_topointer(L, idx) == cur_obj_ptr &&
+					lua_getmetatable(L, idx))
+				{
+					bool		ours;
+
+					lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->mt_ref);
+					ours = lua_rawequal(L, -1, -2);
+					lua_pop(L, 2);
+					if (ours && nested_keeps_any(cur_obj_lr))
+					{
+						lazy_to_value(L, idx, call, dst, depth, cur_obj_lr);
+						break;
+					}
+				}
 				lr = lazy_state(L, idx);
 				if (lr != NULL)
 				{
 					lua_pop(L, 1);
 					/* this call's row: read back without Lua; else unlazy */
-					if (lr->serial == lazy_serial && lr->cur != NULL)
+					if (lazy_live(lr) && (!lr->nested || nested_keeps_any(lr)))
 					{
 						lazy_to_value(L, idx, call, dst, depth, lr);
 						break;

@@ -53,6 +53,7 @@ typedef struct TTLuaState
 	int			main_ref;		/* registry reference of main() */
 	TTLuaShapes *shapes;		/* row key maps by key set */
 	bool		row_local;		/* main cannot keep its row past a call */
+	bool		objects_local;	/* nor any object inside it */
 	size_t		gc_at;			/* used at which to step the collector */
 } TTLuaState;
 
@@ -845,9 +846,15 @@ state_create(const char *name, const char *source)
 	tt_mem_hit = TT_MEM_HIT_NONE;
 	st->shapes = tt_lua_shapes_create();	/* NULL: the generic path */
 	st->row_local = tt_lua_row_stays_local(source, strlen(source));
+	st->objects_local = st->row_local &&
+		tt_lua_objects_stay_local(source, strlen(source));
 	ereport(DEBUG2,
 			(errmsg_internal("talaria: transform \"%s\" %s its row past a call",
 							 name, st->row_local ? "cannot keep" : "may keep")));
+	if (st->row_local)
+		ereport(DEBUG2,
+				(errmsg_internal("talaria: transform \"%s\" %s the objects inside its row past a call",
+								 name, st->objects_local ? "cannot keep" : "may keep")));
 	st->L = lua_newstate(lua_alloc, st);
 	if (st->L == NULL)
 	{
@@ -939,11 +946,13 @@ call_main(lua_State *L)
 	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->st->main_ref);
 	tt_lua_memo_reset();
-	tt_lua_push_row(L, a->st->shapes, a->call, !a->st->row_local);
+	tt_lua_push_row(L, a->st->shapes, a->call, !a->st->row_local,
+					!a->st->objects_local);
 	lua_call(L, 1, 1);
 	if (lua_isnil(L, -1))
 	{
-		tt_lua_row_done(a->st->shapes);
+		tt_lua_objects_done(L);
+		tt_lua_row_done(L, a->st->shapes);
 		a->status = TT_DROP;
 		return 0;
 	}
@@ -951,9 +960,18 @@ call_main(lua_State *L)
 	if (result == NULL)
 		return luaL_error(L, "not enough memory for the result");
 	tt_lua_to_value(L, -1, a->call, result, 0);
-	tt_lua_row_done(a->st->shapes);
+	tt_lua_objects_done(L);
+	tt_lua_row_done(L, a->st->shapes);
 	a->call->result = result;
 	a->status = TT_OK;
+	return 0;
+}
+
+/* protected: tt_lua_objects_done after a failed call */
+static int
+objects_done(lua_State *L)
+{
+	tt_lua_objects_done(L);
 	return 0;
 }
 
@@ -986,6 +1004,7 @@ lua_engine_call(TTTransform *t, tt_call *call)
 	CallArgs	args;
 	int			rc;
 	int			reason;
+	bool		fixup_failed = false;
 
 	if (st == NULL || !tt_lua_cache)
 	{
@@ -1015,6 +1034,16 @@ lua_engine_call(TTTransform *t, tt_call *call)
 	deadline_start();
 	rc = lua_cpcall(st->L, call_main, &args);
 	deadline_stop();
+	/* a failed call's nested objects get their copies too (they may be kept) */
+	if (rc != 0 && tt_lua_objects_pending() && tt_lua_abort_reason == TT_ABORT_NONE)
+	{
+		/* the call's error stays at the top; the fix-up's own is dropped */
+		if (lua_cpcall(st->L, objects_done, NULL) != 0)
+		{
+			lua_pop(st->L, 1);
+			fixup_failed = true;
+		}
+	}
 	st->busy = false;
 	tt_mem_uncharge(&st->mem, priv->charged);
 	priv->budget = NULL;
@@ -1041,12 +1070,17 @@ lua_engine_call(TTTransform *t, tt_call *call)
 		else if (reason == TT_ABORT_TIMEOUT)
 			priv->sqlerrcode = ERRCODE_QUERY_CANCELED;
 	}
+	else if (args.status == TT_OK)
+		tt_value_trust_input(); /* its strings: the input's, or copies */
 	lua_settop(st->L, 0);
 
-	/* a state that ran out of memory or was interrupted starts afresh */
+	/*
+	 * A state that ran out of memory or was interrupted starts afresh, as
+	 * does one whose nested objects could not all get their copies.
+	 */
 	if (fresh)
 		state_close(st);
-	else if (rc == LUA_ERRMEM || reason != TT_ABORT_NONE)
+	else if (rc == LUA_ERRMEM || reason != TT_ABORT_NONE || fixup_failed)
 		lua_engine_unload(t);
 
 	if (reason == TT_ABORT_CANCEL)

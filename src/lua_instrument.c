@@ -328,6 +328,217 @@ tt_lua_row_stays_local(const char *src, size_t len)
 }
 
 /* ---------------------------------------------------------------------
+ * Can an object inside the row outlive its call?
+ *
+ * The row's nested objects are lazy too (lua_convert.c), with their state
+ * in the call's memory; one a script may keep gets a copy at the end of
+ * the call.  For a script whose row cannot outlive the call
+ * (tt_lua_row_stays_local), this scan answers "certainly not" for its
+ * nested objects when every chain of indexes through the row, or through
+ * a local declared as `local d = row.x...`, is used only:
+ *	- as an assignment target (`row.doc.key1 = nil`, `d.key1 = nil`), or
+ *	  as the value such a target is given (`row.copy = row.doc`: it stays
+ *	  in the row);
+ *	- as the value of such a `local d = ...` declaration (d is then
+ *	  checked the same way);
+ *	- as `return chain` at the end of a block (the result, read back
+ *	  during the call);
+ *	- as an operand of a comparison, arithmetic, `..`, `not` or `#`, or as
+ *	  the condition of `if ... then` or `while ... do`: none of these
+ *	  passes the value on.
+ * Anything else (passed to a function, stored, returned with another
+ * value, a method call, `and`/`or`) answers "maybe".
+ * ---------------------------------------------------------------------
+ */
+static bool
+same_name(const TTToken *a, const TTToken *b)
+{
+	return a->kind == TT_TOK_NAME && b->kind == TT_TOK_NAME && a->n == b->n &&
+		memcmp(a->p, b->p, a->n) == 0;
+}
+
+/*
+ * The first token after the chain of `.name` and `[...]` links that
+ * follows toks[i]; *links counts them.  -1: unbalanced brackets.
+ */
+static int
+chain_end(const TTToken *toks, int ntok, int i, int *links)
+{
+	int			j = i + 1;
+
+	*links = 0;
+	for (;;)
+	{
+		if (j + 1 < ntok && tt_tok_is(&toks[j], ".") && toks[j + 1].kind == TT_TOK_NAME)
+			j += 2;
+		else if (j < ntok && tt_tok_is(&toks[j], "["))
+		{
+			int			depth = 0;
+
+			for (; j < ntok; j++)
+			{
+				if (tt_tok_is(&toks[j], "["))
+					depth++;
+				else if (tt_tok_is(&toks[j], "]") && --depth == 0)
+					break;
+			}
+			if (j >= ntok)
+				return -1;
+			j++;
+		}
+		else
+			return j;
+		(*links)++;
+	}
+}
+
+static bool
+tok_in(const TTToken *t, const char *const *list)
+{
+	for (; t != NULL && *list; list++)
+		if (tt_tok_is(t, *list))
+			return true;
+	return false;
+}
+
+/* does a block end at toks[e] (what may follow `return x`)? */
+static bool
+block_ends(const TTToken *toks, int ntok, int e)
+{
+	static const char *const ends[] = {"end", "else", "elseif", "until", ";", NULL};
+
+	return e >= ntok || tok_in(&toks[e], ends);
+}
+
+/* does an expression statement's value end at toks[e]? */
+static bool
+stmt_ends(const TTToken *toks, int ntok, int e)
+{
+	return e >= ntok || tt_tok_is(&toks[e], ";") ||
+		(toks[e].kind == TT_TOK_NAME && !tt_tok_is(&toks[e], "and") &&
+		 !tt_tok_is(&toks[e], "or"));
+}
+
+/* is toks[i] a use of a tracked name (not a field name)? */
+static bool
+tracked_use(const TTToken *toks, int ntok, const bool *tracked, int i)
+{
+	int			j;
+
+	if (toks[i].kind != TT_TOK_NAME || tracked[i] ||
+		(i > 0 && (tt_tok_is(&toks[i - 1], ".") || tt_tok_is(&toks[i - 1], ":"))))
+		return false;
+	for (j = 0; j < ntok; j++)
+		if (tracked[j] && same_name(&toks[j], &toks[i]))
+			return true;
+	return false;
+}
+
+bool
+tt_lua_objects_stay_local(const char *src, size_t len)
+{
+	static const char *const ops[] = {
+		"==", "~=", "<", "<=", ">", ">=", "..", "+", "-", "*", "/", "%", "^", NULL
+	};
+	static const char *const before[] = {"not", "#", NULL};
+	TTToken    *toks;
+	int			ntok;
+	bool	   *tracked;
+	bool	   *in_row;
+	bool		local = true;
+	bool		grew = true;
+	int			i;
+
+	toks = scan_tokens(src, len, &ntok);
+	if (toks == NULL)
+		return false;
+	tracked = calloc(2 * Max(ntok, 1), sizeof(bool));
+	if (tracked == NULL)
+	{
+		free(toks);
+		return false;
+	}
+	in_row = tracked + Max(ntok, 1);
+	/* the row: main's parameter (tt_lua_row_stays_local found exactly one) */
+	for (i = 0; i + 3 < ntok; i++)
+		if (tt_tok_is(&toks[i], "function") && tt_tok_is(&toks[i + 1], "main") &&
+			tt_tok_is(&toks[i + 2], "("))
+			tracked[i + 3] = true;
+	/* locals bound to a chain through a tracked name, until none is new */
+	while (grew)
+	{
+		grew = false;
+		for (i = 3; i < ntok; i++)
+		{
+			int			links;
+			int			e;
+
+			if (toks[i].kind != TT_TOK_NAME || !tt_tok_is(&toks[i - 1], "=") ||
+				toks[i - 2].kind != TT_TOK_NAME || !tt_tok_is(&toks[i - 3], "local") ||
+				tracked[i - 2])
+				continue;
+			if (!tracked_use(toks, ntok, tracked, i))
+				continue;
+			e = chain_end(toks, ntok, i, &links);
+			if (links > 0 && stmt_ends(toks, ntok, e))
+			{
+				tracked[i - 2] = true;
+				grew = true;
+			}
+		}
+	}
+	/* every use of a tracked name */
+	for (i = 0; local && i < ntok; i++)
+	{
+		const TTToken *prev = i > 0 ? &toks[i - 1] : NULL;
+		int			links;
+		int			e;
+
+		if (!tracked_use(toks, ntok, tracked, i))
+			continue;
+		e = chain_end(toks, ntok, i, &links);
+		if (e < 0)
+			local = false;
+		else if (e < ntok && (tt_tok_is(&toks[e], "(") || tt_tok_is(&toks[e], ":") ||
+							  tt_tok_is(&toks[e], "{") || toks[e].kind == TT_TOK_STRING))
+			local = false;		/* a call: the value is passed on */
+		else if (in_row[i])
+			continue;			/* stored into the row (or an object of it) */
+		else if (tt_tok_is(prev, "return") && block_ends(toks, ntok, e))
+			continue;			/* the result */
+		else if (links == 0)
+			local = false;		/* the object itself, bare */
+		else if (e < ntok && tt_tok_is(&toks[e], "="))
+		{
+			int			e2;
+			int			links2;
+
+			/* an assignment's target; a chain it is given stays in the row */
+			if (e + 1 < ntok && tracked_use(toks, ntok, tracked, e + 1) &&
+				(e2 = chain_end(toks, ntok, e + 1, &links2)) >= 0 && links2 > 0 &&
+				stmt_ends(toks, ntok, e2))
+				in_row[e + 1] = true;
+			continue;
+		}
+		else if (i >= 3 && tt_tok_is(prev, "=") && tracked[i - 2] &&
+				 tt_tok_is(&toks[i - 3], "local"))
+			continue;			/* the value of a tracked local */
+		else if (tok_in(prev, ops) || tok_in(prev, before) ||
+				 (e < ntok && tok_in(&toks[e], ops)))
+			continue;			/* an operand */
+		else if (e < ntok && (tt_tok_is(&toks[e], "then") || tt_tok_is(&toks[e], "do")) &&
+				 (tt_tok_is(prev, "if") || tt_tok_is(prev, "elseif") ||
+				  tt_tok_is(prev, "while")))
+			continue;			/* a condition */
+		else
+			local = false;
+	}
+	free(tracked);
+	free(toks);
+	return local;
+}
+
+/* ---------------------------------------------------------------------
  * The proof: every loop and every function of the compiled chunk checks.
  *
  * The rewriter above decides from tokens; this decides from what LuaJIT

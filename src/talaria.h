@@ -31,6 +31,7 @@ extern int	tt_native_memory_limit_kb;
 extern int	tt_backend_memory_limit_kb;
 extern int	tt_transform_timeout_ms;
 extern bool tt_lua_cache;
+extern bool tt_lua_lazy_objects;
 extern bool tt_copy_fast_path;
 extern bool tt_copy_fast_reader;
 extern char *tt_native_library_path;
@@ -156,6 +157,8 @@ extern int	tt_format_double(double d, char *buf, size_t buflen);
 extern bool tt_numeric_to_int64(Numeric num, int64 *out);
 extern void tt_numeric_text(Numeric num, tt_value *dst);
 extern void tt_numeric_memo_reset(void);
+extern void tt_value_trust_input(void);
+extern void tt_value_distrust_input(void);
 extern Numeric tt_value_source_numeric(const tt_value *v);
 extern bool tt_decimal_to_double(const char *text, size_t len, double *out);
 

@@ -190,6 +190,8 @@ tt_transform_call(TTTransform *t, tt_value *row, MemoryContext rowcxt,
 	INSTR_TIME_SET_CURRENT(start);
 	old = MemoryContextSwitchTo(rowcxt);
 	tt_call_init(&call, &priv, t->name, row, rowcxt);
+	if (t->engine != &tt_lua_engine)
+		tt_value_distrust_input();
 	status = t->engine->call(t, &call);
 	MemoryContextSwitchTo(old);
 	INSTR_TIME_SET_CURRENT(end);

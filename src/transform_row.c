@@ -68,6 +68,7 @@ tt_transform_row(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(cache->rowcxt);
 	tt_numeric_memo_reset();
 	tt_jsonb_to_value(input, &row);
+	row.host_tag = 0;			/* a row's tag says what kind of row it is */
 	result = tt_transform_run(cache->transform, &row, cache->rowcxt, &dropped);
 	if (dropped)
 	{

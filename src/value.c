@@ -21,6 +21,7 @@
 #include "datatype/timestamp.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "talaria.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -478,17 +479,156 @@ tt_numeric_to_int64(Numeric num, int64 *out)
 
 typedef struct NumericMemo
 {
-	const char *text;
+	const char *text;			/* NULL: an integer (TT_INT) of value i */
+	int64		i;
 	Numeric		num;
 } NumericMemo;
 
 static NumericMemo tt_memo[TT_MEMO_SIZE];
 static uint32 tt_memo_count = 0;
 
+/*
+ * The jsonb values read into the tree for the current row (tt_jsonb_to_value),
+ * alive until the row is done: their strings and keys are valid text (jsonb
+ * checked them), so the jsonb writer need not check them again.  Only
+ * honoured for a Lua transform's result (tt_value_trust_input), whose
+ * strings are either the input's own values, whole, or copies in the arena,
+ * and only until a native transform runs on the row: a native plugin may
+ * point anywhere, even into a slice of the input, and change trees in place
+ * (tt_value_distrust_input).
+ */
+#define TT_TRUSTED_MAX 8
+
+static const char *trusted_start[TT_TRUSTED_MAX];
+static const char *trusted_end[TT_TRUSTED_MAX];
+static int	trusted_count = 0;
+static bool trusted_on = false;
+static bool untrusted_row = false;	/* a native transform ran on this row */
+
+/*
+ * The containers (objects, arrays) read from those jsonb values: a tree
+ * object or array that is still the very one read (same member or item
+ * array, same count: host_tag names its slot) is written back by copying
+ * the container's bytes, which are position-independent.  Like the
+ * strings, only for a Lua transform's result (and until a native one runs
+ * on the row): Lua never changes a tree in place (a changed object is a new
+ * member array), a native plugin may.
+ */
+#define TT_CONTAINERS_MAX 256
+
+typedef struct ContainerMemo
+{
+	const void *nodes;			/* the tree's member or item array */
+	uint32		type;			/* TT_OBJECT or TT_ARRAY */
+	uint32		count;
+	const char *bytes;			/* the container, as stored */
+	uint32		len;
+} ContainerMemo;
+
+static ContainerMemo container_memo[TT_CONTAINERS_MAX];
+static uint32 container_count = 0;
+
+/* The start of a row: forgets the last row's numbers and jsonb values. */
 void
 tt_numeric_memo_reset(void)
 {
 	tt_memo_count = 0;
+	trusted_count = 0;
+	trusted_on = false;
+	untrusted_row = false;
+	container_count = 0;
+}
+
+void
+tt_value_trust_input(void)
+{
+	trusted_on = trusted_count > 0 && !untrusted_row;
+}
+
+/*
+ * A native transform is about to run: it may change any tree of the row in
+ * place (its input is the row, or a result made of the row's values), so
+ * nothing of this row is trusted any more.
+ */
+void
+tt_value_distrust_input(void)
+{
+	trusted_on = false;
+	untrusted_row = true;
+}
+
+static inline bool
+trusted_text(const tt_str *s)
+{
+	int			i;
+
+	if (!trusted_on)
+		return false;
+	for (i = 0; i < trusted_count; i++)
+		if (s->ptr >= trusted_start[i] && s->ptr + s->len <= trusted_end[i])
+			return true;
+	return false;
+}
+
+static inline void
+container_read(tt_value *dst, const JsonbContainer *c, uint32 len)
+{
+	if (container_count < TT_CONTAINERS_MAX)
+	{
+		ContainerMemo *cm = &container_memo[container_count];
+
+		cm->nodes = dst->type == TT_OBJECT ? (const void *) dst->u.obj.members :
+			(const void *) dst->u.arr.items;
+		cm->count = dst->type == TT_OBJECT ? dst->u.obj.count : dst->u.arr.count;
+		cm->type = dst->type;
+		cm->bytes = (const char *) c;
+		cm->len = len;
+		dst->host_tag = ++container_count;
+	}
+}
+
+/* The bytes of the container v was read from, if it is untouched. */
+static inline const ContainerMemo *
+container_lookup(const tt_value *v)
+{
+	uint32		tag = v->host_tag;
+	const ContainerMemo *cm;
+
+	if (!trusted_on || tag == 0 || tag > container_count)
+		return NULL;
+	cm = &container_memo[tag - 1];
+	if (cm->type != v->type)
+		return NULL;
+	if (v->type == TT_OBJECT ?
+		(cm->nodes != (const void *) v->u.obj.members || cm->count != v->u.obj.count) :
+		(cm->nodes != (const void *) v->u.arr.items || cm->count != v->u.arr.count))
+		return NULL;
+	return cm;
+}
+
+/* An integer read from a jsonb Numeric: remembered like a decimal. */
+static inline void
+memo_int_source(Numeric num, tt_value *dst)
+{
+	if (tt_memo_count < TT_MEMO_SIZE)
+	{
+		tt_memo[tt_memo_count].text = NULL;
+		tt_memo[tt_memo_count].i = dst->u.i;
+		tt_memo[tt_memo_count].num = num;
+		dst->host_tag = ++tt_memo_count;
+	}
+}
+
+/* The Numeric an untouched integer was read from, or NULL. */
+static inline Numeric
+memo_int_lookup(const tt_value *v)
+{
+	uint32		tag = v->host_tag;
+
+	if (tag == 0 || tag > tt_memo_count || tt_memo[tag - 1].text != NULL ||
+		tt_memo[tag - 1].i != v->u.i)
+		return NULL;
+	return tt_memo[tag - 1].num;
 }
 
 static Numeric
@@ -719,7 +859,10 @@ read_child(const JsonbContainer *c, const char *base, uint32 i, uint32 off,
 		Numeric		num = (Numeric) (base + INTALIGN(off));
 
 		if (tt_numeric_to_int64(num, &dst->u.i))
+		{
 			dst->type = TT_INT;
+			memo_int_source(num, dst);
+		}
 		else
 		{
 			dst->type = TT_NUMERIC;
@@ -734,7 +877,13 @@ read_child(const JsonbContainer *c, const char *base, uint32 i, uint32 off,
 	else if (JBE_ISNULL(je))
 		dst->type = TT_NULL;
 	else
-		read_container((const JsonbContainer *) (base + INTALIGN(off)), dst, depth + 1);
+	{
+		/* len includes the padding that aligns the container */
+		const JsonbContainer *child = (const JsonbContainer *) (base + INTALIGN(off));
+
+		read_container(child, dst, depth + 1);
+		container_read(dst, child, len - (INTALIGN(off) - off));
+	}
 }
 
 /* the offset and length of every child, in order */
@@ -798,6 +947,12 @@ read_container(const JsonbContainer *c, tt_value *dst, int depth)
 void
 tt_jsonb_to_value(Jsonb *jb, tt_value *dst)
 {
+	if (trusted_count < TT_TRUSTED_MAX)
+	{
+		trusted_start[trusted_count] = (const char *) jb;
+		trusted_end[trusted_count] = (const char *) jb + VARSIZE(jb);
+		trusted_count++;
+	}
 	if (JB_ROOT_IS_SCALAR(jb))
 	{
 		/* a raw scalar is a one-element array flagged as scalar */
@@ -808,6 +963,7 @@ tt_jsonb_to_value(Jsonb *jb, tt_value *dst)
 		return;
 	}
 	read_container(&jb->root, dst, 0);
+	container_read(dst, &jb->root, VARSIZE(jb) - VARHDRSZ);
 }
 
 /* ---------------------------------------------------------------------
@@ -827,6 +983,8 @@ bad_value(const char *transform, const char *detail)
 static void
 check_string(const tt_str *s, const char *transform, const char *what)
 {
+	if (trusted_text(s))
+		return;
 	if (s->ptr == NULL && s->len > 0)
 		bad_value(transform, psprintf("A %s has a NULL pointer.", what));
 	if (s->len > 0 && !pg_verify_mbstr(GetDatabaseEncoding(), s->ptr, s->len, true))
@@ -892,14 +1050,50 @@ sortkey_qsort_cmp(const void *a, const void *b)
 	return ((const SortKey *) a)->seq < ((const SortKey *) b)->seq ? -1 : 1;
 }
 
+/* strictly in jsonb key order (shorter first, then bytewise)? */
+static bool
+members_in_order(const tt_value *v)
+{
+	const tt_member *m = v->u.obj.members;
+	uint32		i;
+
+	for (i = 1; i < v->u.obj.count; i++)
+	{
+		const tt_str *a = &m[i - 1].key;
+		const tt_str *b = &m[i].key;
+		uint32		j;
+
+		if (a->len != b->len)
+		{
+			if (a->len > b->len)
+				return false;
+			continue;
+		}
+		for (j = 0; j < a->len && a->ptr[j] == b->ptr[j]; j++)
+			;
+		if (j == a->len || (unsigned char) a->ptr[j] > (unsigned char) b->ptr[j])
+			return false;
+	}
+	return true;
+}
+
 static uint32
 sorted_members(const tt_value *v, const tt_member **order)
 {
 	uint32		count = v->u.obj.count;
 	SortKey		local[64];
-	SortKey    *keys = count <= lengthof(local) ? local : palloc(count * sizeof(SortKey));
+	SortKey    *keys;
 	uint32		i;
 	uint32		n;
+
+	/* objects read from jsonb, and their untouched rest, are in order */
+	if (members_in_order(v))
+	{
+		for (i = 0; i < count; i++)
+			order[i] = &v->u.obj.members[i];
+		return count;
+	}
+	keys = count <= lengthof(local) ? local : palloc(count * sizeof(SortKey));
 
 	for (i = 0; i < count; i++)
 	{
@@ -907,8 +1101,18 @@ sorted_members(const tt_value *v, const tt_member **order)
 		uint64		prefix = 0;
 		uint32		j;
 
-		for (j = 0; j < 8; j++)
-			prefix = (prefix << 8) | (j < m->key.len ? (unsigned char) m->key.ptr[j] : 0);
+		/* the first 8 bytes, big-endian, zero-padded */
+		if (m->key.len >= 8)
+		{
+			memcpy(&prefix, m->key.ptr, 8);
+			prefix = pg_ntoh64(prefix);
+		}
+		else if (m->key.len > 0)
+		{
+			for (j = 0; j < m->key.len; j++)
+				prefix = (prefix << 8) | (unsigned char) m->key.ptr[j];
+			prefix <<= 8 * (8 - m->key.len);
+		}
 		keys[i].len = m->key.len;
 		keys[i].prefix = prefix;
 		keys[i].m = m;
@@ -957,6 +1161,18 @@ pad_to_int(StringInfo buf)
 	}
 }
 
+/* appendBinaryStringInfo without the call when there is room */
+static inline void
+buf_append(StringInfo buf, const char *data, int len)
+{
+	if (unlikely(len < 0 || buf->len + len >= buf->maxlen))
+		enlargeStringInfo(buf, len);
+	if (len > 0)
+		memcpy(buf->data + buf->len, data, len);
+	buf->len += len;
+	buf->data[buf->len] = '\0';
+}
+
 static int
 reserve(StringInfo buf, int len)
 {
@@ -978,6 +1194,8 @@ number_to_numeric(const tt_value *v, const char *transform)
 	switch (v->type)
 	{
 		case TT_INT:
+			if ((num = memo_int_lookup(v)) != NULL)
+				return num;
 			return int64_to_numeric(v->u.i);
 		case TT_FLOAT:
 			if (isnan(v->u.f) || isinf(v->u.f))
@@ -1027,19 +1245,19 @@ write_scalar(JbWriter *w, const tt_value *v)
 					num = (Numeric) PG_DETOAST_DATUM(NumericGetDatum(num));
 				len = VARSIZE(num);
 				pad_to_int(buf);
-				appendBinaryStringInfo(buf, (char *) num, len);
+				buf_append(buf, (char *) num, len);
 				return JENTRY_ISNUMERIC | (buf->len - before);
 			}
 		case TT_STRING:
 			check_string(&v->u.str, w->transform, "string");
-			appendBinaryStringInfo(buf, v->u.str.ptr, v->u.str.len);
+			buf_append(buf, v->u.str.ptr, v->u.str.len);
 			return JENTRY_ISSTRING | v->u.str.len;
 		case TT_TIMESTAMP:
 			{
 				char	   *s = tt_timestamp_text(v);
 				int			len = strlen(s);
 
-				appendBinaryStringInfo(buf, s, len);
+				buf_append(buf, s, len);
 				return JENTRY_ISSTRING | len;
 			}
 		default:
@@ -1048,18 +1266,24 @@ write_scalar(JbWriter *w, const tt_value *v)
 	return 0;					/* keep compiler quiet */
 }
 
+static pg_noinline void
+too_large(JbWriter *w)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("transform \"%s\" returned a value too large for jsonb",
+					w->transform),
+			 errdetail("Total size of jsonb array elements exceeds the maximum of %u bytes.",
+					   JENTRY_OFFLENMASK)));
+}
+
 /* Stores a child's JEntry, turning every JB_OFFSET_STRIDE'th into an offset. */
 static inline void
 put_entry(JbWriter *w, int entries_at, int i, JEntry meta, uint32 *totallen)
 {
 	*totallen += JBE_OFFLENFLD(meta);
 	if (*totallen > JENTRY_OFFLENMASK)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("transform \"%s\" returned a value too large for jsonb",
-						w->transform),
-				 errdetail("Total size of jsonb array elements exceeds the maximum of %u bytes.",
-						   JENTRY_OFFLENMASK)));
+		too_large(w);
 	if ((i % JB_OFFSET_STRIDE) == 0)
 		meta = (meta & JENTRY_TYPEMASK) | *totallen | JENTRY_HAS_OFF;
 	memcpy(w->buf.data + entries_at + i * sizeof(JEntry), &meta, sizeof(JEntry));
@@ -1083,23 +1307,38 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 	if (v->type == TT_OBJECT)
 	{
 		const tt_member **order;
+		const tt_member *local[64];
+		size_t		keybytes = 0;
 		uint32		n;
 
 		if (v->u.obj.count > 0 && v->u.obj.members == NULL)
 			bad_value(w->transform, "An object has a NULL member array.");
 		if (v->u.obj.count > JB_CMASK / 2)
 			bad_value(w->transform, "An object has too many members.");
-		order = palloc(Max(v->u.obj.count, 1) * sizeof(tt_member *));
+
+		order = v->u.obj.count <= lengthof(local) ? local :
+			palloc(v->u.obj.count * sizeof(tt_member *));
 		n = sorted_members(v, order);
 		header = n | JB_FOBJECT;
-		appendBinaryStringInfo(buf, (char *) &header, sizeof(uint32));
+		buf_append(buf, (char *) &header, sizeof(uint32));
 		entries_at = reserve(buf, sizeof(JEntry) * n * 2);
 		for (i = 0; i < n; i++)
 		{
 			check_string(&order[i]->key, w->transform, "key");
-			appendBinaryStringInfo(buf, order[i]->key.ptr, order[i]->key.len);
+			keybytes += order[i]->key.len;
+		}
+		if (keybytes > JENTRY_OFFLENMASK)
+			too_large(w);
+		/* the keys, one after the other: room for all of them at once */
+		enlargeStringInfo(buf, (int) keybytes);
+		for (i = 0; i < n; i++)
+		{
+			if (order[i]->key.len > 0)
+				memcpy(buf->data + buf->len, order[i]->key.ptr, order[i]->key.len);
+			buf->len += order[i]->key.len;
 			put_entry(w, entries_at, i, JENTRY_ISSTRING | order[i]->key.len, &totallen);
 		}
+		buf->data[buf->len] = '\0';
 		for (i = 0; i < n; i++)
 		{
 			JEntry		meta;
@@ -1107,7 +1346,8 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 			write_value(w, &order[i]->value, &meta, depth + 1, false);
 			put_entry(w, entries_at, i + n, meta, &totallen);
 		}
-		pfree(order);
+		if (order != local)
+			pfree(order);
 	}
 	else
 	{
@@ -1118,7 +1358,7 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 		if (n > JB_CMASK)
 			bad_value(w->transform, "An array has too many items.");
 		header = n | JB_FARRAY | (raw_scalar ? JB_FSCALAR : 0);
-		appendBinaryStringInfo(buf, (char *) &header, sizeof(uint32));
+		buf_append(buf, (char *) &header, sizeof(uint32));
 		entries_at = reserve(buf, sizeof(JEntry) * n);
 		for (i = 0; i < n; i++)
 		{
@@ -1141,6 +1381,19 @@ static void
 write_value(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 			bool raw_scalar)
 {
+	const ContainerMemo *cm;
+
+	if (!raw_scalar && (v->type == TT_OBJECT || v->type == TT_ARRAY) &&
+		(cm = container_lookup(v)) != NULL)
+	{
+		/* an untouched container of the input: its bytes as they were */
+		int			base = w->buf.len;
+
+		pad_to_int(&w->buf);
+		buf_append(&w->buf, cm->bytes, (int) cm->len);
+		*entry = JENTRY_ISCONTAINER | (w->buf.len - base);
+		return;
+	}
 	if (raw_scalar || v->type == TT_OBJECT || v->type == TT_ARRAY)
 		write_container(w, v, entry, depth, raw_scalar);
 	else

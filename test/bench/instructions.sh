@@ -55,6 +55,9 @@ cols="id, ts, city, uuid, loc, number, key6, key7, key8, key9, key10, score, pri
 		echo "COPY (SELECT * FROM bench_events(1000000) LIMIT $n) TO '$work/events_$n.csv' (FORMAT csv);"
 		echo "COPY (SELECT $cols FROM bench_events(1000000) LIMIT $n) TO '$work/trimmed_$n.csv' (FORMAT csv);"
 		echo "CREATE TABLE docs_$n AS SELECT e.id, to_jsonb(e) AS doc FROM bench_events(1000000) AS e LIMIT $n;"
+		# Talaria's real event: (ts, doc jsonb); its floor stores the doc without key1..key5
+		echo "COPY (SELECT e.ts, to_jsonb(e) FROM bench_events(1000000) AS e LIMIT $n) TO '$work/doc_events_$n.csv' (FORMAT csv);"
+		echo "COPY (SELECT e.ts, to_jsonb(e) - '{key1,key2,key3,key4,key5}'::text[] FROM bench_events(1000000) AS e LIMIT $n) TO '$work/doc_trimmed_$n.csv' (FORMAT csv);"
 	done
 	echo "SELECT talaria.register_lua('trim_lua', 'function main(row) row.key1 = nil row.key2 = nil row.key3 = nil row.key4 = nil row.key5 = nil return row end');"
 	echo "SELECT talaria.register_native('trim_native', '\$libdir/talaria_test_plugins/trim.so', 'trim');"
@@ -69,6 +72,12 @@ cols="id, ts, city, uuid, loc, number, key6, key7, key8, key9, key10, score, pri
 	echo "SELECT talaria.create_pipeline('raw_lua', 'target', 'trim_lua');"
 	echo "SELECT talaria.create_pipeline('raw_native', 'target', 'trim_native');"
 	echo "SELECT talaria.create_pipeline('raw_go', 'target', 'trim_go');"
+	echo "SELECT talaria.register_lua('trim_doc_lua', 'function main(r) local d = r.doc d.key1 = nil d.key2 = nil d.key3 = nil d.key4 = nil d.key5 = nil return r end');"
+	echo "CREATE TABLE doc_target (ts timestamptz NOT NULL, doc jsonb) PARTITION BY RANGE (ts);"
+	echo "CREATE TABLE doc_target_p20240101 PARTITION OF doc_target FOR VALUES FROM ('2024-01-01') TO ('2024-01-02');"
+	echo "CREATE TABLE raw_doc_lua (ts timestamptz NOT NULL, doc jsonb);"
+	echo "SELECT talaria.create_time_table('doc_target', 'ts', '1 day', NULL, 0);"
+	echo "SELECT talaria.create_pipeline('raw_doc_lua', 'doc_target', 'trim_doc_lua');"
 	echo "VACUUM FREEZE;"
 } >"$work/setup.sql"
 # the first 20,000 events of the 1,000,000-row workload: all in its first
@@ -128,10 +137,17 @@ measure copy_talaria_go - "COPY raw_go FROM '$work/events_@N@.csv' (FORMAT csv);
 measure copy_talaria_lua ProcessUtility "COPY raw_lua FROM '$work/events_@N@.csv' (FORMAT csv);" \
 	"COPY raw_lua FROM '$work/events_100.csv' (FORMAT csv);"
 
+# the (ts, doc jsonb) event: the Lua transform deletes doc.key1..key5
+measure copy_doc_floor ProcessUtility "COPY doc_target FROM '$work/doc_trimmed_@N@.csv' (FORMAT csv);" \
+	"COPY doc_target FROM '$work/doc_trimmed_100.csv' (FORMAT csv);"
+measure copy_doc_talaria_lua ProcessUtility "COPY raw_doc_lua FROM '$work/doc_events_@N@.csv' (FORMAT csv);" \
+	"COPY raw_doc_lua FROM '$work/doc_events_100.csv' (FORMAT csv);"
+
 for c in fn_floor fn_talaria_lua fn_talaria_native fn_talaria_go fn_talaria_rust copy_floor copy_talaria_native \
-	copy_talaria_go copy_talaria_lua; do
+	copy_talaria_go copy_talaria_lua copy_doc_floor copy_doc_talaria_lua; do
 	[ -n "${PER_ROW[$c]:-}" ] || continue
-	case $c in fn_*) floor=${PER_ROW[fn_floor]:-} ;; *) floor=${PER_ROW[copy_floor]:-} ;; esac
+	case $c in fn_*) floor=${PER_ROW[fn_floor]:-} ;; copy_doc_*) floor=${PER_ROW[copy_doc_floor]:-} ;;
+		*) floor=${PER_ROW[copy_floor]:-} ;; esac
 	awk -v c="$c" -v n="${PER_ROW[$c]}" -v f="$floor" \
 		'BEGIN { printf "instructions case=%s per_row=%d ratio=%.2f\n", c, n, (f > 0 ? n / f : 0) }'
 done
