@@ -30,7 +30,7 @@
 #                   premade partitions; each with its target (PASS/MISS)
 #
 # Settings: BENCH_ROWS (default 1000000; 200000 for a quick run): rows of
-# the function and ingest levels; BENCH_CASE_ROWS (default 200000, at most
+# the function and ingest levels; BENCH_CASE_ROWS (default 100000, at most
 # BENCH_ROWS): rows of the issue-15 cases; BENCH_STMTS (default 5000):
 # single-row INSERTs per pgbench client per run (a twentieth as many
 # 100-row statements); BENCH_RUNS (default 5, at least 3); BENCH_CASES:
@@ -54,7 +54,7 @@ case "$STMTS" in ''|*[!0-9]*) echo "BENCH_STMTS must be a number" >&2; exit 2;; 
 [ "$ROWS" -ge 20000 ] || { echo "BENCH_ROWS must be at least 20000" >&2; exit 2; }
 [ "$RUNS" -ge 3 ] || { echo "BENCH_RUNS must be at least 3" >&2; exit 2; }
 [ "$STMTS" -ge 200 ] || { echo "BENCH_STMTS must be at least 200" >&2; exit 2; }
-CASE_ROWS=${BENCH_CASE_ROWS:-$((ROWS < 200000 ? ROWS : 200000))}
+CASE_ROWS=${BENCH_CASE_ROWS:-$((ROWS < 100000 ? ROWS : 100000))}
 case "$CASE_ROWS" in ''|*[!0-9]*) echo "BENCH_CASE_ROWS must be a number" >&2; exit 2;; esac
 [ "$CASE_ROWS" -ge 20000 ] && [ "$CASE_ROWS" -le "$ROWS" ] ||
 	{ echo "BENCH_CASE_ROWS must be at least 20000 and at most BENCH_ROWS" >&2; exit 2; }
