@@ -58,8 +58,10 @@ CASE_ROWS=${BENCH_CASE_ROWS:-$((ROWS < 100000 ? ROWS : 100000))}
 case "$CASE_ROWS" in ''|*[!0-9]*) echo "BENCH_CASE_ROWS must be a number" >&2; exit 2;; esac
 [ "$CASE_ROWS" -ge 20000 ] && [ "$CASE_ROWS" -le "$ROWS" ] ||
 	{ echo "BENCH_CASE_ROWS must be at least 20000 and at most BENCH_ROWS" >&2; exit 2; }
-# talaria Lua uncached costs a fresh LuaJIT state per row: fewer rows
+# talaria Lua uncached costs a fresh LuaJIT state per row: fewer rows; so
+# do pllua (40-70 us a row) and plpython3u, whose ratios are 6x to 20x
 UNCACHED_ROWS=$((ROWS < 20000 ? ROWS : 20000))
+PEER_ROWS=$((ROWS < 200000 ? ROWS : 200000))
 KEYS="'{key1,key2,key3,key4,key5}'::text[]"
 
 out="$top/test/bench/out"
@@ -193,8 +195,8 @@ level function "function level: SELECT count(f(doc)) FROM docs, $ROWS rows; rati
 fn_case fn_floor "doc - $KEYS" docs "$ROWS" "" "PostgreSQL's jsonb - text[]: the floor"
 fn_case fn_sql "bench_trim_sql(doc)" docs "$ROWS" "" "LANGUAGE sql (inlined by the planner)"
 fn_case fn_plpgsql "bench_trim_plpgsql(doc)" docs "$ROWS" "" "PL/pgSQL: RETURN doc - keys"
-fn_case fn_pllua "bench_trim_pllua(doc)" docs "$ROWS" "" "Debian's pllua (Lua 5.3): jsonb to table, keys = nil, back"
-fn_case fn_plpython3u "bench_trim_plpython(doc)" docs "$ROWS" "" "plpython3u with jsonb_plpython3u: dict.pop"
+fn_case fn_pllua "bench_trim_pllua(doc)" docs_peer "$PEER_ROWS" "" "Debian's pllua (Lua 5.3): jsonb to table, keys = nil, back; $PEER_ROWS rows"
+fn_case fn_plpython3u "bench_trim_plpython(doc)" docs_peer "$PEER_ROWS" "" "plpython3u with jsonb_plpython3u: dict.pop; $PEER_ROWS rows"
 fn_case fn_talaria_lua "talaria.transform_row('trim_lua', doc)" docs "$ROWS" "" "cached LuaJIT state"
 fn_case fn_talaria_lua_uncached "talaria.transform_row('trim_lua', doc)" docs_small "$UNCACHED_ROWS" \
 	"SET talaria.lua_cache = off;" "talaria.lua_cache = off: a fresh LuaJIT state per row; $UNCACHED_ROWS rows"
@@ -212,7 +214,9 @@ copy_case copy_floor target trimmed target "plain COPY of the stored columns int
 copy_case copy_full target_full events target_full "plain COPY of the whole events (key1..key5 too) into a table keeping them, no trigger"
 C_HASH[copy_full]=no
 copy_case copy_plpgsql raw_plpgsql events target "PL/pgSQL BEFORE INSERT trigger: INSERT INTO target, RETURN NULL"
-copy_case copy_pllua raw_pllua events target "pllua BEFORE INSERT trigger: prepared INSERT, return nil"
+copy_case copy_pllua raw_pllua events target "pllua BEFORE INSERT trigger: prepared INSERT, return nil; the first $PEER_ROWS events"
+C_BODY[copy_pllua]=${C_BODY[copy_pllua]//\/events.csv\'/\/events_peer.csv\'}
+C_ROWS[copy_pllua]=$PEER_ROWS C_EXPECT[copy_pllua]=$PEER_ROWS C_HASH[copy_pllua]=no
 copy_case copy_talaria_lua raw_lua events target "talaria.create_pipeline with trim_lua"
 copy_case copy_talaria_native raw_native events target "talaria.create_pipeline with trim_native"
 C_TARGET[copy_talaria_lua]=1.2 C_TARGET[copy_talaria_native]=1.0
@@ -271,7 +275,7 @@ done
 
 for s in flat doc; do
 	level "insel_$s" "INSERT ... SELECT of $R rows (${S_DESC[$s]}) from a table, library loaded; ratio to INSERT ... SELECT of the output rows into the target"
-	WARM="INSERT INTO ${S_TARGET[$s]} SELECT * FROM ${S_OUT[$s]} LIMIT 10000"
+	WARM="INSERT INTO ${S_TARGET[$s]} SELECT * FROM ${S_OUT[$s]} LIMIT 10000"	# (any 10,000)
 	stmt_case "insel_$s" "insel_${s}_floor" "$R" "${S_TARGET[$s]}" "INSERT INTO ${S_TARGET[$s]} SELECT * FROM ${S_OUT[$s]}" "INSERT INTO target SELECT * FROM the output rows: the floor"
 	WARM="INSERT INTO ${S_LUA[$s]} SELECT * FROM ${S_EV[$s]} LIMIT 10000"
 	stmt_case "insel_$s" "insel_${s}_lua" "$R" "${S_TARGET[$s]}" "INSERT INTO ${S_LUA[$s]} SELECT * FROM ${S_EV[$s]}" "INSERT INTO the Lua pipeline's source SELECT * FROM the events"
@@ -406,7 +410,7 @@ $$;
 SQL
 
 # only the data the selected cases need
-DOCS_N=0 EVENTS_N=0
+DOCS_N=0 EVENTS_N=0 ALL_N=20000
 if any_active 'fn_*' || selected memory || selected alloc || selected lua_alloc || [ "${BENCH_PROFILE:-0}" = 1 ]; then
 	DOCS_N=$ROWS
 fi
@@ -414,6 +418,7 @@ if any_active copy_floor copy_full copy_plpgsql copy_pllua copy_talaria_lua copy
 	selected alloc || selected lua_alloc || [ "${BENCH_PROFILE:-0}" = 1 ]; then
 	EVENTS_N=$ROWS
 fi
+[ "$DOCS_N" = 0 ] && [ "$EVENTS_N" = 0 ] || ALL_N=$ROWS
 q >/dev/null <<SQL || exit 1
 CREATE EXTENSION talaria_transform;
 CREATE EXTENSION plpython3u;
@@ -479,9 +484,13 @@ BEGIN
 END
 \$\$;
 
-CREATE TABLE docs AS SELECT e.id, to_jsonb(e) AS doc FROM bench_events($DOCS_N) AS e;
+-- the events, generated once (the whole workload when a function or
+-- ingest level case needs it; else only the warm-ups' first 20,000)
+CREATE UNLOGGED TABLE ev_all AS SELECT * FROM bench_events($ALL_N);
+CREATE TABLE docs AS SELECT e.id, to_jsonb(e) AS doc FROM ev_all AS e WHERE $DOCS_N > 0;
 CREATE TABLE docs_small AS SELECT * FROM docs WHERE id <= 20000;
-VACUUM (FREEZE, ANALYZE) docs, docs_small;
+CREATE TABLE docs_peer AS SELECT * FROM docs WHERE id <= $PEER_ROWS;
+VACUUM (FREEZE, ANALYZE) docs, docs_small, docs_peer;
 
 -- the peers, written the way a user would
 CREATE FUNCTION bench_trim_sql(doc jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE STRICT
@@ -502,15 +511,16 @@ SELECT talaria.register_native('trim_native', '\$libdir/talaria_test_plugins/tri
 SELECT talaria.register_native('trim_native_host', '\$libdir/talaria_test_plugins/trim.so', 'trim_host');
 
 -- the event files for COPY
-COPY (SELECT * FROM bench_events($EVENTS_N)) TO '$work/events.csv' (FORMAT csv);
-COPY (SELECT * FROM bench_events($ROWS) LIMIT 10000) TO '$work/events_10000.csv' (FORMAT csv);
-COPY (SELECT * FROM bench_events($ROWS) LIMIT 20000) TO '$work/events_20000.csv' (FORMAT csv);
+COPY (SELECT * FROM ev_all WHERE $EVENTS_N > 0 ORDER BY id) TO '$work/events.csv' (FORMAT csv);
+COPY (SELECT * FROM ev_all WHERE id <= 10000 ORDER BY id) TO '$work/events_10000.csv' (FORMAT csv);
+COPY (SELECT * FROM ev_all WHERE $EVENTS_N > 0 AND id <= $PEER_ROWS ORDER BY id) TO '$work/events_peer.csv' (FORMAT csv);
+COPY (SELECT * FROM ev_all WHERE id <= 20000 ORDER BY id) TO '$work/events_20000.csv' (FORMAT csv);
 COPY (SELECT id, ts, city, uuid, loc, number, key6, key7, key8, key9, key10, score, price, active, ratio
-        FROM bench_events($EVENTS_N)) TO '$work/trimmed.csv' (FORMAT csv);
+        FROM ev_all WHERE $EVENTS_N > 0 ORDER BY id) TO '$work/trimmed.csv' (FORMAT csv);
 COPY (SELECT id, ts, city, uuid, loc, number, key6, key7, key8, key9, key10, score, price, active, ratio
-        FROM bench_events($ROWS) LIMIT 10000) TO '$work/trimmed_10000.csv' (FORMAT csv);
+        FROM ev_all WHERE id <= 10000 ORDER BY id) TO '$work/trimmed_10000.csv' (FORMAT csv);
 COPY (SELECT id, ts, city, uuid, loc, number, key6, key7, key8, key9, key10, score, price, active, ratio
-        FROM bench_events($ROWS) LIMIT 20000) TO '$work/trimmed_20000.csv' (FORMAT csv);
+        FROM ev_all WHERE id <= 20000 ORDER BY id) TO '$work/trimmed_20000.csv' (FORMAT csv);
 
 -- ingest: the daily-partitioned target (what the pipelines store: the
 -- event without key1..key5), its 7 partitions made beforehand; a raw
@@ -575,30 +585,32 @@ if any_active 'copy_doc_*' 'first_*' 'insert1_*' 'values_*' 'insel_*' 'real_*' '
 	R=$CASE_ROWS
 	q >/dev/null <<SQL || exit 1
 -- the flat events and what the flat pipelines store
-CREATE TABLE ev_flat AS SELECT * FROM bench_events($R);
+CREATE TABLE ev_flat AS SELECT * FROM bench_events($R) ORDER BY id;
 CREATE TABLE out_flat AS SELECT id, ts, city, uuid, loc, number, key6, key7, key8, key9, key10, score, price, active, ratio FROM ev_flat;
 -- Talaria's real shape: the same events as (ts, doc jsonb)
-CREATE TABLE ev_doc AS SELECT e.ts, to_jsonb(e) - 'ts' AS doc FROM bench_events($R) AS e;
+CREATE TABLE ev_doc AS SELECT e.ts, to_jsonb(e) - 'ts' AS doc FROM ev_flat AS e ORDER BY id;
 CREATE TABLE out_doc AS SELECT ts, doc - $KEYS AS doc FROM ev_doc;
 VACUUM (FREEZE, ANALYZE) ev_flat, out_flat, ev_doc, out_doc;
-COPY ev_flat TO '$work/ev_flat.csv' (FORMAT csv);
-COPY out_flat TO '$work/out_flat.csv' (FORMAT csv);
-COPY ev_doc TO '$work/ev_doc.csv' (FORMAT csv);
-COPY out_doc TO '$work/out_doc.csv' (FORMAT csv);
-COPY (SELECT * FROM ev_doc LIMIT 10000) TO '$work/ev_doc_10000.csv' (FORMAT csv);
-COPY (SELECT * FROM out_doc LIMIT 10000) TO '$work/out_doc_10000.csv' (FORMAT csv);
+-- (in order: a scan of a table larger than a quarter of shared_buffers may
+-- start in its middle, where another one left off: synchronize_seqscans)
+COPY (SELECT * FROM ev_flat ORDER BY id) TO '$work/ev_flat.csv' (FORMAT csv);
+COPY (SELECT * FROM out_flat ORDER BY id) TO '$work/out_flat.csv' (FORMAT csv);
+COPY (SELECT * FROM ev_doc ORDER BY (doc->>'id')::bigint) TO '$work/ev_doc.csv' (FORMAT csv);
+COPY (SELECT * FROM out_doc ORDER BY (doc->>'id')::bigint) TO '$work/out_doc.csv' (FORMAT csv);
+COPY (SELECT * FROM ev_doc WHERE (doc->>'id')::bigint <= 10000) TO '$work/ev_doc_10000.csv' (FORMAT csv);
+COPY (SELECT * FROM out_doc WHERE (doc->>'id')::bigint <= 10000) TO '$work/out_doc_10000.csv' (FORMAT csv);
 -- 1% bad rows (every 100th): a time outside the accepted window (max_future 1 year)
 COPY (SELECT id, CASE WHEN id % 100 = 0 THEN '2099-01-01'::timestamptz ELSE ts END, city, uuid, loc, number,
              key1, key2, key3, key4, key5, key6, key7, key8, key9, key10, score, price, active, ratio
-        FROM ev_flat) TO '$work/ev_flat_dirty.csv' (FORMAT csv);
+        FROM ev_flat ORDER BY id) TO '$work/ev_flat_dirty.csv' (FORMAT csv);
 COPY (SELECT CASE WHEN (doc->>'id')::bigint % 100 = 0 THEN '2099-01-01'::timestamptz ELSE ts END, doc
-        FROM ev_doc) TO '$work/ev_doc_dirty.csv' (FORMAT csv);
+        FROM ev_doc ORDER BY (doc->>'id')::bigint) TO '$work/ev_doc_dirty.csv' (FORMAT csv);
 -- the same events spread over 60 days (2024-01-01 .. 2024-02-29)
 COPY (SELECT id, to_timestamp(1704067200 + (id - 1) * 5184000 / $R), city, uuid, loc, number,
              key1, key2, key3, key4, key5, key6, key7, key8, key9, key10, score, price, active, ratio
-        FROM ev_flat) TO '$work/ev_flat60.csv' (FORMAT csv);
+        FROM ev_flat ORDER BY id) TO '$work/ev_flat60.csv' (FORMAT csv);
 COPY (SELECT to_timestamp(1704067200 + ((doc->>'id')::bigint - 1) * 5184000 / $R), doc
-        FROM ev_doc) TO '$work/ev_doc60.csv' (FORMAT csv);
+        FROM ev_doc ORDER BY (doc->>'id')::bigint) TO '$work/ev_doc60.csv' (FORMAT csv);
 
 -- the (ts, doc) target, its 7 days made beforehand, and its pipelines
 CREATE TABLE target_doc (ts timestamptz NOT NULL, doc jsonb) PARTITION BY RANGE (ts);
@@ -662,9 +674,9 @@ CREATE TRIGGER bench_real BEFORE INSERT ON raw_real_plpgsql
     FOR EACH ROW EXECUTE FUNCTION bench_real_plpgsql();
 CREATE UNLOGGED TABLE stage_real (LIKE raw_doc_lua);
 COPY (SELECT ts, d, upper(d->>'city'), substr(d->>'uuid', 1, 8) || '/' || lower(d->>'city'), octet_length(d::text)
-        FROM (SELECT ts, doc - $KEYS AS d FROM ev_doc) s) TO '$work/out_real.csv' (FORMAT csv);
+        FROM (SELECT ts, doc - $KEYS AS d FROM ev_doc ORDER BY (doc->>'id')::bigint) s) TO '$work/out_real.csv' (FORMAT csv);
 COPY (SELECT ts, d, upper(d->>'city'), substr(d->>'uuid', 1, 8) || '/' || lower(d->>'city'), octet_length(d::text)
-        FROM (SELECT ts, doc - $KEYS AS d FROM ev_doc LIMIT 10000) s) TO '$work/out_real_10000.csv' (FORMAT csv);
+        FROM (SELECT ts, doc - $KEYS AS d FROM ev_doc WHERE (doc->>'id')::bigint <= 10000) s) TO '$work/out_real_10000.csv' (FORMAT csv);
 SQL
 	# pgbench scripts: one statement each, the first event (output row), or
 	# the first 100
@@ -675,9 +687,10 @@ SQL
 				lua) tbl=${S_LUA[$s]} src=${S_EV[$s]} ;;
 				native) tbl=${S_NATIVE[$s]} src=${S_EV[$s]} ;;
 			esac
-			q -c "SELECT 'INSERT INTO $tbl VALUES ' || bench_tuple(row_to_json(e)) || ';' FROM (SELECT * FROM $src LIMIT 1) e" \
+			if [ $s = flat ]; then id=id; else id="(doc->>'id')::bigint"; fi
+			q -c "SELECT 'INSERT INTO $tbl VALUES ' || bench_tuple(row_to_json(e)) || ';' FROM (SELECT * FROM $src WHERE $id = 1) e" \
 				>"$work/insert1_${s}_$e.sql" || exit 1
-			q -c "SELECT 'INSERT INTO $tbl VALUES ' || string_agg(bench_tuple(row_to_json(e)), ', ') || ';' FROM (SELECT * FROM $src LIMIT 100) e" \
+			q -c "SELECT 'INSERT INTO $tbl VALUES ' || string_agg(bench_tuple(row_to_json(e)), ', ') || ';' FROM (SELECT * FROM $src WHERE $id <= 100) e" \
 				>"$work/values_${s}_$e.sql" || exit 1
 		done
 	done
@@ -829,7 +842,7 @@ for lvl in "${LEVELS[@]}"; do
 	# plain COPY's (count, and a hash of the rows as text); show differences.
 	for name in "${CASES[@]}"; do
 		[ "${C_LEVEL[$name]}" = ingest ] && [ -n "${C_ACTIVE[$name]:-}" ] && [ "${C_STORED[$name]}" = target ] && [ "$name" != copy_floor ] || continue
-		[ -z "${C_ERR[$name]}" ] && [ "${C_CHECKOUT[$name]}" != "${C_CHECKOUT[copy_floor]}" ] || continue
+		[ -z "${C_ERR[$name]}" ] && [ "${C_HASH[$name]}" = yes ] && [ "${C_CHECKOUT[$name]}" != "${C_CHECKOUT[copy_floor]}" ] || continue
 		q -c "TRUNCATE target" -c "COPY ${C_TABLE[$name]} FROM '$work/events.csv' (FORMAT csv)" >/dev/null
 		echo "  $name stored $(q -c "SELECT count(*) FROM target t JOIN target_reference r USING (id) WHERE t::text <> r::text") of $ROWS rows otherwise than plain COPY, e.g.:"
 		q -F $'\n' -c "SELECT '  stored:     ' || t::text, '  plain COPY: ' || r::text
