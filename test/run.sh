@@ -53,7 +53,7 @@ fi
 # quick run of two cases end to end (a cluster of its own; about half a minute)
 if bash -n test/bench/run.sh && bash -n test/bench/instructions.sh &&
 	BENCH_LIST=1 bash test/bench/instructions.sh >"$log/bench.out" 2>&1 &&
-	BENCH_CASES='first_flat_lua,insert1_doc_lua' BENCH_ROWS=20000 BENCH_RUNS=3 BENCH_STMTS=200 \
+	BENCH_CASES='first_flat_lua,insert1_doc_lua' BENCH_ROWS=20000 BENCH_RUNS=3 BENCH_STMTS=200 BENCH_OUT="$log/bench" \
 		bash test/bench/run.sh >>"$log/bench.out" 2>&1 &&
 	grep -q '^case=first_flat_lua rows=20000 us_per_row=[0-9.]* ratio=[0-9.]* target<=1.2 ' "$log/bench.out" &&
 	grep -q '^case=insert1_doc_lua rows=400 us_per_row=[0-9.]* ratio=[0-9.]* target<=1.3 ' "$log/bench.out" &&

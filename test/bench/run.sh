@@ -38,7 +38,8 @@
 # against the case names (each selected case brings its floor; "memory",
 # "alloc" and "lua_alloc" select those sections; empty: everything), e.g.
 # BENCH_CASES='copy_doc_*,first_*'; BENCH_LIST=1 lists the cases and exits;
-# BENCH_PROFILE=1 (also perf profiles of the talaria cases and their floors).
+# BENCH_PROFILE=1 (also perf profiles of the talaria cases and their floors);
+# BENCH_OUT: where the CSVs and the chart go (default test/bench/out).
 set -u
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -64,7 +65,7 @@ UNCACHED_ROWS=$((ROWS < 20000 ? ROWS : 20000))
 PEER_ROWS=$((ROWS < 200000 ? ROWS : 200000))
 KEYS="'{key1,key2,key3,key4,key5}'::text[]"
 
-out="$top/test/bench/out"
+out=${BENCH_OUT:-$top/test/bench/out}
 mkdir -p "$out"
 
 work=$(mktemp -d /tmp/talaria_bench.XXXXXX)
