@@ -92,7 +92,8 @@ install-test-plugins: test-plugins
 .PHONY: test-plugins install-test-plugins
 
 # The benchmark: every path against PostgreSQL's floor and the peers, one
-# run on this machine (test/bench/run.sh; BENCH_ROWS=200000 for a quick run)
+# run on this machine (test/bench/run.sh; BENCH_ROWS=200000 for a quick run,
+# BENCH_CASES='first_*,...' for some cases, BENCH_LIST=1 lists them)
 bench:
 	bash test/bench/run.sh
 

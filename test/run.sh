@@ -49,5 +49,22 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	passed=$((passed + p)); failed=$((failed + f))
 fi
 
+# the benchmark's scripts (not its figures): syntax, case lists, and one
+# quick run of two cases end to end (a cluster of its own; about half a minute)
+if bash -n test/bench/run.sh && bash -n test/bench/instructions.sh &&
+	BENCH_LIST=1 bash test/bench/instructions.sh >"$log/bench.out" 2>&1 &&
+	BENCH_CASES='first_flat_lua,insert1_doc_lua' BENCH_ROWS=20000 BENCH_RUNS=3 BENCH_STMTS=200 BENCH_OUT="$log/bench" \
+		bash test/bench/run.sh >>"$log/bench.out" 2>&1 &&
+	grep -q '^case=first_flat_lua rows=20000 us_per_row=[0-9.]* ratio=[0-9.]* target<=1.2 ' "$log/bench.out" &&
+	grep -q '^case=insert1_doc_lua rows=400 us_per_row=[0-9.]* ratio=[0-9.]* target<=1.3 ' "$log/bench.out" &&
+	! grep -q '^case=.* failed' "$log/bench.out"; then
+	echo "ok bench: scripts, case lists and a quick run"
+	passed=$((passed + 1))
+else
+	echo "not ok bench: scripts, case lists and a quick run"
+	tail -40 "$log/bench.out"
+	failed=$((failed + 1))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
