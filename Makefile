@@ -99,7 +99,7 @@ bench:
 
 # Instructions per row under callgrind (noise-free; after make install and
 # make install-test-plugins): test/bench/instructions.sh
-bench-instructions:
+bench-instructions: install install-test-plugins
 	bash test/bench/instructions.sh
 
 # Pipelines into partitions on two remote servers (postgres_fdw), against
