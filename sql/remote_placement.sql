@@ -49,6 +49,16 @@ SELECT talaria._remote_exec('rp_loop', 'DROP TABLE public.rp_ev', false);
 -- a placement; new days go remote (loopback: the "remote" schema is here)
 SELECT talaria.set_remote_placement('rp_ev', ARRAY['rp_loop'], 'rp_remote');
 SELECT target, servers, remote_schema, remote_retention FROM talaria.remote_placements;
+-- another time table of the same name may not share the remote schema:
+-- its remote tables would be the same tables
+CREATE SCHEMA rp_other_nsp;
+CREATE TABLE rp_other_nsp.rp_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+SELECT talaria.create_time_table('rp_other_nsp.rp_ev', 'ts', '1 day', premake => 0);
+SELECT talaria.set_remote_placement('rp_other_nsp.rp_ev', ARRAY['rp_loop'], 'rp_remote');
+SELECT talaria.set_remote_placement('rp_other_nsp.rp_ev', ARRAY['rp_loop'], 'rp_remote_other');
+SET client_min_messages = warning;
+DROP SCHEMA rp_other_nsp CASCADE;
+RESET client_min_messages;
 CREATE TABLE rp_raw (ts timestamptz, v int);
 SELECT talaria.register_lua('rp_pass', 'function main(r) r.note = "n" .. r.v return r end');
 SELECT talaria.create_pipeline('rp_raw', 'rp_ev', 'rp_pass');

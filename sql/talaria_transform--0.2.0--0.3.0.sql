@@ -86,6 +86,19 @@ BEGIN
         RAISE EXCEPTION 'table "%" has a unique index: its partitions cannot be foreign tables', target
             USING ERRCODE = 'feature_not_supported';
     END IF;
+    -- remote tables are named after the partitions (<table>_p<date>):
+    -- two time tables of the same name placed in the same remote schema
+    -- of a server would share them
+    IF EXISTS (SELECT 1 FROM talaria.remote_placements p JOIN pg_class c ON c.oid = p.target
+                WHERE p.target <> _validate_remote_placement.target
+                  AND c.relname = (SELECT relname FROM pg_class WHERE oid = _validate_remote_placement.target)
+                  AND p.remote_schema = _validate_remote_placement.remote_schema
+                  AND p.servers && _validate_remote_placement.servers) THEN
+        RAISE EXCEPTION 'another time table named "%" already places its partitions in schema "%" of one of these servers',
+                        (SELECT relname FROM pg_class WHERE oid = target), remote_schema
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Use another remote_schema: the remote tables are named after the partitions.';
+    END IF;
     FOREACH s IN ARRAY servers LOOP
         SELECT h.proname INTO handler
           FROM pg_foreign_server fs JOIN pg_foreign_data_wrapper w ON w.oid = fs.srvfdw
