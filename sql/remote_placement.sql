@@ -96,11 +96,16 @@ INSERT INTO rp_raw VALUES ('2001-02-06 01:00+00', 6);
 SELECT talaria.run_maintenance('rp_ev');
 SELECT to_regclass('rp_ev_p20010206') IS NULL AS local_gone, count(*) AS remote_rows
   FROM rp_remote.rp_ev_p20010206;
--- a hand-made foreign partition on a server outside the placement is skipped
+-- a hand-made foreign partition is skipped: on a placement server, but
+-- not what the placement made (its remote table is not dropped either) ...
 CREATE TABLE rp_remote.rp_hand (LIKE rp_ev);
 CREATE FOREIGN TABLE rp_ev_hand PARTITION OF rp_ev
     FOR VALUES FROM ('2001-01-01 00:00+00') TO ('2001-01-02 00:00+00')
     SERVER rp_loop OPTIONS (schema_name 'rp_remote', table_name 'rp_hand');
+SELECT talaria.set_remote_placement('rp_ev', ARRAY['rp_loop'], 'rp_remote', 'drop');
+SELECT talaria.run_maintenance('rp_ev');
+SELECT to_regclass('rp_ev_hand') IS NOT NULL AS kept, to_regclass('rp_remote.rp_hand') IS NOT NULL AS remote_kept;
+-- ... and on a server outside the placement
 SELECT talaria.set_remote_placement('rp_ev', NULL);
 SELECT talaria.run_maintenance('rp_ev');
 SELECT error FROM talaria.maintenance_runs WHERE target = 'rp_ev'::regclass AND error IS NOT NULL;

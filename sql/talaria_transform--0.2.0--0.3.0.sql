@@ -305,9 +305,13 @@ BEGIN
               FROM pg_foreign_table f JOIN pg_foreign_server s ON s.oid = f.ftserver
               JOIN pg_class c ON c.oid = f.ftrelid JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE f.ftrelid = p.part;
-            IF tt.retention_mode = 'drop' AND (pl.target IS NULL OR NOT srv = ANY (pl.servers)) THEN
+            -- only what the placement made: on a placement server, in its
+            -- remote schema, under the partition's own name
+            IF tt.retention_mode = 'drop' AND (pl.target IS NULL OR NOT srv = ANY (pl.servers)
+                                                OR rschema <> pl.remote_schema
+                                                OR rtable <> (SELECT relname FROM pg_class WHERE oid = p.part)) THEN
                 RAISE NOTICE 'partition "%" is a foreign table on server "%": retention skips it', p.part, srv
-                    USING HINT = 'Its rows live on the remote server; talaria.set_remote_placement() with that server lets retention drop them, or use retention_mode ''detach''.';
+                    USING HINT = 'Its rows live on the remote server; retention drops only foreign partitions made by talaria.set_remote_placement(), or use retention_mode ''detach''.';
                 CONTINUE;
             END IF;
         END IF;
