@@ -46,6 +46,16 @@ SELECT talaria.set_remote_placement('rp_m', ARRAY['rp_loop'], 'rp_remote');
 SELECT talaria._remote_exec('rp_loop', 'DROP TABLE public.rp_ev', false);
 RESET ROLE;
 SELECT talaria._remote_exec('rp_loop', 'DROP TABLE public.rp_ev', false);
+-- the partition log's trigger function refuses any other use, and the
+-- statement stores nothing
+CREATE TABLE rp_notlog (x int);
+CREATE TRIGGER rp_t AFTER INSERT ON rp_notlog FOR EACH ROW EXECUTE FUNCTION talaria._partition_log_apply();
+INSERT INTO rp_notlog VALUES (1);
+DROP TRIGGER rp_t ON rp_notlog;
+CREATE TRIGGER rp_t AFTER INSERT ON rp_notlog FOR EACH STATEMENT EXECUTE FUNCTION talaria._partition_log_apply();
+INSERT INTO rp_notlog VALUES (2);
+SELECT count(*) FROM rp_notlog;
+DROP TABLE rp_notlog;
 -- a placement; new days go remote (loopback: the "remote" schema is here)
 SELECT talaria.set_remote_placement('rp_ev', ARRAY['rp_loop'], 'rp_remote');
 SELECT target, servers, remote_schema, remote_retention FROM talaria.remote_placements;

@@ -342,45 +342,31 @@ tt_partition_create_here(Oid relid, int64 key)
  * the end of the partition's range.
  */
 static Timestamp
-create_one(Oid relid, Timestamp t, Interval *iv)
+create_one(Oid relid, Timestamp t)
 {
 	Oid			argtypes[2] = {REGCLASSOID, TIMESTAMPOID};
-	Oid			starttypes[2] = {INTERVALOID, TIMESTAMPOID};
 	Datum		args[2];
 	int			before;
-	bool		made;
-	Timestamp	lo;
-	Timestamp	hi;
+	int64		lo;
+	int64		hi;
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = TimestampGetDatum(t);
 	before = list_length(find_inheritance_children(relid, NoLock));
 	(void) tt_call_internal("_create_partition", 2, argtypes, args, NULL);
-	made = list_length(find_inheritance_children(relid, NoLock)) > before;
-	args[0] = IntervalPGetDatum(iv);
-	lo = DatumGetTimestamp(tt_call_internal("_partition_start", 2, starttypes, args, NULL));
-	hi = DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval,
-											   TimestampGetDatum(lo),
-											   IntervalPGetDatum(iv)));
-	if (made)
-		tt_partition_log(relid, lo, hi);
-	return hi;
+	tt_partition_range(relid, (int64) t, &lo, &hi);
+	if (list_length(find_inheritance_children(relid, NoLock)) > before)
+		tt_partition_log(relid, (Timestamp) lo, (Timestamp) hi);
+	return (Timestamp) hi;
 }
 
 static void
 create_partition_as_owner(Oid relid, Timestamp key)
 {
 	TTPrivileged priv;
-	Interval	iv;
-	int32		premake;
 
-	if (!time_table_settings(relid, &iv, &premake))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" is not a time table", get_rel_name(relid)),
-				 errhint("Register it with talaria.create_time_table().")));
 	tt_privileged_begin(&priv, tt_relation_owner(relid));
-	(void) create_one(relid, key, &iv);
+	(void) create_one(relid, key);
 	tt_privileged_end(&priv);
 }
 
@@ -402,7 +388,7 @@ tt_partition_ensure_range(Oid relid, Timestamp lower, Timestamp upper)
 	tt_privileged_begin(&priv, tt_relation_owner(relid));
 	while (t < upper)
 	{
-		Timestamp	next = create_one(relid, t, &iv);
+		Timestamp	next = create_one(relid, t);
 
 		CHECK_FOR_INTERRUPTS();
 		if (next <= t)
@@ -504,7 +490,7 @@ maintain_as_owner(Oid relid, bool drop_expired, int *made, int *retired)
 		t = DatumGetTimestamp(tt_call_internal("_partition_start", 2, starttypes,
 											   startargs, NULL));
 		for (i = 0; i <= premake; i++)
-			t = create_one(relid, t, &iv);
+			t = create_one(relid, t);
 		if (made)
 			*made = list_length(find_inheritance_children(relid, NoLock)) - before;
 		if (drop_expired)
