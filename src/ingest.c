@@ -612,6 +612,7 @@ resolve_pending(IngestState *st)
 	int64		rowno = st->rowno;
 	int			attempt;
 	ErrorContextCallback *outer = error_context_stack;
+	ErrorContextCallback *saved_stack;
 	ErrorContextCallback errcb;
 
 	if (rows == NIL)
@@ -630,6 +631,9 @@ resolve_pending(IngestState *st)
 	errcb.callback = ingest_error_context;
 	errcb.arg = st;
 	errcb.previous = outer;
+	/* nor does a partition's error name the row or line read now */
+	saved_stack = error_context_stack;
+	error_context_stack = outer;
 	for (attempt = 0; rows != NIL; attempt++)
 	{
 		List	   *left = NIL;
@@ -687,6 +691,7 @@ resolve_pending(IngestState *st)
 		}
 		rows = left;
 	}
+	error_context_stack = saved_stack;
 	st->rowno = rowno;
 	MemoryContextReset(st->pendcxt);
 }

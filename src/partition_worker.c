@@ -723,6 +723,8 @@ struct TTPartitionBatch
 	BackgroundWorkerHandle *handle; /* the worker we started */
 	int64	   *here_keys;		/* left to the ingesting transaction */
 	int			nhere;
+	bool		failed;			/* a request failed: raise at the finish */
+	PWResult	failure;
 };
 
 TTPartitionBatch *
@@ -786,6 +788,23 @@ batch_result(TTPartitionBatch *b, const PWResult *res)
 		batch_here(b, first, n);
 		return;
 	}
+	/*
+	 * Raised by tt_partition_batch_finish(), whichever call saw the request
+	 * end: the error is the same, with the same context, however fast the
+	 * worker was (not inside the row that happened to be read then).
+	 */
+	if (!b->failed)
+	{
+		b->failed = true;
+		b->failure = *res;
+	}
+}
+
+static void
+batch_raise(TTPartitionBatch *b)
+{
+	const PWResult *res = &b->failure;
+
 	ereport(ERROR,
 			(errcode(res->sqlerrcode),
 			 errmsg_internal("%s", res->message),
@@ -891,6 +910,8 @@ tt_partition_batch_finish(TTPartitionBatch *b)
 	int			i;
 
 	batch_pump(b, true);
+	if (b->failed)
+		batch_raise(b);
 	for (i = 0; i < b->nhere; i++)
 		tt_partition_create_here(b->relid, b->here_keys[i]);
 	b->nhere = 0;
