@@ -230,18 +230,6 @@ expect_literal(lua_State *L, JsonDecode *d, const char *word)
 		decode_error(L, UNEXPECTED_CHAR, d->pos);
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * The 4 hex digits after "\u" at p, or -1 with *bad the first byte that is
  * not one (d->len: the text ended).
@@ -254,7 +242,7 @@ hex4(const JsonDecode *d, size_t p, size_t *bad)
 
 	for (i = 0; i < 4; i++)
 	{
-		int			h = p + i < d->len ? hex_value(d->s[p + i]) : -1;
+		int			h = p + i < d->len ? tt_hex_digit(d->s[p + i]) : -1;
 
 		if (h < 0)
 		{

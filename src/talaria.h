@@ -165,6 +165,23 @@ extern bool tt_decimal_to_double(const char *text, size_t len, double *out);
 /* PG side (may ereport) */
 extern void tt_jsonb_to_value(Jsonb *jb, tt_value *dst);
 extern Jsonb *tt_value_to_jsonb(const tt_value *v, const char *transform);
+extern Jsonb *tt_parsed_json_to_jsonb(const tt_value *v);
+
+/* json_input.c */
+extern Jsonb *tt_json_text_to_jsonb(const char *s, int len);
+
+/* the value of a hex digit, or -1 (JSON's \u escapes) */
+static inline int
+tt_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
 extern Datum tt_timestamp_to_pg(int64 unix_us);
 /* host_tag of a TT_TIMESTAMP: the SQL type it came from, for its text */
 #define TT_TS_TIMESTAMPTZ	0

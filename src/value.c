@@ -1006,6 +1006,9 @@ typedef struct JbWriter
 {
 	StringInfoData buf;
 	const char *transform;
+	bool		verified;		/* a tree parsed from valid JSON text
+								 * (tt_json_text_to_jsonb): strings need no
+								 * check */
 } JbWriter;
 
 /*
@@ -1185,8 +1188,9 @@ reserve(StringInfo buf, int len)
 }
 
 static Numeric
-number_to_numeric(const tt_value *v, const char *transform)
+number_to_numeric(const tt_value *v, const JbWriter *w)
 {
+	const char *transform = w->transform;
 	char		buf[64];
 	Numeric		num;
 	const char *text;
@@ -1206,7 +1210,8 @@ number_to_numeric(const tt_value *v, const char *transform)
 		default:				/* TT_NUMERIC */
 			if ((num = memo_lookup(v)) != NULL)
 				return num;
-			check_string(&v->u.str, transform, "numeric");
+			if (!w->verified)
+				check_string(&v->u.str, transform, "numeric");
 			text = pnstrdup(v->u.str.ptr, v->u.str.len);
 			break;
 	}
@@ -1237,7 +1242,7 @@ write_scalar(JbWriter *w, const tt_value *v)
 		case TT_FLOAT:
 		case TT_NUMERIC:
 			{
-				Numeric		num = number_to_numeric(v, w->transform);
+				Numeric		num = number_to_numeric(v, w);
 				int			len = VARSIZE_ANY(num);
 				int			before = buf->len;
 
@@ -1249,7 +1254,8 @@ write_scalar(JbWriter *w, const tt_value *v)
 				return JENTRY_ISNUMERIC | (buf->len - before);
 			}
 		case TT_STRING:
-			check_string(&v->u.str, w->transform, "string");
+			if (!w->verified)
+				check_string(&v->u.str, w->transform, "string");
 			buf_append(buf, v->u.str.ptr, v->u.str.len);
 			return JENTRY_ISSTRING | v->u.str.len;
 		case TT_TIMESTAMP:
@@ -1324,7 +1330,8 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 		entries_at = reserve(buf, sizeof(JEntry) * n * 2);
 		for (i = 0; i < n; i++)
 		{
-			check_string(&order[i]->key, w->transform, "key");
+			if (!w->verified)
+				check_string(&order[i]->key, w->transform, "key");
 			keybytes += order[i]->key.len;
 		}
 		if (keybytes > JENTRY_OFFLENMASK)
@@ -1400,14 +1407,15 @@ write_value(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 		*entry = write_scalar(w, v);
 }
 
-Jsonb *
-tt_value_to_jsonb(const tt_value *v, const char *transform)
+static Jsonb *
+write_jsonb(const tt_value *v, const char *transform, bool verified)
 {
 	JbWriter	w;
 	JEntry		entry;
 	Jsonb	   *res;
 
 	w.transform = transform;
+	w.verified = verified;
 	initStringInfo(&w.buf);
 	reserve(&w.buf, VARHDRSZ);
 	/* a scalar at the top is a one-element array flagged as scalar */
@@ -1415,4 +1423,21 @@ tt_value_to_jsonb(const tt_value *v, const char *transform)
 	res = (Jsonb *) w.buf.data;
 	SET_VARSIZE(res, w.buf.len);
 	return res;
+}
+
+Jsonb *
+tt_value_to_jsonb(const tt_value *v, const char *transform)
+{
+	return write_jsonb(v, transform, false);
+}
+
+/*
+ * The jsonb of a tree that tt_json_text_to_jsonb parsed from JSON text:
+ * its strings are valid text already, its numbers valid JSON numbers, and
+ * no host_tag is set (nothing of it is taken from the row's memos).
+ */
+Jsonb *
+tt_parsed_json_to_jsonb(const tt_value *v)
+{
+	return write_jsonb(v, "(input)", true);
 }
