@@ -78,7 +78,7 @@ typedef struct PartBuffer
 	int			nused;
 	int			nslots;			/* created so far */
 	int			maxslots;		/* room in slots */
-	TupleDesc	desc;			/* the slots' (see buffer_for) */
+	TupleDesc	desc;			/* the slots' after the first (see buffer_for) */
 	BulkInsertState bistate;
 } PartBuffer;
 
@@ -546,13 +546,6 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 		/* grown as rows come: a one-row statement pays for one */
 		buf->maxslots = Min(st->batch_size, 8);
 		buf->slots = palloc(sizeof(TupleTableSlot *) * buf->maxslots);
-		/*
-		 * Not the relcache's descriptor: each slot would pin that one in
-		 * the resource owner, whose lookup of a value remembered a
-		 * thousand times over is linear, so creating (and releasing) a
-		 * batch's slots cost O(batch_size^2) per partition and statement.
-		 */
-		buf->desc = CreateTupleDescCopy(RelationGetDescr(rri->ri_RelationDesc));
 		rri->ri_CopyMultiInsertBuffer = (struct CopyMultiInsertBuffer *) buf;
 		st->buffers = lappend(st->buffers, buf);
 		MemoryContextSwitchTo(old);
@@ -560,6 +553,7 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 	if (buf->nused == buf->nslots)
 	{
 		MemoryContext old;
+		TupleDesc	desc;
 
 		if (buf->nslots == buf->maxslots)
 		{
@@ -570,8 +564,23 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 		/* the slot and the tuples it will hold outlive the row context */
 		old = MemoryContextSwitchTo(st->estate->es_query_cxt);
 
+		/*
+		 * The first slot takes the relcache's descriptor (one pin); the
+		 * others a copy: each would pin that one in the resource owner,
+		 * whose lookup of a value remembered a thousand times over is
+		 * linear, so creating (and releasing) a batch's slots would cost
+		 * O(batch_size^2) per partition and statement.
+		 */
+		if (buf->nslots == 0)
+			desc = RelationGetDescr(rri->ri_RelationDesc);
+		else
+		{
+			if (buf->desc == NULL)
+				buf->desc = CreateTupleDescCopy(RelationGetDescr(rri->ri_RelationDesc));
+			desc = buf->desc;
+		}
 		buf->slots[buf->nslots++] =
-			ExecAllocTableSlot(&st->estate->es_tupleTable, buf->desc,
+			ExecAllocTableSlot(&st->estate->es_tupleTable, desc,
 							   table_slot_callbacks(rri->ri_RelationDesc));
 		MemoryContextSwitchTo(old);
 	}
