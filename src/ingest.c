@@ -78,7 +78,7 @@ typedef struct PartBuffer
 	int			nused;
 	int			nslots;			/* created so far */
 	int			maxslots;		/* room in slots */
-	TupleDesc	desc;			/* the slots' (see buffer_for) */
+	TupleDesc	desc;			/* the slots' after the first (see buffer_for) */
 	BulkInsertState bistate;
 } PartBuffer;
 
@@ -124,8 +124,14 @@ typedef struct IngestState
 	EState	   *estate;
 	ModifyTableState *mtstate;
 	ResultRelInfo *root;
+	bool		partitioned;	/* the target is a partitioned table */
+	/* tuple routing, set up at the first row the leaf below does not take */
 	PartitionTupleRouting *proute;
 	PartitionDesc pd;
+	/* the leaf of the pipeline's cached range, opened without routing */
+	ResultRelInfo *leaf_rri;
+	int64		leaf_lo;
+	int64		leaf_hi;
 	TTTargetMap *tmap;
 	TupleTableSlot *work;
 	bool	   *isset;
@@ -154,6 +160,7 @@ static bool callbacks_registered = false;
 
 static void close_target(IngestState *st);
 static void setup_route_cache(IngestState *st);
+static bool find_cover(IngestState *st, int64 key);
 static void copy_takeover(IngestState *st, TriggerData *td);
 static void resolve_pending(IngestState *st);
 static void ingest_error_context(void *arg);
@@ -336,17 +343,12 @@ open_target(IngestState *st, Relation source, Trigger *trig)
 	st->mtstate->resultRelInfo = root;
 	st->mtstate->rootResultRelInfo = root;
 
-	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-	{
-		st->proute = ExecSetupPartitionTupleRouting(st->estate, rel);
-		st->pd = PartitionDirectoryLookup(st->estate->es_partition_directory, rel);
-	}
-	else
-	{
-		st->proute = NULL;
-		st->pd = NULL;
+	st->partitioned = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE;
+	st->proute = NULL;
+	st->pd = NULL;
+	st->leaf_rri = NULL;
+	if (!st->partitioned)
 		ExecOpenIndices(root, false);
-	}
 	if (st->def->target != st->target)
 	{
 		Assert(source != NULL);
@@ -459,8 +461,13 @@ flush_buffer(IngestState *st, PartBuffer *buf)
 		MemoryContextSwitchTo(old);
 	}
 	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
-	table_multi_insert(rri->ri_RelationDesc, buf->slots, buf->nused,
-					   st->cid, 0, buf->bistate);
+	/* one row (a single-row INSERT): the plain insert costs less */
+	if (buf->nused == 1 && buf->bistate == NULL)
+		table_tuple_insert(rri->ri_RelationDesc, buf->slots[0], st->cid, 0,
+						   NULL);
+	else
+		table_multi_insert(rri->ri_RelationDesc, buf->slots, buf->nused,
+						   st->cid, 0, buf->bistate);
 	MemoryContextSwitchTo(old);
 	for (i = 0; i < buf->nused; i++)
 	{
@@ -505,6 +512,12 @@ close_target(IngestState *st)
 		table_finish_bulk_insert(buf->rri->ri_RelationDesc, 0);
 		buf->rri->ri_CopyMultiInsertBuffer = NULL;
 	}
+	if (st->leaf_rri)
+	{
+		ExecCloseIndices(st->leaf_rri);
+		table_close(st->leaf_rri->ri_RelationDesc, NoLock);
+		st->leaf_rri = NULL;
+	}
 	if (st->proute)
 		ExecCleanupTupleRouting(st->mtstate, st->proute);
 	ExecCloseResultRelations(st->estate);
@@ -513,6 +526,8 @@ close_target(IngestState *st)
 	FreeExecutorState(st->estate);
 	st->estate = NULL;
 	st->proute = NULL;
+	st->pd = NULL;
+	st->route_rri = NULL;
 	st->buffers = NIL;
 	st->nbuffered = 0;
 }
@@ -531,13 +546,6 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 		/* grown as rows come: a one-row statement pays for one */
 		buf->maxslots = Min(st->batch_size, 8);
 		buf->slots = palloc(sizeof(TupleTableSlot *) * buf->maxslots);
-		/*
-		 * Not the relcache's descriptor: each slot would pin that one in
-		 * the resource owner, whose lookup of a value remembered a
-		 * thousand times over is linear, so creating (and releasing) a
-		 * batch's slots cost O(batch_size^2) per partition and statement.
-		 */
-		buf->desc = CreateTupleDescCopy(RelationGetDescr(rri->ri_RelationDesc));
 		rri->ri_CopyMultiInsertBuffer = (struct CopyMultiInsertBuffer *) buf;
 		st->buffers = lappend(st->buffers, buf);
 		MemoryContextSwitchTo(old);
@@ -545,6 +553,7 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 	if (buf->nused == buf->nslots)
 	{
 		MemoryContext old;
+		TupleDesc	desc;
 
 		if (buf->nslots == buf->maxslots)
 		{
@@ -555,8 +564,23 @@ buffer_for(IngestState *st, ResultRelInfo *rri)
 		/* the slot and the tuples it will hold outlive the row context */
 		old = MemoryContextSwitchTo(st->estate->es_query_cxt);
 
+		/*
+		 * The first slot takes the relcache's descriptor (one pin); the
+		 * others a copy: each would pin that one in the resource owner,
+		 * whose lookup of a value remembered a thousand times over is
+		 * linear, so creating (and releasing) a batch's slots would cost
+		 * O(batch_size^2) per partition and statement.
+		 */
+		if (buf->nslots == 0)
+			desc = RelationGetDescr(rri->ri_RelationDesc);
+		else
+		{
+			if (buf->desc == NULL)
+				buf->desc = CreateTupleDescCopy(RelationGetDescr(rri->ri_RelationDesc));
+			desc = buf->desc;
+		}
 		buf->slots[buf->nslots++] =
-			ExecAllocTableSlot(&st->estate->es_tupleTable, buf->desc,
+			ExecAllocTableSlot(&st->estate->es_tupleTable, desc,
 							   table_slot_callbacks(rri->ri_RelationDesc));
 		MemoryContextSwitchTo(old);
 	}
@@ -662,11 +686,7 @@ resolve_pending(IngestState *st)
 			error_context_stack = &errcb;
 			covered = key >= st->cover_lo && key < st->cover_hi;
 			if (!covered)
-			{
-				st->route_rri = NULL;
-				covered = tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
-											  key, &st->cover_lo, &st->cover_hi);
-			}
+				covered = find_cover(st, key);
 			if (covered)
 				append_row(st, key);
 			else if (attempt > 0)
@@ -729,10 +749,120 @@ is_direct_leaf(PartitionDesc pd, Oid relid)
 	return false;
 }
 
+/* Tuple routing for this open of the target, as the executor sets it up. */
+static void
+setup_routing(IngestState *st)
+{
+	MemoryContext old;
+
+	if (st->proute != NULL)
+		return;
+	old = MemoryContextSwitchTo(st->cxt);
+	st->proute = ExecSetupPartitionTupleRouting(st->estate, st->root->ri_RelationDesc);
+	st->pd = PartitionDirectoryLookup(st->estate->es_partition_directory,
+									  st->root->ri_RelationDesc);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Is key in the range of the leaf this backend last stored into (cached
+ * in the pipeline's definition across statements, see route_row)?
+ */
+static bool
+in_cached_leaf(IngestState *st, int64 key)
+{
+	return st->route_cacheable && OidIsValid(st->def->leaf) &&
+		key >= st->def->leaf_lo && key < st->def->leaf_hi;
+}
+
+static void
+check_leaf_triggers(Relation rel)
+{
+	if (rel->trigdesc && rel->trigdesc->trig_insert_before_row)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("partition \"%s\" of pipeline target has BEFORE INSERT row triggers",
+						RelationGetRelationName(rel))));
+}
+
+/*
+ * Opens the cached leaf as ExecFindPartition would open it for an INSERT
+ * (no RETURNING, no ON CONFLICT): locked, its indexes open, routed to from
+ * the root.  It was cached only as a plain table with the root's column
+ * layout (no conversion map), and any change to it or to the root (a
+ * partition attached, detached or dropped, a column altered) clears the
+ * cache: taking the lock accepts those invalidations, so the cache is
+ * checked again once it is held.  NULL if the cache went meanwhile.
+ */
+static ResultRelInfo *
+open_cached_leaf(IngestState *st)
+{
+	Oid			relid = st->def->leaf;
+	int64		lo = st->def->leaf_lo;
+	int64		hi = st->def->leaf_hi;
+	MemoryContext old;
+	Relation	rel;
+	ResultRelInfo *rri;
+
+	rel = try_table_open(relid, RowExclusiveLock);
+	if (rel == NULL)
+		return NULL;
+	if (st->def->leaf != relid || st->def->leaf_lo != lo || st->def->leaf_hi != hi ||
+		rel->rd_rel->relkind != RELKIND_RELATION)
+	{
+		table_close(rel, NoLock);
+		return NULL;
+	}
+	check_leaf_triggers(rel);
+	old = MemoryContextSwitchTo(st->estate->es_query_cxt);
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 0, st->root, st->estate->es_instrument);
+	CheckValidResultRel(rri, CMD_INSERT);
+	if (rel->rd_rel->relhasindex)
+		ExecOpenIndices(rri, false);
+	rri->ri_RootToPartitionMap = NULL;
+	rri->ri_PartitionTupleSlot = NULL;
+	rri->ri_BatchSize = 1;
+	rri->ri_CopyMultiInsertBuffer = NULL;
+	st->estate->es_tuple_routing_result_relations =
+		lappend(st->estate->es_tuple_routing_result_relations, rri);
+	MemoryContextSwitchTo(old);
+	st->leaf_rri = rri;
+	st->leaf_lo = lo;
+	st->leaf_hi = hi;
+	return rri;
+}
+
+/*
+ * Sets [cover_lo, cover_hi) to the range of the partition that takes key;
+ * false if none does.  A key in the cached leaf's range opens that leaf
+ * (see route_row) and needs no tuple routing.
+ */
+static bool
+find_cover(IngestState *st, int64 key)
+{
+	st->route_rri = NULL;
+	if ((st->leaf_rri != NULL && key >= st->leaf_lo && key < st->leaf_hi) ||
+		(st->leaf_rri == NULL && st->proute == NULL && in_cached_leaf(st, key) &&
+		 open_cached_leaf(st) != NULL))
+	{
+		st->cover_lo = st->leaf_lo;
+		st->cover_hi = st->leaf_hi;
+		st->route_rri = st->leaf_rri;
+		return true;
+	}
+	setup_routing(st);
+	return tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
+							   key, &st->cover_lo, &st->cover_hi);
+}
+
 /*
  * The partition of the row in slot.  Rows come in time order more often
  * than not, so the leaf of the last covered range is remembered: a row
- * whose key falls in it skips ExecFindPartition.
+ * whose key falls in it skips ExecFindPartition.  Across statements, the
+ * pipeline's definition remembers the last leaf stored into (a plain table
+ * laid out as the root): a statement whose rows all fall in it opens that
+ * leaf alone (find_cover), without setting up tuple routing.
  */
 static ResultRelInfo *
 route_row(IngestState *st, TupleTableSlot *slot, int64 key)
@@ -742,17 +872,26 @@ route_row(IngestState *st, TupleTableSlot *slot, int64 key)
 
 	if (st->route_rri != NULL && key >= st->cover_lo && key < st->cover_hi)
 		return st->route_rri;
+	if (st->leaf_rri != NULL && key >= st->leaf_lo && key < st->leaf_hi)
+		return st->route_rri = st->leaf_rri;
+	setup_routing(st);
 	rri = ExecFindPartition(st->mtstate, st->root, st->proute, slot,
 							st->estate);
 	rel = rri->ri_RelationDesc;
-	if (rel->trigdesc && rel->trigdesc->trig_insert_before_row)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("partition \"%s\" of pipeline target has BEFORE INSERT row triggers",
-						RelationGetRelationName(rel))));
+	check_leaf_triggers(rel);
 	if (st->route_cacheable && st->cover_lo < st->cover_hi &&
+		key >= st->cover_lo && key < st->cover_hi &&
 		is_direct_leaf(st->pd, RelationGetRelid(rel)))
+	{
 		st->route_rri = rri;
+		if (rel->rd_rel->relkind == RELKIND_RELATION &&
+			rri->ri_RootToPartitionMap == NULL && st->def->target == st->target)
+		{
+			st->def->leaf = RelationGetRelid(rel);
+			st->def->leaf_lo = st->cover_lo;
+			st->def->leaf_hi = st->cover_hi;
+		}
+	}
 	return rri;
 }
 
@@ -771,12 +910,10 @@ buffer_row(IngestState *st)
 		key = tt_time_key(st->work->tts_values[st->tt.attnum - 1], st->tt.typid);
 		if (key < st->cover_lo || key >= st->cover_hi)
 		{
-			st->route_rri = NULL;
 			/* a partition asked for is not in this routing yet */
 			if (st->newparts != NULL && tt_partition_batch_has(st->newparts, key))
 				deferred = true;
-			else if (!tt_partition_covers(st->root->ri_RelationDesc, st->pd, &st->tt,
-										  key, &st->cover_lo, &st->cover_hi))
+			else if (!find_cover(st, key))
 			{
 				MemoryContext old = MemoryContextSwitchTo(st->pendcxt);
 
@@ -818,7 +955,7 @@ append_row(IngestState *st, int64 key)
 	TupleTableSlot *bslot;
 	TupleConstr *constr;
 
-	if (st->proute)
+	if (st->partitioned)
 		rri = route_row(st, slot, key);
 
 	buf = buffer_for(st, rri);
@@ -992,8 +1129,12 @@ create_state(Relation source, Trigger *trig)
 	/* a pipeline belongs to its source table: its owner must be allowed to use it */
 	tt_transform_check_use(st->transform, source->rd_rel->relowner);
 	st->target = pipeline_target(st->def, trig);
-	tt_citus_guard(st->source, "pipeline source");
-	tt_citus_guard(st->target, "pipeline target");
+	/* one lookup when Citus is not installed */
+	if (tt_citus_installed())
+	{
+		tt_citus_guard(st->source, "pipeline source");
+		tt_citus_guard(st->target, "pipeline target");
+	}
 	if (st->target == st->source)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1002,7 +1143,7 @@ create_state(Relation source, Trigger *trig)
 	st->stats = tt_stats_pipeline(st->source, st->target, st->transform->name);
 	st->source_is_view = source->rd_rel->relkind == RELKIND_VIEW;
 	open_target(st, source, trig);
-	st->is_time = st->proute != NULL && st->def->ttdef.found;
+	st->is_time = st->partitioned && st->def->ttdef.found;
 	if (st->is_time)
 		tt_time_table_bind(&st->def->ttdef, &st->tt);
 	setup_route_cache(st);

@@ -219,6 +219,14 @@ typedef struct TTPipelineDef
 	TTTimeTableDef ttdef;		/* found = false: not a time table */
 	int			ncomputed;
 	TTComputedDef *computed;
+	/*
+	 * The target's leaf partition a statement last stored into, and its
+	 * range of time keys (ingest.c's route_row): InvalidOid when none, or
+	 * once an invalidation of the leaf or of the definition came.
+	 */
+	Oid			leaf;
+	int64		leaf_lo;
+	int64		leaf_hi;
 	/* the types and functions the maps use, as syscache hash values */
 	TTCacheHash *hashes;
 	int			nhashes;

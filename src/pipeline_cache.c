@@ -18,7 +18,9 @@
  *	  session_replication_role = replica).  Every entry goes.
  *	- ALTER TABLE, DROP, CREATE TRIGGER, GRANT ... on the source or the
  *	  target: PostgreSQL's own relcache invalidation of that table.  The
- *	  entries naming it go.
+ *	  entries naming it go.  A partition attached to, detached from or dropped
+ *	  from the target is such a change of the target; a change of the leaf
+ *	  partition an entry remembers (ingest.c's route_row) forgets that leaf.
  *	- the columns' types and their input and output functions (ALTER
  *	  DOMAIN ... SET DEFAULT, a replaced function): syscache invalidations
  *	  of pg_type and pg_proc.  The entries using them go (an entry
@@ -89,6 +91,8 @@ static Oid	building_target = InvalidOid;
 static void
 release_def(TTPipelineDef *def)
 {
+	/* a statement still using it must not open the leaf it names */
+	def->leaf = InvalidOid;
 	if (TopTransactionContext != NULL)
 		MemoryContextSetParent(def->cxt, TopTransactionContext);
 	else
@@ -108,7 +112,12 @@ forget_entries(Oid relid)
 	{
 		if (OidIsValid(relid) && e->def->source != relid &&
 			e->def->target != relid)
+		{
+			/* the leaf partition it names changed: forget that alone */
+			if (e->def->leaf == relid)
+				e->def->leaf = InvalidOid;
 			continue;
+		}
 		release_def(e->def);
 		(void) hash_search(pipeline_cache, &e->tgoid, HASH_REMOVE, NULL);
 	}

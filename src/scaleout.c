@@ -519,6 +519,12 @@ tt_partition_log_apply(PG_FUNCTION_ARGS)
  * looks (the coordinator's shell table) or name the wrong table on a
  * shard.  Costs one syscache probe when Citus is not installed here.
  */
+bool
+tt_citus_installed(void)
+{
+	return OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE));
+}
+
 void
 tt_citus_guard(Oid relid, const char *role)
 {
@@ -527,7 +533,7 @@ tt_citus_guard(Oid relid, const char *role)
 	bool		citus;
 	int			ret;
 
-	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+	if (!tt_citus_installed())
 		return;
 	args[0] = ObjectIdGetDatum(relid);
 	SPI_connect();

@@ -280,6 +280,7 @@ extern Oid	tt_catalog_relid(const char *name, bool missing_ok);
 extern void tt_partition_log(Oid relid, Timestamp lower, Timestamp upper);
 extern void tt_partition_log_expire(Oid relid);
 extern void tt_partition_ensure_range(Oid relid, Timestamp lower, Timestamp upper);
+extern bool tt_citus_installed(void);
 extern void tt_citus_guard(Oid relid, const char *role);
 extern bool tt_catalog_fetch(const char *name, TTCatalogRow *row);
 extern bool tt_transform_usable(Oid role, Oid owner, Acl *acl);

@@ -151,7 +151,8 @@ add window_off_native copy_talaria_native "" ProcessUtility 10000 "COPY, native 
 
 # the cases broken down by function
 C_KEEP[copy_talaria_lua]=1 C_KEEP[copy_talaria_native]=1 C_KEEP[copy_doc_lua]=1 C_KEEP[copy_doc_native]=1
-C_KEEP[real_lua]=1 C_KEEP[insel_doc_lua]=1 C_KEEP[insert1_doc_lua]=1 C_KEEP[first_doc_lua]=1 C_KEEP[window_off_native]=1
+C_KEEP[real_lua]=1 C_KEEP[insert1_doc_lua]=1 C_KEEP[first_doc_lua]=1 C_KEEP[window_off_native]=1
+C_KEEP[insert1_flat_native]=1 C_KEEP[values_flat_native]=1 C_KEEP[values_doc_lua]=1 C_KEEP[insel_flat_lua]=1 C_KEEP[insel_doc_lua]=1
 
 selected() {
 	local p r=1
