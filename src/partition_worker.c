@@ -838,7 +838,8 @@ batch_pump(TTPartitionBatch *b, bool wait)
 			}
 			batch_result(b, &res);
 		}
-		if (b->nsent == b->nranges)
+		/* after a failure nothing more is asked for: finish raises it */
+		if (b->nsent == b->nranges || b->failed)
 			break;
 		n = Min(b->nranges - b->nsent, PW_MAX_KEYS);
 		if (b->here)
@@ -901,7 +902,7 @@ bool
 tt_partition_batch_ready(TTPartitionBatch *b)
 {
 	batch_pump(b, false);
-	return b->inflight < 0 && b->nsent == b->nranges;
+	return b->inflight < 0 && (b->nsent == b->nranges || b->failed);
 }
 
 void

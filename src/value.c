@@ -1215,8 +1215,12 @@ number_to_numeric(const tt_value *v, const JbWriter *w)
 			text = pnstrdup(v->u.str.ptr, v->u.str.len);
 			break;
 	}
-	/* numeric_in accepts NaN, Infinity and spaces, which JSON cannot hold */
-	if (text[0] == '\0' || strspn(text, "0123456789+-.eE") != strlen(text))
+	/*
+	 * numeric_in accepts NaN, Infinity and spaces, which JSON cannot hold (a
+	 * parsed tree's numbers are JSON numbers already)
+	 */
+	if (!w->verified &&
+		(text[0] == '\0' || strspn(text, "0123456789+-.eE") != strlen(text)))
 		bad_value(transform, psprintf("\"%s\" is not a JSON number.", text));
 	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(text),
 											   ObjectIdGetDatum(InvalidOid),
