@@ -21,6 +21,7 @@ bool		tt_lua_cache = true;
 bool		tt_lua_lazy_objects = true;
 bool		tt_copy_fast_path = true;
 bool		tt_copy_fast_reader = true;
+bool		tt_insert_fast_path = true;
 char	   *tt_native_library_path = NULL;
 int			tt_ingest_batch_size = 1000;
 int			tt_partition_worker_lock_timeout_ms = 1000;
@@ -85,6 +86,15 @@ tt_define_gucs(void)
 							 "values go straight to the pipeline (same results).  Off: always "
 							 "through the trigger.",
 							 &tt_copy_fast_path,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("talaria.insert_fast_path",
+							 "Run INSERT into a pipeline source without its row trigger.",
+							 "When only the pipeline's own triggers would fire, the rows of "
+							 "the INSERT's plan go straight to the pipeline (same results).  "
+							 "Off: always through the trigger.",
+							 &tt_insert_fast_path,
 							 true,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);

@@ -53,6 +53,7 @@
 #include "foreign/fdwapi.h"
 #include "ingest.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/parse_relation.h"
 #include "pgstat.h"
 #include "partitioning/partdesc.h"
@@ -66,6 +67,7 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/inval.h"
 #include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(tt_ingest);
@@ -1501,6 +1503,19 @@ process_row(IngestState *st, const Datum *values, const bool *nulls)
 	error_context_stack = errcb.previous;
 }
 
+/* What the statement trigger does: flush and close the source's pipelines. */
+static void
+destroy_source_states(Oid source)
+{
+	int			i;
+
+	for (i = nstates - 1; i >= 0; i--)
+	{
+		if (i < nstates && states[i]->source == source)
+			destroy_state(states[i]);
+	}
+}
+
 /* ---------------------------------------------------------------------
  * The trigger function
  * ---------------------------------------------------------------------
@@ -1527,20 +1542,13 @@ tt_ingest(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 	{
-		Oid			source = RelationGetRelid(td->tg_relation);
-		int			i;
-
 		if (!TRIGGER_FIRED_AFTER(td->tg_event))
 			ereport(ERROR,
 					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 					 errmsg("talaria.ingest() statement trigger \"%s\" must be AFTER INSERT",
 							td->tg_trigger->tgname)));
 		/* the statement is over: flush and close its pipelines */
-		for (i = nstates - 1; i >= 0; i--)
-		{
-			if (i < nstates && states[i]->source == source)
-				destroy_state(states[i]);
-		}
+		destroy_source_states(RelationGetRelid(td->tg_relation));
 		return PointerGetDatum(NULL);
 	}
 	if (!TRIGGER_FIRED_BEFORE(td->tg_event) && !TRIGGER_FIRED_INSTEAD(td->tg_event))
@@ -1604,14 +1612,37 @@ trigger_fires(const Trigger *t)
 		t->tgenabled == TRIGGER_FIRES_ALWAYS;
 }
 
+/*
+ * The OID of talaria.ingest() once seen, so that the statement paths below
+ * need no catalog lookup; forgotten at any invalidation of pg_proc.
+ */
+static Oid	ingest_fn_oid = InvalidOid;
+static bool ingest_fn_callback = false;
+
+static void
+ingest_fn_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ingest_fn_oid = InvalidOid;
+}
+
 static bool
 is_ingest_function(Oid fn)
 {
-	char	   *name = get_func_name(fn);
-	Oid			nsp = get_func_namespace(fn);
+	char	   *name;
 
-	return name != NULL && strcmp(name, "ingest") == 0 &&
-		nsp == get_namespace_oid(TT_SCHEMA, true);
+	if (fn == ingest_fn_oid)
+		return true;
+	name = get_func_name(fn);
+	if (name == NULL || strcmp(name, "ingest") != 0 ||
+		get_func_namespace(fn) != get_namespace_oid(TT_SCHEMA, true))
+		return false;
+	if (!ingest_fn_callback)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, ingest_fn_invalidate, (Datum) 0);
+		ingest_fn_callback = true;
+	}
+	ingest_fn_oid = fn;
+	return true;
 }
 
 /* The source's BEFORE ROW pipeline trigger if it and its flush are all. */
@@ -1850,4 +1881,130 @@ tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 	/* the rows the pipeline stored, for COPY's command tag */
 	*processed = tt_ingest_rows_stored - stored_before;
 	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * INSERT into a pipeline source, without the row trigger
+ *
+ * Through the trigger, ModifyTable forms a heap tuple of each row the
+ * INSERT's plan makes, calls the trigger with it, and we take the tuple
+ * apart again; the statement trigger is queued for ExecutorFinish.  When
+ * the INSERT is a plain one (no RETURNING, ON CONFLICT, modifying WITH,
+ * WITH CHECK OPTION or instrumentation) into a table on which nothing but
+ * the pipeline's own two triggers would fire, the ExecutorRun hook
+ * (talaria.c) gives its ModifyTable node talaria's own ExecProcNode
+ * before the executor runs it: ExecutorStart did everything as usual
+ * (privileges, locks, the plan), and the executor hooks of other
+ * libraries run as usual; the rows of the plan go straight to the
+ * pipeline, and at their end the pipeline is flushed and closed as the
+ * statement trigger does.  What is stored, the dead letters, the errors
+ * and the command tag are the trigger path's.  Anything else, and
+ * PostgreSQL runs the INSERT through the trigger.
+ * ---------------------------------------------------------------------
+ */
+/* The plan's rows are the source's rows as they are (no junk, same types). */
+static bool
+plan_makes_rows_of(PlanState *sub, TupleDesc desc)
+{
+	List	   *tlist = sub->plan->targetlist;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (list_length(tlist) != desc->natts)
+		return false;
+	foreach(lc, tlist)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+		Form_pg_attribute att = TupleDescAttr(desc, i++);
+
+		if (tle->resjunk)
+			return false;
+		if (!att->attisdropped && exprType((Node *) tle->expr) != att->atttypid)
+			return false;
+	}
+	return true;
+}
+
+/* The plan's rows, into the pipeline: ModifyTable's ExecProcNode. */
+static TupleTableSlot *
+exec_insert_rows(PlanState *pstate)
+{
+	ModifyTableState *mt = castNode(ModifyTableState, pstate);
+	EState	   *estate = mt->ps.state;
+	ResultRelInfo *rri = mt->resultRelInfo;
+	Relation	rel = rri->ri_RelationDesc;
+	PlanState  *sub = outerPlanState(mt);
+	Trigger    *trig = copy_pipeline_trigger(rel);
+	MemoryContext old = CurrentMemoryContext;
+
+	if (mt->mt_done)
+		return NULL;
+	if (trig == NULL)
+		elog(ERROR, "pipeline trigger of \"%s\" not found",
+			 RelationGetRelationName(rel));
+	if (mt->fireBSTriggers)
+	{
+		ExecBSInsertTriggers(estate, rri);
+		mt->fireBSTriggers = false;
+	}
+	for (;;)
+	{
+		TupleTableSlot *slot;
+		IngestState *st;
+
+		CHECK_FOR_INTERRUPTS();
+		ResetPerTupleExprContext(estate);
+		slot = ExecProcNode(sub);
+		if (TupIsNull(slot))
+			break;
+		slot_getallattrs(slot);
+		/* where the trigger would run (ExecCallTriggerFunc) */
+		MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+		if ((st = find_state(trig->tgoid)) == NULL)
+			st = create_state(rel, trig);
+		process_row(st, slot->tts_values, slot->tts_isnull);
+		if (!st->batched)
+			destroy_state(st);
+		MemoryContextSwitchTo(old);
+	}
+	mt->mt_done = true;
+	/* what the statement trigger does */
+	destroy_source_states(RelationGetRelid(rel));
+	return NULL;
+}
+
+void
+tt_ingest_insert_prepare(QueryDesc *qd)
+{
+	PlannedStmt *ps = qd->plannedstmt;
+	ModifyTableState *mt;
+	ModifyTable *node;
+	Relation	rel;
+	Trigger    *trig;
+
+	if (ps->commandType != CMD_INSERT || ps->hasReturning ||
+		ps->hasModifyingCTE || ps->parallelModeNeeded || IsInParallelMode() ||
+		qd->planstate == NULL || !IsA(qd->planstate, ModifyTableState) ||
+		qd->planstate->instrument != NULL ||
+		(qd->estate->es_top_eflags & EXEC_FLAG_SKIP_TRIGGERS) != 0)
+		return;
+	mt = (ModifyTableState *) qd->planstate;
+	node = (ModifyTable *) mt->ps.plan;
+	if (mt->operation != CMD_INSERT || mt->mt_nrels != 1 || mt->mt_done ||
+		!mt->fireBSTriggers || node->onConflictAction != ONCONFLICT_NONE ||
+		node->returningLists != NIL || node->withCheckOptionLists != NIL ||
+		mt->mt_partition_tuple_routing != NULL ||
+		mt->ps.ExecProcNodeReal == exec_insert_rows)
+		return;
+	rel = mt->resultRelInfo->ri_RelationDesc;
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		return;
+	trig = copy_pipeline_trigger(rel);
+	if (trig == NULL || !TRIGGER_FOR_BEFORE(trig->tgtype) ||
+		!plan_makes_rows_of(outerPlanState(mt), RelationGetDescr(rel)))
+		return;
+	ereport(DEBUG1,
+			(errmsg_internal("talaria: INSERT into \"%s\" feeds its pipeline directly",
+							 RelationGetRelationName(rel))));
+	ExecSetExecProcNode(&mt->ps, exec_insert_rows);
 }

@@ -258,5 +258,7 @@ extern bool tt_dead_letter_error(int sqlerrcode);
 extern bool tt_ingest_copy(const CopyStmt *stmt, const char *query_string,
 						   QueryEnvironment *query_env, bool hooks_below,
 						   uint64 *processed);
+/* INSERT into a pipeline source without the row trigger (ExecutorRun hook) */
+extern void tt_ingest_insert_prepare(QueryDesc *qd);
 
 #endif							/* TT_INGEST_H */

@@ -24,7 +24,9 @@ static ExecutorRun_hook_type prev_executor_run = NULL;
 
 /*
  * INSERT into a pipeline source: the row trigger stores each row in the
- * target and keeps none in the source, so the executor counts none.  The
+ * target and keeps none in the source, so the executor counts none (when
+ * only the pipeline's triggers would fire, its rows go to the pipeline
+ * without the trigger: tt_ingest_insert_prepare).  The
  * command tag (set from es_processed right after ExecutorRun) reports the
  * rows the pipelines stored during the statement instead, as a plain
  * INSERT into the target would.
@@ -35,6 +37,8 @@ tt_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 {
 	uint64		before = tt_ingest_rows_uncounted;
 
+	if (tt_insert_fast_path && queryDesc->operation == CMD_INSERT)
+		tt_ingest_insert_prepare(queryDesc);
 	if (prev_executor_run)
 		prev_executor_run(queryDesc, direction, count, execute_once);
 	else

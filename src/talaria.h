@@ -34,6 +34,7 @@ extern bool tt_lua_cache;
 extern bool tt_lua_lazy_objects;
 extern bool tt_copy_fast_path;
 extern bool tt_copy_fast_reader;
+extern bool tt_insert_fast_path;
 extern char *tt_native_library_path;
 extern int	tt_ingest_batch_size;
 extern int	tt_partition_worker_lock_timeout_ms;
