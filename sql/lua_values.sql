@@ -146,3 +146,53 @@ SELECT talaria.register_lua('lv_nested2', 'function main(r) local d = r.doc d.ex
 SELECT talaria.transform_row('lv_nested2', '{"doc": {"price": 20.00, "score": 20}}');
 SELECT talaria.drop_transform('lv_nested');
 SELECT talaria.drop_transform('lv_nested2');
+
+-- the text check of result strings (a fast ASCII path, pg_verify_mbstr for
+-- the rest) at every position: some bytes after n ASCII bytes and before m
+-- more, in a string and in a key; only 0x7F and whole UTF-8 characters pass
+SELECT talaria.register_lua('lv_bytes', $$
+function main(r)
+  local t = {}
+  for i, b in ipairs(r.mid) do t[i] = string.char(b) end
+  local s = string.rep("a", r.n) .. table.concat(t) .. string.rep("b", r.m)
+  if r.key then return { [s] = 1 } end
+  return { s = s }
+end$$);
+CREATE FUNCTION lv_valid(n int, mid int[], m int, key boolean) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM talaria.transform_row('lv_bytes',
+    jsonb_build_object('n', n, 'm', m, 'mid', to_jsonb(mid), 'key', key));
+  RETURN true;
+EXCEPTION WHEN data_exception THEN
+  RETURN false;
+END$$;
+SELECT label, count(*) FILTER (WHERE lv_valid(n, mid, m, key)) AS valid, count(*) AS tried
+FROM (VALUES ('nul', '{0}'::int[]), ('0x01', '{1}'), ('0x7f', '{127}'), ('0x80', '{128}'),
+             ('0xc3 alone', '{195}'), ('0xff', '{255}'), ('e acute', '{195,169}'),
+             ('euro', '{226,130,172}'), ('truncated euro', '{226,130}')) b(label, mid),
+     generate_series(0, 17) n, generate_series(0, 9) m, (VALUES (false), (true)) k(key)
+GROUP BY label ORDER BY label;
+-- and into a text column: the same bytes stored or dead-lettered
+CREATE TABLE lv_bytes_out (label text, s text);
+CREATE TABLE lv_bytes_in (label text, n int, m int, mid jsonb);
+SELECT talaria.register_lua('lv_bytes_col', $$
+function main(r)
+  local t = {}
+  for i, b in ipairs(r.mid) do t[i] = string.char(b) end
+  return { label = r.label, s = string.rep("a", r.n) .. table.concat(t) .. string.rep("b", r.m) }
+end$$);
+SELECT talaria.create_pipeline('lv_bytes_in', 'lv_bytes_out', 'lv_bytes_col', 'dead_letter');
+INSERT INTO lv_bytes_in
+SELECT label, n, m, to_jsonb(mid)
+FROM (VALUES ('nul', '{0}'::int[]), ('0x7f', '{127}'), ('0x80', '{128}'), ('0xff', '{255}'),
+             ('e acute', '{195,169}'), ('truncated euro', '{226,130}')) b(label, mid),
+     generate_series(0, 17) n, generate_series(0, 3) m;
+SELECT label, count(*) AS stored, min(length(s)) AS min_chars, max(length(s)) AS max_chars
+  FROM lv_bytes_out GROUP BY label ORDER BY label;
+SELECT "row"->>'label' AS label, count(*) AS dead_letters, min(error) AS error
+  FROM talaria.dead_letters WHERE transform = 'lv_bytes_col' GROUP BY 1 ORDER BY 1;
+SELECT talaria.drop_pipeline('lv_bytes_in');
+SELECT talaria.drop_transform('lv_bytes');
+SELECT talaria.drop_transform('lv_bytes_col');
+DROP FUNCTION lv_valid;

@@ -606,7 +606,7 @@ valid_text(const tt_str *s)
 		return true;
 	if (s->ptr == NULL)
 		return false;
-	return pg_verify_mbstr(GetDatabaseEncoding(), s->ptr, s->len, true);
+	return tt_text_valid(s->ptr, s->len);
 }
 
 /*

@@ -15,6 +15,7 @@
 
 #include "datatype/timestamp.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/acl.h"
 #include "utils/jsonb.h"
 #include "utils/palloc.h"
@@ -183,6 +184,36 @@ tt_hex_digit(char c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+/*
+ * Is s[0, len) valid text in the database encoding, with no NUL byte (as
+ * pg_verify_mbstr(GetDatabaseEncoding(), s, len, true))?  ASCII without
+ * NUL is valid in every server encoding: it is checked here eight bytes at
+ * a time, and anything else is left to pg_verify_mbstr.
+ */
+static inline bool
+tt_text_valid(const char *s, size_t len)
+{
+	size_t		i = 0;
+
+	for (; i + 8 <= len; i += 8)
+	{
+		uint64		x;
+
+		memcpy(&x, s + i, sizeof(x));
+		/* a byte >= 0x80, or a zero byte */
+		if (((x | ((x - UINT64CONST(0x0101010101010101)) & ~x)) &
+			 UINT64CONST(0x8080808080808080)) != 0)
+			return pg_verify_mbstr(GetDatabaseEncoding(), s, len, true);
+	}
+	for (; i < len; i++)
+	{
+		if ((unsigned char) (s[i] - 1) >= 0x7F)
+			return pg_verify_mbstr(GetDatabaseEncoding(), s, len, true);
+	}
+	return true;
+}
+
 extern Datum tt_timestamp_to_pg(int64 unix_us);
 /* host_tag of a TT_TIMESTAMP: the SQL type it came from, for its text */
 #define TT_TS_TIMESTAMPTZ	0

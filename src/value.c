@@ -987,7 +987,7 @@ check_string(const tt_str *s, const char *transform, const char *what)
 		return;
 	if (s->ptr == NULL && s->len > 0)
 		bad_value(transform, psprintf("A %s has a NULL pointer.", what));
-	if (s->len > 0 && !pg_verify_mbstr(GetDatabaseEncoding(), s->ptr, s->len, true))
+	if (s->len > 0 && !tt_text_valid(s->ptr, s->len))
 		bad_value(transform,
 				  psprintf("A %s is not valid %s (or contains a NUL byte).",
 						   what, GetDatabaseEncodingName()));
