@@ -149,3 +149,31 @@ BEGIN
   RAISE NOTICE 'stored %', n;
 END$$;
 SELECT count(*) AS from_plpgsql FROM in_events WHERE id BETWEEN 60 AND 64;
+
+-- a Lua state knows a source's rows by their source map (shapes): a
+-- source whose columns change, and another source with other names, in
+-- one session, through INSERT, COPY and transform_row in turn
+SELECT talaria.register_lua('in_keys', $$
+function main(r)
+  return { id = r.id, a = r.a, b = r.b, c = r.c }
+end$$);
+CREATE TABLE in_keys_out (id int, a text, b text, c text);
+CREATE TABLE in_keys1 (id int, a text, b text);
+CREATE TABLE in_keys2 (id int, a text, c text);
+SELECT talaria.create_pipeline('in_keys1', 'in_keys_out', 'in_keys');
+SELECT talaria.create_pipeline('in_keys2', 'in_keys_out', 'in_keys');
+INSERT INTO in_keys1 VALUES (1, 'a1', 'b1');
+INSERT INTO in_keys2 VALUES (2, 'a2', 'c2');
+SELECT talaria.transform_row('in_keys', '{"id": 0, "b": "b0", "c": "c0", "a": "a0"}');
+INSERT INTO in_keys1 VALUES (3, 'a3', 'b3');
+ALTER TABLE in_keys1 RENAME COLUMN b TO c;
+INSERT INTO in_keys1 VALUES (4, 'a4', 'c4');
+ALTER TABLE in_keys1 DROP COLUMN a;
+INSERT INTO in_keys1 VALUES (5, 'c5');
+COPY in_keys2 FROM stdin;
+6	a6	c6
+\.
+COPY in_keys1 FROM stdin;
+7	c7
+\.
+SELECT * FROM in_keys_out ORDER BY id;

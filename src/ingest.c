@@ -1311,7 +1311,7 @@ compute_column(IngestState *st, ComputedCol *c, tt_value *result,
 	TTCallError cerr;
 	int			status;
 
-	status = tt_transform_call(c->transform, result, st->rowcxt, &cres, &cerr);
+	status = tt_transform_call(c->transform, result, 0, st->rowcxt, &cres, &cerr);
 	if (status == TT_ERROR)
 	{
 		cerr.message = psprintf("computed column \"%s\" (transform \"%s\"): %s",
@@ -1482,7 +1482,10 @@ process_row(IngestState *st, const Datum *values, const bool *nulls)
 	ResetPerTupleExprContext(st->estate);
 	tt_numeric_memo_reset();
 	tt_source_row(st->smap, values, nulls, &row);
-	status = tt_transform_call(st->transform, &row, st->rowcxt, &result, &err);
+	/* the row's keys are the map's column names: the call may know them */
+	status = tt_transform_call(st->transform, &row,
+							   tt_source_map_serial(st->smap), st->rowcxt,
+							   &result, &err);
 	if (status == TT_ERROR)
 		row_failed(st, values, nulls, &err, NULL);
 	else if (status == TT_DROP)

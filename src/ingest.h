@@ -43,6 +43,8 @@ extern void tt_source_deform(TTSourceMap *map, HeapTuple tuple,
 							 Datum **values, bool **nulls);
 extern void tt_source_row(TTSourceMap *map, const Datum *values,
 						  const bool *nulls, tt_value *dst);
+/* Unique per map: the keys of tt_source_row's rows are its column names. */
+extern uint64 tt_source_map_serial(const TTSourceMap *map);
 extern void tt_source_map_names(TTSourceMap *map, const char **start,
 								const char **end);
 

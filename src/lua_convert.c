@@ -714,6 +714,13 @@ typedef struct Shape
 	const char **kptr;			/* malloc, NULL = free slot */
 	int		   *kfield;			/* malloc, field numbers */
 	uint32		kmask;
+
+	/*
+	 * The source map whose rows have these keys (TTCallPrivate's
+	 * keys_serial), or 0: such a row is recognised without reading its
+	 * keys.
+	 */
+	uint64		serial;
 } Shape;
 
 /*
@@ -936,7 +943,8 @@ shape_build(lua_State *L, Shape *sh, const tt_value *row)
 
 /* The shape of an object row, building it if need be; NULL: none. */
 static Shape *
-shape_for(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
+shape_for(lua_State *L, TTLuaShapes *shapes, const tt_value *row,
+		  uint64 serial)
 {
 	Shape	   *sh = NULL;
 	Shape	   *oldest;
@@ -945,6 +953,16 @@ shape_for(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 	if (shapes == NULL || row->type != TT_OBJECT || row->u.obj.count == 0 ||
 		row->u.obj.count > SHAPE_MAX_KEYS)
 		return NULL;
+	/* a source row whose keys a shape was made or matched for */
+	for (i = 0; serial != 0 && i < SHAPE_SLOTS; i++)
+	{
+		if (shapes->slots[i].serial == serial && shapes->slots[i].keys != NULL)
+		{
+			sh = &shapes->slots[i];
+			sh->last_used = ++shapes->clock;
+			return sh;
+		}
+	}
 	oldest = &shapes->slots[0];
 	for (i = 0; i < SHAPE_SLOTS && sh == NULL; i++)
 	{
@@ -960,8 +978,12 @@ shape_for(lua_State *L, TTLuaShapes *shapes, const tt_value *row)
 			return NULL;
 		shapes->builds++;
 		sh = oldest;
+		sh->serial = 0;
 		shape_build(L, sh, row);
 	}
+	/* its keys are the row's: any other slot of this serial had them too */
+	if (serial != 0)
+		sh->serial = serial;
 	sh->last_used = ++shapes->clock;
 	return sh;
 }
@@ -1729,7 +1751,8 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 				bool pin_objects)
 {
 	const tt_value *row = call->row;
-	Shape	   *sh = shape_for(L, shapes, row);
+	Shape	   *sh = shape_for(L, shapes, row,
+							   ((TTCallPrivate *) call->host_private)->keys_serial);
 	size_t		nodes;
 	size_t		strs;
 	size_t		head;

@@ -5,7 +5,9 @@
  *	  sandbox, the memory limit and the interrupt checks.
  *
  * Crossing discipline.  The PostgreSQL side enters Lua only through
- * lua_cpcall, and nothing between lua_cpcall and the Lua code can ereport:
+ * protected calls (lua_cpcall; for a row, lua_pcall of call_main, a C
+ * function made once per state), and nothing between them and the Lua code
+ * can ereport:
  * conversions on the Lua side use the Lua API and the no-ereport arena.
  * Errors come back as a status and a message; they become ereports only
  * after the Lua stack has unwound.  The few Lua C functions that need the
@@ -51,6 +53,7 @@ typedef struct TTLuaState
 	uint64		last_call;		/* for evicting the least recently used */
 	bool		busy;			/* running a call or its setup */
 	int			main_ref;		/* registry reference of main() */
+	int			call_ref;		/* and of call_main, as a C function */
 	TTLuaShapes *shapes;		/* row key maps by key set */
 	bool		row_local;		/* main cannot keep its row past a call */
 	bool		objects_local;	/* nor any object inside it */
@@ -69,9 +72,9 @@ typedef struct TTLuaState
 
 /*
  * LuaJIT runs its collector from allocation sites in the VM and the API; a
- * call that allocates only through lua_cpcall's closure (a lazy row whose
- * table is reused, fields only deleted) never reaches one, and its garbage
- * would pile up to the memory limit.  So every call checks our own count:
+ * call that allocates little (a lazy row whose table is reused, fields only
+ * deleted) may never reach one, and its garbage would pile up to the memory
+ * limit.  So every call checks our own count:
  * each TT_LUA_GC_STEP bytes of growth buy a collector step.
  */
 #define TT_LUA_GC_STEP (64 * 1024)
@@ -607,6 +610,8 @@ tt_lua_sandbox_load(lua_State *L)
 	return 1;
 }
 
+static int	call_main(lua_State *L);
+
 /* ---------------------------------------------------------------------
  * State setup (Lua side, under lua_cpcall)
  * ---------------------------------------------------------------------
@@ -779,6 +784,9 @@ state_setup(lua_State *L)
 		return lua_error(L);
 	}
 	a->st->main_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	/* made once: lua_cpcall would make a new closure (garbage) per call */
+	lua_pushcfunction(L, call_main);
+	a->st->call_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_settop(L, 0);
 	lua_gc(L, LUA_GCSETPAUSE, TT_LUA_GC_PAUSE);
 	return 0;
@@ -839,6 +847,7 @@ state_create(const char *name, const char *source)
 				 errmsg("out of memory")));
 	st->mem.limit = (size_t) tt_lua_memory_limit_kb * 1024;
 	st->main_ref = LUA_NOREF;
+	st->call_ref = LUA_NOREF;
 	st->busy = true;
 	st->next = all_states;
 	all_states = st;
@@ -1032,7 +1041,10 @@ lua_engine_call(TTTransform *t, tt_call *call)
 	priv->budget = &st->mem;	/* the arena counts against the state */
 	st->busy = true;
 	deadline_start();
-	rc = lua_cpcall(st->L, call_main, &args);
+	/* as lua_cpcall(st->L, call_main, &args), without a closure per call */
+	lua_rawgeti(st->L, LUA_REGISTRYINDEX, st->call_ref);
+	lua_pushlightuserdata(st->L, &args);
+	rc = lua_pcall(st->L, 1, 0, 0);
 	deadline_stop();
 	/* a failed call's nested objects get their copies too (they may be kept) */
 	if (rc != 0 && tt_lua_objects_pending() && tt_lua_abort_reason == TT_ABORT_NONE)

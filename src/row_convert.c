@@ -119,7 +119,10 @@ struct TTSourceMap
 	tt_member  *members;		/* the row object's, refilled per row */
 	char	   *names;			/* the columns' names, one block */
 	char	   *names_end;
+	uint64		serial;			/* this map's, never another's */
 };
+
+static uint64 source_map_serials = 0;
 
 TTSourceMap *
 tt_source_map_create(TupleDesc desc, MemoryContext cxt)
@@ -128,6 +131,7 @@ tt_source_map_create(TupleDesc desc, MemoryContext cxt)
 	TTSourceMap *map = palloc0(sizeof(TTSourceMap));
 	int			i;
 
+	map->serial = ++source_map_serials;
 	map->desc = CreateTupleDescCopy(desc);
 	map->cols = palloc0(sizeof(TTSourceCol) * Max(1, desc->natts));
 	map->values = palloc(sizeof(Datum) * Max(1, desc->natts));
@@ -379,6 +383,12 @@ tt_source_deform(TTSourceMap *map, HeapTuple tuple, Datum **values, bool **nulls
  * until the next row (a transform that adds members past the array's room
  * gets a new array from the row arena).
  */
+uint64
+tt_source_map_serial(const TTSourceMap *map)
+{
+	return map->serial;
+}
+
 void
 tt_source_row(TTSourceMap *map, const Datum *values, const bool *nulls,
 			  tt_value *dst)

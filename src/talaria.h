@@ -140,12 +140,18 @@ typedef struct TTCallPrivate
 	char	   *errmsg;			/* set by host->error or the engine */
 	int			sqlerrcode;		/* set by the engine, 0 = default */
 	bool		oom;			/* an arena allocation failed */
+	/*
+	 * Nonzero: the row's keys are, in order, the column names of the source
+	 * map with this serial (ingest.c's process_row), so an engine may
+	 * recognise them without reading them (lua_convert.c's shapes).
+	 */
+	uint64		keys_serial;
 } TTCallPrivate;
 
 extern const tt_host tt_host_table;
 extern void tt_call_init(tt_call *call, TTCallPrivate *priv,
 						 const char *transform, tt_value *row,
-						 MemoryContext cxt);
+						 MemoryContext cxt, uint64 keys_serial);
 /* no-ereport helpers, usable from Lua C functions and plugins */
 extern void *tt_arena_alloc(tt_call *call, size_t size);
 extern tt_value *tt_obj_get(const tt_value *obj, const char *key, size_t keylen);
@@ -269,7 +275,8 @@ typedef struct TTCallError
 
 extern TTTransform *tt_transform_lookup(const char *name);
 extern void tt_transform_check_use(TTTransform *t, Oid role);
-extern int	tt_transform_call(TTTransform *t, tt_value *row,
+/* keys_serial: see TTCallPrivate (0: nothing known of the row's keys) */
+extern int	tt_transform_call(TTTransform *t, tt_value *row, uint64 keys_serial,
 							  MemoryContext rowcxt, tt_value **result,
 							  TTCallError *err);
 extern tt_value *tt_transform_run(TTTransform *t, tt_value *row,

@@ -174,8 +174,8 @@ ensure_current(TTTransform *t)
  * server errors) are raised as ereport.
  */
 int
-tt_transform_call(TTTransform *t, tt_value *row, MemoryContext rowcxt,
-				  tt_value **result, TTCallError *err)
+tt_transform_call(TTTransform *t, tt_value *row, uint64 keys_serial,
+				  MemoryContext rowcxt, tt_value **result, TTCallError *err)
 {
 	tt_call		call;
 	TTCallPrivate priv;
@@ -189,7 +189,7 @@ tt_transform_call(TTTransform *t, tt_value *row, MemoryContext rowcxt,
 		t->stats = tt_stats_transform(t->name);
 	INSTR_TIME_SET_CURRENT(start);
 	old = MemoryContextSwitchTo(rowcxt);
-	tt_call_init(&call, &priv, t->name, row, rowcxt);
+	tt_call_init(&call, &priv, t->name, row, rowcxt, keys_serial);
 	if (t->engine != &tt_lua_engine)
 		tt_value_distrust_input();
 	status = t->engine->call(t, &call);
@@ -245,7 +245,7 @@ tt_transform_run(TTTransform *t, tt_value *row, MemoryContext rowcxt,
 {
 	tt_value   *result = NULL;
 	TTCallError err;
-	int			status = tt_transform_call(t, row, rowcxt, &result, &err);
+	int			status = tt_transform_call(t, row, 0, rowcxt, &result, &err);
 
 	*dropped = (status == TT_DROP);
 	if (status == TT_ERROR)

@@ -291,7 +291,7 @@ const tt_host tt_host_table = {
 
 void
 tt_call_init(tt_call *call, TTCallPrivate *priv, const char *transform,
-			 tt_value *row, MemoryContext cxt)
+			 tt_value *row, MemoryContext cxt, uint64 keys_serial)
 {
 	priv->cxt = cxt;
 	priv->budget = NULL;
@@ -299,6 +299,7 @@ tt_call_init(tt_call *call, TTCallPrivate *priv, const char *transform,
 	priv->errmsg = NULL;
 	priv->oom = false;
 	priv->sqlerrcode = 0;
+	priv->keys_serial = keys_serial;
 	call->size = sizeof(tt_call);
 	call->_pad = 0;
 	call->host = &tt_host_table;
