@@ -862,16 +862,21 @@ result_path_key(ResultCheck *rc, const tt_str *key, uint32 index)
 		rc->path = psprintf(".<member %u>%s", index, rc->path);
 }
 
-static bool
-check_value(ResultCheck *rc, const tt_value *v, int depth)
-{
-	uint32		i;
+static bool check_value(ResultCheck *rc, const tt_value *v, int depth);
 
+static inline bool
+result_too_large(ResultCheck *rc)
+{
+	return result_fail(rc, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+					   psprintf("the result is larger than the limit of %u bytes",
+								(uint32) NATIVE_MAX_BYTES));
+}
+
+/* A value that is no object or array, at a depth within the limit. */
+static inline bool
+check_leaf(ResultCheck *rc, const tt_value *v)
+{
 	rc->bytes += sizeof(tt_value);
-	if (depth > NATIVE_MAX_DEPTH)
-		return result_fail(rc, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-						   psprintf("values are nested more than %d levels deep",
-									NATIVE_MAX_DEPTH));
 	switch (v->type)
 	{
 		case TT_NULL:
@@ -895,7 +900,40 @@ check_value(ResultCheck *rc, const tt_value *v, int depth)
 				return result_fail(rc, ERRCODE_DATETIME_VALUE_OUT_OF_RANGE,
 								   "a timestamp is out of range");
 			break;
+		default:
+			return result_fail(rc, ERRCODE_DATA_EXCEPTION,
+							   psprintf("unknown type tag %u", v->type));
+	}
+	if (rc->bytes > NATIVE_MAX_BYTES)
+		return result_too_large(rc);
+	return true;
+}
+
+/* A member or item at depth: leaves are checked without a call. */
+static inline bool
+check_child(ResultCheck *rc, const tt_value *v, int depth)
+{
+	if (v->type == TT_OBJECT || v->type == TT_ARRAY || depth > NATIVE_MAX_DEPTH)
+		return check_value(rc, v, depth);
+	return check_leaf(rc, v);
+}
+
+static bool
+check_value(ResultCheck *rc, const tt_value *v, int depth)
+{
+	uint32		i;
+
+	if (depth > NATIVE_MAX_DEPTH)
+	{
+		rc->bytes += sizeof(tt_value);
+		return result_fail(rc, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+						   psprintf("values are nested more than %d levels deep",
+									NATIVE_MAX_DEPTH));
+	}
+	switch (v->type)
+	{
 		case TT_OBJECT:
+			rc->bytes += sizeof(tt_value);
 			if (v->u.obj.count > 0 && v->u.obj.members == NULL)
 				return result_fail(rc, ERRCODE_DATA_EXCEPTION,
 								   "an object has a NULL member array");
@@ -908,7 +946,7 @@ check_value(ResultCheck *rc, const tt_value *v, int depth)
 				const tt_member *m = &v->u.obj.members[i];
 
 				if (!check_str(rc, &m->key, "key") ||
-					!check_value(rc, &m->value, depth + 1))
+					!check_child(rc, &m->value, depth + 1))
 				{
 					result_path_key(rc, &m->key, i);
 					return false;
@@ -918,6 +956,7 @@ check_value(ResultCheck *rc, const tt_value *v, int depth)
 			}
 			break;
 		case TT_ARRAY:
+			rc->bytes += sizeof(tt_value);
 			if (v->u.arr.count > 0 && v->u.arr.items == NULL)
 				return result_fail(rc, ERRCODE_DATA_EXCEPTION,
 								   "an array has a NULL item array");
@@ -927,7 +966,7 @@ check_value(ResultCheck *rc, const tt_value *v, int depth)
 											v->u.arr.count, v->u.arr.cap));
 			for (i = 0; i < v->u.arr.count; i++)
 			{
-				if (!check_value(rc, &v->u.arr.items[i], depth + 1))
+				if (!check_child(rc, &v->u.arr.items[i], depth + 1))
 				{
 					rc->path = psprintf("[%u]%s", i, rc->path);
 					return false;
@@ -937,13 +976,10 @@ check_value(ResultCheck *rc, const tt_value *v, int depth)
 			}
 			break;
 		default:
-			return result_fail(rc, ERRCODE_DATA_EXCEPTION,
-							   psprintf("unknown type tag %u", v->type));
+			return check_leaf(rc, v);
 	}
 	if (rc->bytes > NATIVE_MAX_BYTES)
-		return result_fail(rc, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-						   psprintf("the result is larger than the limit of %u bytes",
-									(uint32) NATIVE_MAX_BYTES));
+		return result_too_large(rc);
 	return true;
 }
 

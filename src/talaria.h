@@ -212,11 +212,27 @@ tt_text_valid(const char *s, size_t len)
 			 UINT64CONST(0x8080808080808080)) != 0)
 			return pg_verify_mbstr(GetDatabaseEncoding(), s, len, true);
 	}
-	for (; i < len; i++)
+	/* the last 0 to 7 bytes: four, two and one at a time */
+	if (len & 4)
 	{
-		if ((unsigned char) (s[i] - 1) >= 0x7F)
+		uint32		x;
+
+		memcpy(&x, s + i, sizeof(x));
+		if (((x | ((x - 0x01010101U) & ~x)) & 0x80808080U) != 0)
 			return pg_verify_mbstr(GetDatabaseEncoding(), s, len, true);
+		i += 4;
 	}
+	if (len & 2)
+	{
+		uint16		x;
+
+		memcpy(&x, s + i, sizeof(x));
+		if ((((uint32) x | (((uint32) x - 0x0101U) & ~(uint32) x)) & 0x8080U) != 0)
+			return pg_verify_mbstr(GetDatabaseEncoding(), s, len, true);
+		i += 2;
+	}
+	if ((len & 1) && (unsigned char) (s[i] - 1) >= 0x7F)
+		return pg_verify_mbstr(GetDatabaseEncoding(), s, len, true);
 	return true;
 }
 
