@@ -1019,7 +1019,7 @@ ${stmt//%N%/20000};
 			awk -F, -v n=$n '$3 ~ /lua_alloc/ { c[++k] = $1 } END { print "calls_" n "|" c[1] "|" c[2] }' "$work/perf_$n.txt"
 		done >"$work/perf_counts.txt"
 		per=$(awk -F'|' '{ t[$1] = $2; a[$1] = $3 } END {
-			if (t["calls_20000"] == "" || t["calls_10000"] == "" || t["calls_20000"] + 0 == 0) { print ""; exit }
+			if (t["calls_20000"] == "" || t["calls_10000"] == "") { print ""; exit }
 			ct = (t["calls_20000"] - t["calls_10000"]) / 10000; ca = (a["calls_20000"] - a["calls_10000"]) / 10000
 			printf "%.2f %.2f %.2f", ct, ca, ct - ca }' "$work/perf_counts.txt")
 		if [ -z "$per" ]; then
