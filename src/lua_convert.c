@@ -2158,6 +2158,7 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 {
 	const tt_value *row = lr->cur;
 	uint32		i;
+	uint32		nkept;
 
 	/*
 	 * A nested object the script did not touch (no member flagged, nothing
@@ -2198,8 +2199,16 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 	 * only our stores: a built-in would have to be passed the row, which
 	 * tt_lua_row_stays_local does not allow.
 	 */
+	nkept = dst->u.obj.count;
 	if (lr->raw_keys > 0 || lr->nested || lr->values != NULL)
 		table_members_to_value(L, idx, call, dst, depth);
+
+	/*
+	 * A nested object of the input: the writer copies its kept members
+	 * from the input's bytes.
+	 */
+	if (lr->nested)
+		tt_value_note_subset(dst, row, lr->flags, nkept);
 }
 
 void

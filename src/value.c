@@ -529,6 +529,38 @@ typedef struct ContainerMemo
 static ContainerMemo container_memo[TT_CONTAINERS_MAX];
 static uint32 container_count = 0;
 
+/*
+ * Objects a Lua transform made from an untouched input object by dropping
+ * some of its members and perhaps adding others (tt_value_note_subset):
+ * the writer copies the kept members' keys and values from the input
+ * container's bytes, unconverted, and writes only the added ones.  Tagged
+ * in host_tag with SPLICE_TAG and their slot; valid while the object is
+ * the very one noted (same member array and count), under the same rules
+ * as the container memo.
+ */
+#define TT_SPLICES_MAX 64
+#define SPLICE_TAG 0x80000000U
+
+/* where a kept member's value is in the input container's data */
+typedef struct SpliceSource
+{
+	uint32		off;
+	uint32		len;
+	JEntry		type;
+} SpliceSource;
+
+typedef struct SpliceMemo
+{
+	const tt_member *members;	/* the object's member array */
+	uint32		count;
+	uint32		nkept;			/* members[0 .. nkept-1]: the kept ones */
+	const uint8 *dropped;		/* per input member: not kept */
+	uint32		source_tag;		/* the input object's container memo */
+} SpliceMemo;
+
+static SpliceMemo splice_memo[TT_SPLICES_MAX];
+static uint32 splice_count = 0;
+
 /* The start of a row: forgets the last row's numbers and jsonb values. */
 void
 tt_numeric_memo_reset(void)
@@ -538,6 +570,7 @@ tt_numeric_memo_reset(void)
 	trusted_on = false;
 	untrusted_row = false;
 	container_count = 0;
+	splice_count = 0;
 }
 
 void
@@ -605,6 +638,61 @@ container_lookup(const tt_value *v)
 		(cm->nodes != (const void *) v->u.arr.items || cm->count != v->u.arr.count))
 		return NULL;
 	return cm;
+}
+
+/*
+ * dst, an object, was made from the input object src: its first nkept
+ * members are src's members whose dropped flag is 0, as they were and in
+ * their order; any member after those is new.  Call it once dst is whole.
+ */
+void
+tt_value_note_subset(tt_value *dst, const tt_value *src, const uint8 *dropped,
+					 uint32 nkept)
+{
+	uint32		tag = src->host_tag;
+	const ContainerMemo *cm;
+	SpliceMemo *sm;
+	uint32		i;
+	uint32		kept;
+
+	if (dst->type != TT_OBJECT || src->type != TT_OBJECT ||
+		splice_count >= TT_SPLICES_MAX || nkept == 0 ||
+		nkept > dst->u.obj.count || tag == 0 || tag > container_count)
+		return;
+	cm = &container_memo[tag - 1];
+	if (cm->type != TT_OBJECT || cm->nodes != (const void *) src->u.obj.members ||
+		cm->count != src->u.obj.count ||
+		(((const JsonbContainer *) cm->bytes)->header & JB_CMASK) != cm->count)
+		return;
+	for (i = 0, kept = 0; i < cm->count; i++)
+		kept += dropped[i] ? 0 : 1;
+	if (kept != nkept)
+		return;
+	sm = &splice_memo[splice_count];
+	sm->members = dst->u.obj.members;
+	sm->count = dst->u.obj.count;
+	sm->nkept = nkept;
+	sm->dropped = dropped;
+	sm->source_tag = tag;
+	dst->host_tag = SPLICE_TAG | ++splice_count;
+}
+
+/* The splice an object was noted with, if it is still that object. */
+static inline const SpliceMemo *
+splice_lookup(const tt_value *v)
+{
+	uint32		tag = v->host_tag;
+	const SpliceMemo *sm;
+
+	if (!trusted_on || (tag & SPLICE_TAG) == 0)
+		return NULL;
+	tag &= ~SPLICE_TAG;
+	if (tag == 0 || tag > splice_count)
+		return NULL;
+	sm = &splice_memo[tag - 1];
+	if (sm->members != v->u.obj.members || sm->count != v->u.obj.count)
+		return NULL;
+	return sm;
 }
 
 /* An integer read from a jsonb Numeric: remembered like a decimal. */
@@ -1152,7 +1240,7 @@ sorted_members(const tt_value *v, const tt_member **order)
 	return n;
 }
 
-static void
+static inline void
 pad_to_int(StringInfo buf)
 {
 	int			pad = INTALIGN(buf->len) - buf->len;
@@ -1389,12 +1477,227 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 	*entry = JENTRY_ISCONTAINER | totallen;
 }
 
+/*
+ * Input object c without the members flagged in dropped (nkept remain, in
+ * their order, which is jsonb's): the kept keys and values are copied in
+ * runs of adjacent ones.  A run keeps the padding it holds where its
+ * values stay aligned as they were; where they would not, the run is cut
+ * at the number or container that needs it, which is padded anew (its
+ * length counts its padding), and the rest follows it as stored.
+ */
+static void
+write_subset(JbWriter *w, const JsonbContainer *c, const uint8 *dropped,
+			 uint32 nkept, JEntry *entry)
+{
+	StringInfo	buf = &w->buf;
+	uint32		nsrc = c->header & JB_CMASK;
+	const char *sbase = (const char *) &c->children[nsrc * 2];
+	int			base = buf->len;
+	int			entries_at;
+	int			dbase;
+	uint32		header;
+	uint32		totallen = 0;
+	uint32		off = 0;
+	uint32		len = 0;
+	uint32		run_src = 0;	/* bytes not yet copied: where, how many */
+	uint32		run_len = 0;
+	uint32		i;
+	uint32		j;
+
+#define FLUSH_RUN() \
+	do { \
+		if (run_len > 0) \
+			buf_append(buf, sbase + run_src, (int) run_len); \
+		run_len = 0; \
+	} while (0)
+#define EXTEND_RUN(o, l) \
+	do { \
+		if (run_len > 0 && run_src + run_len != (o)) \
+			FLUSH_RUN(); \
+		if (run_len == 0) \
+			run_src = (o); \
+		run_len += (l); \
+	} while (0)
+
+	pad_to_int(buf);
+	header = nkept | JB_FOBJECT;
+	buf_append(buf, (char *) &header, sizeof(uint32));
+	entries_at = reserve(buf, sizeof(JEntry) * nkept * 2);
+	dbase = buf->len;			/* aligned, as the input's keys are */
+	for (i = 0, j = 0; i < nsrc; i++)
+	{
+		NEXT_CHILD(c, i, off, len);
+		if (dropped[i])
+			continue;
+		EXTEND_RUN(off, len);
+		put_entry(w, entries_at, j++, JENTRY_ISSTRING | len, &totallen);
+	}
+	for (i = 0, j = 0; i < nsrc; i++)
+	{
+		JEntry		type = c->children[nsrc + i] & JENTRY_TYPEMASK;
+		uint32		outlen;
+
+		NEXT_CHILD(c, nsrc + i, off, len);
+		if (dropped[i])
+			continue;
+		outlen = len;
+		if (run_len > 0 && run_src + run_len != off)
+			FLUSH_RUN();
+		if ((type == JENTRY_ISNUMERIC || type == JENTRY_ISCONTAINER) &&
+			((uint32) (buf->len + run_len - dbase) - off) % 4 != 0)
+		{
+			uint32		spad = INTALIGN(off) - off;
+			int			before;
+
+			FLUSH_RUN();
+			before = buf->len;
+			pad_to_int(buf);
+			run_src = off + spad;
+			run_len = len - spad;
+			outlen = (uint32) (buf->len - before) + run_len;
+		}
+		else
+			EXTEND_RUN(off, len);
+		put_entry(w, entries_at, nkept + j++, type | outlen, &totallen);
+	}
+	FLUSH_RUN();
+#undef EXTEND_RUN
+#undef FLUSH_RUN
+	totallen = buf->len - base;
+	if (totallen > JENTRY_OFFLENMASK)
+		too_large(w);
+	*entry = JENTRY_ISCONTAINER | totallen;
+}
+
+/*
+ * An object noted by tt_value_note_subset: the kept members' keys and
+ * values are copied from the input container as they are stored (a value
+ * that must be aligned, a number or a container, is realigned), only the
+ * added members are written from the tree.  With nothing added, the kept
+ * members are already in jsonb order and unique.
+ */
+static void
+write_spliced(JbWriter *w, const tt_value *v, const SpliceMemo *sm,
+			  JEntry *entry, int depth)
+{
+	StringInfo	buf = &w->buf;
+	const JsonbContainer *c =
+		(const JsonbContainer *) container_memo[sm->source_tag - 1].bytes;
+	uint32		nsrc = c->header & JB_CMASK;
+	const char *sbase = (const char *) &c->children[nsrc * 2];
+	const tt_member *members = v->u.obj.members;
+	const tt_member *local[64];
+	const tt_member **order;
+	SpliceSource localsrc[64];
+	SpliceSource *src;			/* per kept member: where its value is */
+	int			base = buf->len;
+	int			entries_at;
+	uint32		header;
+	uint32		totallen = 0;
+	uint32		off = 0;
+	uint32		len = 0;
+	uint32		n;
+	uint32		i;
+	uint32		j;
+
+	order = v->u.obj.count <= lengthof(local) ? local :
+		palloc(v->u.obj.count * sizeof(tt_member *));
+	src = sm->nkept <= lengthof(localsrc) ? localsrc :
+		palloc(sm->nkept * sizeof(SpliceSource));
+	for (i = 0; i < nsrc; i++)
+		NEXT_CHILD(c, i, off, len);
+	for (i = 0, j = 0; i < nsrc && j < sm->nkept; i++)
+	{
+		NEXT_CHILD(c, nsrc + i, off, len);
+		if (sm->dropped[i])
+			continue;
+		src[j].off = off;
+		src[j].len = len;
+		src[j].type = c->children[nsrc + i] & JENTRY_TYPEMASK;
+		j++;
+	}
+	if (j != sm->nkept || v->u.obj.count > JB_CMASK / 2)
+	{
+		/* not what was noted: written from the tree, checked */
+		if (order != local)
+			pfree(order);
+		if (src != localsrc)
+			pfree(src);
+		write_container(w, v, entry, depth, false);
+		return;
+	}
+	n = sorted_members(v, order);
+
+	pad_to_int(buf);
+	header = n | JB_FOBJECT;
+	buf_append(buf, (char *) &header, sizeof(uint32));
+	entries_at = reserve(buf, sizeof(JEntry) * n * 2);
+	for (i = 0; i < n; i++)
+	{
+		const tt_member *m = order[i];
+
+		/* an added key is checked; a kept one is the input's */
+		if (m >= members + sm->nkept)
+			check_string(&m->key, w->transform, "key");
+		buf_append(buf, m->key.ptr, m->key.len);
+		put_entry(w, entries_at, i, JENTRY_ISSTRING | m->key.len, &totallen);
+	}
+	for (i = 0; i < n; i++)
+	{
+		const tt_member *m = order[i];
+		JEntry		meta;
+
+		if (m < members + sm->nkept)
+		{
+			const SpliceSource *s = &src[m - members];
+
+			if (s->type == JENTRY_ISNUMERIC || s->type == JENTRY_ISCONTAINER)
+			{
+				/* its length counts the padding that aligned it */
+				uint32		pad = INTALIGN(s->off) - s->off;
+				int			before = buf->len;
+
+				pad_to_int(buf);
+				buf_append(buf, sbase + s->off + pad, (int) (s->len - pad));
+				meta = s->type | (buf->len - before);
+			}
+			else
+			{
+				buf_append(buf, sbase + s->off, (int) s->len);
+				meta = s->type | s->len;
+			}
+		}
+		else
+			write_value(w, &m->value, &meta, depth + 1, false);
+		put_entry(w, entries_at, i + n, meta, &totallen);
+	}
+	if (order != local)
+		pfree(order);
+	if (src != localsrc)
+		pfree(src);
+	totallen = buf->len - base;
+	if (totallen > JENTRY_OFFLENMASK)
+		too_large(w);
+	*entry = JENTRY_ISCONTAINER | totallen;
+}
+
 static void
 write_value(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 			bool raw_scalar)
 {
 	const ContainerMemo *cm;
+	const SpliceMemo *sm;
 
+	if (!raw_scalar && v->type == TT_OBJECT && (sm = splice_lookup(v)) != NULL)
+	{
+		if (sm->nkept == v->u.obj.count)
+			write_subset(w, (const JsonbContainer *)
+						 container_memo[sm->source_tag - 1].bytes,
+						 sm->dropped, sm->nkept, entry);
+		else
+			write_spliced(w, v, sm, entry, depth);
+		return;
+	}
 	if (!raw_scalar && (v->type == TT_OBJECT || v->type == TT_ARRAY) &&
 		(cm = container_lookup(v)) != NULL)
 	{
