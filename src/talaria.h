@@ -168,7 +168,7 @@ extern void tt_numeric_memo_reset(void);
 extern void tt_value_trust_input(void);
 extern void tt_value_distrust_input(void);
 extern void tt_value_note_subset(tt_value *dst, const tt_value *src,
-								 const uint8 *dropped, uint32 nkept);
+								 uint8 *dropped, uint32 nkept);
 extern Numeric tt_value_source_numeric(const tt_value *v);
 extern bool tt_decimal_to_double(const char *text, size_t len, double *out);
 

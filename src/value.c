@@ -481,7 +481,7 @@ tt_numeric_to_int64(Numeric num, int64 *out)
 typedef struct NumericMemo
 {
 	const char *text;			/* NULL: an integer (TT_INT) of value i */
-	int64		i;
+	int64		i;				/* a decimal's: its text's length */
 	Numeric		num;
 } NumericMemo;
 
@@ -554,7 +554,7 @@ typedef struct SpliceMemo
 	const tt_member *members;	/* the object's member array */
 	uint32		count;
 	uint32		nkept;			/* members[0 .. nkept-1]: the kept ones */
-	const uint8 *dropped;		/* per input member: not kept */
+	uint8	   *dropped;		/* per input member: not kept */
 	uint32		source_tag;		/* the input object's container memo */
 } SpliceMemo;
 
@@ -646,7 +646,7 @@ container_lookup(const tt_value *v)
  * their order; any member after those is new.  Call it once dst is whole.
  */
 void
-tt_value_note_subset(tt_value *dst, const tt_value *src, const uint8 *dropped,
+tt_value_note_subset(tt_value *dst, const tt_value *src, uint8 *dropped,
 					 uint32 nkept)
 {
 	uint32		tag = src->host_tag;
@@ -725,7 +725,8 @@ memo_lookup(const tt_value *v)
 {
 	uint32		tag = v->host_tag;
 
-	if (tag == 0 || tag > tt_memo_count || tt_memo[tag - 1].text != v->u.str.ptr)
+	if (tag == 0 || tag > tt_memo_count || tt_memo[tag - 1].text != v->u.str.ptr ||
+		tt_memo[tag - 1].i != (int64) v->u.str.len)
 		return NULL;
 	return tt_memo[tag - 1].num;
 }
@@ -810,6 +811,7 @@ tt_numeric_text(Numeric num, tt_value *dst)
 	if (tt_memo_count < TT_MEMO_SIZE)
 	{
 		tt_memo[tt_memo_count].text = buf;
+		tt_memo[tt_memo_count].i = (int64) dst->u.str.len;	/* its length */
 		tt_memo[tt_memo_count].num = num;
 		dst->host_tag = ++tt_memo_count;
 	}
@@ -1478,16 +1480,138 @@ write_container(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 }
 
 /*
+ * A native transform's result is checked and written member by member,
+ * unless it is made of the input's own values: a plugin that drops members
+ * of an input object (compacting its member array in place, as the sample
+ * trim_doc does) or returns it as it was.  Such an object is recognised by
+ * comparison, not trust: its member array is the one read from a container
+ * (host_tag names it), each member's key points at that container's key
+ * and each value is the very one read (a string at its place, a number
+ * whose memo gives the stored Numeric, a container equal in the same way
+ * all through).  Its kept members are then copied as stored
+ * (write_subset).  Anything else, or a plugin that wrote into the input's
+ * bytes (the ABI makes them const), is not told apart.
+ */
+static bool same_container(const tt_value *v, const JsonbContainer *c,
+						   int depth);
+
+/* v is child i of the container whose data starts at sbase, unchanged */
+static inline bool
+same_child(const tt_value *v, const JsonbContainer *c, const char *sbase,
+		   uint32 i, uint32 off, uint32 len, int depth)
+{
+	JEntry		je = c->children[i];
+
+	switch (je & JENTRY_TYPEMASK)
+	{
+		case JENTRY_ISSTRING:
+			return v->type == TT_STRING && v->u.str.ptr == sbase + off &&
+				v->u.str.len == len;
+		case JENTRY_ISNUMERIC:
+			{
+				Numeric		num = (Numeric) (sbase + INTALIGN(off));
+
+				if (v->type == TT_INT)
+					return memo_int_lookup(v) == num;
+				return v->type == TT_NUMERIC && memo_lookup(v) == num;
+			}
+		case JENTRY_ISBOOL_FALSE:
+			return v->type == TT_BOOL && !v->u.b;
+		case JENTRY_ISBOOL_TRUE:
+			return v->type == TT_BOOL && v->u.b;
+		case JENTRY_ISNULL:
+			return v->type == TT_NULL;
+		case JENTRY_ISCONTAINER:
+			return (v->type == TT_OBJECT || v->type == TT_ARRAY) &&
+				same_container(v, (const JsonbContainer *) (sbase + INTALIGN(off)),
+							   depth + 1);
+	}
+	return false;
+}
+
+/* The container an object or array was read from, if its nodes are those. */
+static inline const ContainerMemo *
+read_from(const tt_value *v)
+{
+	uint32		tag = v->host_tag;
+	const ContainerMemo *cm;
+
+	if (tag == 0 || tag > container_count)
+		return NULL;
+	cm = &container_memo[tag - 1];
+	if (cm->type != v->type ||
+		cm->nodes != (v->type == TT_OBJECT ? (const void *) v->u.obj.members :
+					  (const void *) v->u.arr.items))
+		return NULL;
+	return cm;
+}
+
+/* v is container c as it was read, all through */
+static bool
+same_container(const tt_value *v, const JsonbContainer *c, int depth)
+{
+	const ContainerMemo *cm = read_from(v);
+	uint32		n = c->header & JB_CMASK;
+	uint32		off = 0;
+	uint32		len = 0;
+	uint32		i;
+
+	if (cm == NULL || cm->bytes != (const char *) c || depth > TT_MAX_DEPTH)
+		return false;
+	check_stack_depth();
+	if (v->type == TT_OBJECT)
+	{
+		const char *sbase = (const char *) &c->children[n * 2];
+		const tt_member *m = v->u.obj.members;
+
+		if (v->u.obj.count != n)
+			return false;
+		for (i = 0; i < n; i++)
+		{
+			NEXT_CHILD(c, i, off, len);
+			if (m[i].key.ptr != sbase + off || m[i].key.len != len)
+				return false;
+		}
+		for (i = 0; i < n; i++)
+		{
+			NEXT_CHILD(c, n + i, off, len);
+			if (!same_child(&m[i].value, c, sbase, n + i, off, len, depth))
+				return false;
+		}
+	}
+	else
+	{
+		const char *sbase = (const char *) &c->children[n];
+
+		if (v->u.arr.count != n)
+			return false;
+		for (i = 0; i < n; i++)
+		{
+			NEXT_CHILD(c, i, off, len);
+			if (!same_child(&v->u.arr.items[i], c, sbase, i, off, len, depth))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
  * Input object c without the members flagged in dropped (nkept remain, in
  * their order, which is jsonb's): the kept keys and values are copied in
  * runs of adjacent ones.  A run keeps the padding it holds where its
  * values stay aligned as they were; where they would not, the run is cut
  * at the number or container that needs it, which is padded anew (its
  * length counts its padding), and the rest follows it as stored.
+ *
+ * With m, the members of a result to compare (write_if_subset), dropped
+ * is filled in on the way: the input members whose key m[j] points at are
+ * kept, in order, and their values must be m[j]'s unchanged; if not, what
+ * was written is taken back and the result is false.  Inlined into its
+ * two callers, so that the trusted one (m NULL) does none of the checks.
  */
-static void
-write_subset(JbWriter *w, const JsonbContainer *c, const uint8 *dropped,
-			 uint32 nkept, JEntry *entry)
+static pg_attribute_always_inline bool
+write_subset(JbWriter *w, const JsonbContainer *c, const tt_member *m,
+			 uint8 *dropped, uint32 nkept, JEntry *entry, int depth)
 {
 	StringInfo	buf = &w->buf;
 	uint32		nsrc = c->header & JB_CMASK;
@@ -1527,11 +1651,18 @@ write_subset(JbWriter *w, const JsonbContainer *c, const uint8 *dropped,
 	for (i = 0, j = 0; i < nsrc; i++)
 	{
 		NEXT_CHILD(c, i, off, len);
+		if (m != NULL)
+			dropped[i] = !(j < nkept && m[j].key.ptr == sbase + off &&
+						   m[j].key.len == len);
 		if (dropped[i])
 			continue;
+		if (j == nkept)
+			goto mismatch;
 		EXTEND_RUN(off, len);
 		put_entry(w, entries_at, j++, JENTRY_ISSTRING | len, &totallen);
 	}
+	if (j != nkept)
+		goto mismatch;
 	for (i = 0, j = 0; i < nsrc; i++)
 	{
 		JEntry		type = c->children[nsrc + i] & JENTRY_TYPEMASK;
@@ -1540,6 +1671,9 @@ write_subset(JbWriter *w, const JsonbContainer *c, const uint8 *dropped,
 		NEXT_CHILD(c, nsrc + i, off, len);
 		if (dropped[i])
 			continue;
+		if (m != NULL &&
+			!same_child(&m[j].value, c, sbase, nsrc + i, off, len, depth))
+			goto mismatch;
 		outlen = len;
 		if (run_len > 0 && run_src + run_len != off)
 			FLUSH_RUN();
@@ -1567,6 +1701,12 @@ write_subset(JbWriter *w, const JsonbContainer *c, const uint8 *dropped,
 	if (totallen > JENTRY_OFFLENMASK)
 		too_large(w);
 	*entry = JENTRY_ISCONTAINER | totallen;
+	return true;
+
+mismatch:
+	buf->len = base;
+	buf->data[base] = '\0';
+	return false;
 }
 
 /*
@@ -1681,6 +1821,34 @@ write_spliced(JbWriter *w, const tt_value *v, const SpliceMemo *sm,
 	*entry = JENTRY_ISCONTAINER | totallen;
 }
 
+/*
+ * Writes the object v if it is an object read from the input less some of
+ * its members, all else unchanged (see above); false if it is not.
+ */
+static bool
+write_if_subset(JbWriter *w, const tt_value *v, JEntry *entry, int depth)
+{
+	const ContainerMemo *cm = read_from(v);
+	const JsonbContainer *c;
+	uint32		nsrc;
+	uint8		localdrop[64];
+	uint8	   *dropped;
+	bool		ok;
+
+	if (cm == NULL || v->u.obj.count == 0)
+		return false;
+	c = (const JsonbContainer *) cm->bytes;
+	nsrc = c->header & JB_CMASK;
+	if (v->u.obj.count > nsrc)
+		return false;
+	dropped = nsrc <= lengthof(localdrop) ? localdrop : palloc(nsrc);
+	ok = write_subset(w, c, v->u.obj.members, dropped, v->u.obj.count, entry,
+					  depth);
+	if (dropped != localdrop)
+		pfree(dropped);
+	return ok;
+}
+
 static void
 write_value(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 			bool raw_scalar)
@@ -1692,12 +1860,16 @@ write_value(JbWriter *w, const tt_value *v, JEntry *entry, int depth,
 	{
 		if (sm->nkept == v->u.obj.count)
 			write_subset(w, (const JsonbContainer *)
-						 container_memo[sm->source_tag - 1].bytes,
-						 sm->dropped, sm->nkept, entry);
+						 container_memo[sm->source_tag - 1].bytes, NULL,
+						 (uint8 *) sm->dropped, sm->nkept, entry, depth);
 		else
 			write_spliced(w, v, sm, entry, depth);
 		return;
 	}
+	/* a native result made of the input's values: compared, then copied */
+	if (!raw_scalar && !trusted_on && v->type == TT_OBJECT && v->host_tag != 0 &&
+		write_if_subset(w, v, entry, depth))
+		return;
 	if (!raw_scalar && (v->type == TT_OBJECT || v->type == TT_ARRAY) &&
 		(cm = container_lookup(v)) != NULL)
 	{
