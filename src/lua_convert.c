@@ -2182,15 +2182,22 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 	dst->type = TT_OBJECT;
 	if (!tt_obj_reserve(call, dst, lr->nkeys + 4))
 		luaL_error(L, "not enough memory for the result");
-	for (i = 0; i < lr->nkeys; i++)
+	/* the unflagged members, in runs */
+	for (i = 0; i < lr->nkeys;)
 	{
-		const tt_member *m = &row->u.obj.members[i];
-		tt_member  *out;
+		uint32		start;
 
-		if (lr->flags[i])
-			continue;
-		out = &dst->u.obj.members[dst->u.obj.count++];
-		*out = *m;
+		while (i < lr->nkeys && lr->flags[i])
+			i++;
+		start = i;
+		while (i < lr->nkeys && !lr->flags[i])
+			i++;
+		if (i > start)
+		{
+			memcpy(&dst->u.obj.members[dst->u.obj.count], &row->u.obj.members[start],
+				   (i - start) * sizeof(tt_member));
+			dst->u.obj.count += i - start;
+		}
 	}
 	/*
 	 * What the table holds: our metamethods' stores, and whatever a
