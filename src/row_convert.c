@@ -378,17 +378,18 @@ tt_source_deform(TTSourceMap *map, HeapTuple tuple, Datum **values, bool **nulls
 	*nulls = map->nulls;
 }
 
-/*
- * The member array is the map's, refilled for each row: a row's tree lives
- * until the next row (a transform that adds members past the array's room
- * gets a new array from the row arena).
- */
+/* Unique per map: the keys of tt_source_row's rows are its column names. */
 uint64
 tt_source_map_serial(const TTSourceMap *map)
 {
 	return map->serial;
 }
 
+/*
+ * The member array is the map's, refilled for each row: a row's tree lives
+ * until the next row (a transform that adds members past the array's room
+ * gets a new array from the row arena).
+ */
 void
 tt_source_row(TTSourceMap *map, const Datum *values, const bool *nulls,
 			  tt_value *dst)
