@@ -1223,6 +1223,7 @@ store_dead_letter(IngestState *st, const Datum *values, const bool *nulls,
 	}
 	desc = RelationGetDescr(st->dl_rel);
 	/* the source row again: a native transform may have changed it */
+	tt_numeric_lazy_text = false;
 	tt_source_row(st->smap, values, nulls, &row);
 	dl[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 	dl[1] = CStringGetTextDatum(st->transform->name);
@@ -1481,7 +1482,10 @@ process_row(IngestState *st, const Datum *values, const bool *nulls)
 	old = MemoryContextSwitchTo(st->rowcxt);
 	ResetPerTupleExprContext(st->estate);
 	tt_numeric_memo_reset();
+	/* for Lua, a decimal's text is written only if the script reads it */
+	tt_numeric_lazy_text = (st->transform->kind == 'l');
 	tt_source_row(st->smap, values, nulls, &row);
+	tt_numeric_lazy_text = false;
 	/* the row's keys are the map's column names: the call may know them */
 	status = tt_transform_call(st->transform, &row,
 							   tt_source_map_serial(st->smap), st->rowcxt,

@@ -51,7 +51,7 @@ extern void tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call,
 extern bool tt_lua_objects_pending(void);
 extern void tt_lua_objects_done(lua_State *L);
 extern void tt_lua_row_done(lua_State *L, TTLuaShapes *shapes);
-extern void tt_lua_convert_init(lua_State *L);	/* creates the metatables */
+extern void tt_lua_convert_init(lua_State *L, int ffi_idx);	/* the metatables */
 extern void tt_lua_push_value(lua_State *L, const tt_value *v, int depth);
 extern void tt_lua_push_number_text(lua_State *L, const char *text, size_t len);
 extern void tt_lua_to_value(lua_State *L, int idx, tt_call *call,

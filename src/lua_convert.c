@@ -32,6 +32,15 @@ static char lazy_local_tag;
 #define LAZY_KEY ((void *) &lazy_key_tag)
 #define LAZY_LOCAL ((void *) &lazy_local_tag)
 
+/*
+ * The registry key of a table whose [1] is the current call's row (see
+ * fast_newindex): set with cur_row_ptr, so that while cur_row_ptr is set
+ * it is that table.
+ */
+static char lazy_cur_tag;
+
+#define LAZY_CUR_KEY ((void *) &lazy_cur_tag)
+
 static inline void
 push_row_registry(lua_State *L)
 {
@@ -42,6 +51,7 @@ push_row_registry(lua_State *L)
 static void push_timestamp(lua_State *L, const tt_value *v);
 static int	lazy_index(lua_State *L);
 static int	lazy_newindex(lua_State *L);
+static int	fast_newindex(double code, const char *k, size_t len, bool isnil);
 static void push_lazy_object(lua_State *L, const tt_value *obj, int depth);
 
 /* 2^53: beyond it a double no longer holds every integer */
@@ -255,8 +265,40 @@ static const luaL_Reg box_methods[] = {
 	{NULL, NULL}
 };
 
+/*
+ * __newindex of lazy rows and objects, in Lua so that LuaJIT compiles it
+ * into the script's own trace: `row.x = v` and `obj.key = nil` on the
+ * current call's row or one of its nested objects flag the field through
+ * an FFI call to fast_newindex (no Lua API, no C frame, never raises) and
+ * store a non-nil value with rawset, as lazy_newindex does.  Anything
+ * else (a key that is no string, a row with a copy from an earlier call,
+ * a state fast_newindex does not know) goes to lazy_newindex, which
+ * answers as before, errors included.  The functions it holds are the
+ * base library's, taken before the sandbox exists; the script cannot
+ * reach the closure (the metatable is protected, and the sandbox has no
+ * debug library).
+ */
+static const char fast_newindex_chunk[] =
+"local reg, cur, fast, slow, rawset, type = ...\n"
+"return function(t, k, v)\n"
+"  if type(k) == 'string' then\n"
+"    local code\n"
+"    if t == cur[1] then code = -1 else code = reg[t] end\n"
+"    if type(code) == 'number' then\n"
+"      local r = fast(code, k, #k, v == nil)\n"
+"      if r == 0 then rawset(t, k, v) return end\n"
+"      if r == 1 then return end\n"
+"    end\n"
+"  end\n"
+"  return slow(t, k, v)\n"
+"end\n";
+
+/*
+ * ffi_idx: the FFI library's table.  Runs on the trusted side of the
+ * state's setup (before the sandbox is built).
+ */
 void
-tt_lua_convert_init(lua_State *L)
+tt_lua_convert_init(lua_State *L, int ffi_idx)
 {
 	luaL_newmetatable(L, TT_LUA_NUMBER_MT);
 	luaL_register(L, NULL, box_methods);
@@ -269,16 +311,6 @@ tt_lua_convert_init(lua_State *L)
 	lua_setfield(L, -2, "__metatable");
 	lua_pop(L, 1);
 
-	/* lazy rows (below); the sandbox's getmetatable answers nil for them */
-	luaL_newmetatable(L, TT_LUA_ROW_MT);
-	lua_pushcfunction(L, lazy_index);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, lazy_newindex);
-	lua_setfield(L, -2, "__newindex");
-	lua_pushliteral(L, "talaria.row");
-	lua_setfield(L, -2, "__metatable");
-	lua_pop(L, 1);
-
 	/* the row registry: weak keys, so a row's entry goes with the row */
 	lua_pushlightuserdata(L, LAZY_KEY);
 	lua_newtable(L);
@@ -287,6 +319,34 @@ tt_lua_convert_init(lua_State *L)
 	lua_setfield(L, -2, "__mode");
 	lua_setmetatable(L, -2);
 	lua_rawset(L, LUA_REGISTRYINDEX);
+	/* the current row's table */
+	lua_pushlightuserdata(L, LAZY_CUR_KEY);
+	lua_createtable(L, 1, 0);
+	lua_rawset(L, LUA_REGISTRYINDEX);
+
+	/* lazy rows (below); the sandbox's getmetatable answers nil for them */
+	luaL_newmetatable(L, TT_LUA_ROW_MT);
+	lua_pushcfunction(L, lazy_index);
+	lua_setfield(L, -2, "__index");
+	if (luaL_loadbuffer(L, fast_newindex_chunk, sizeof(fast_newindex_chunk) - 1,
+						"=talaria") != 0)
+		lua_error(L);
+	push_row_registry(L);
+	lua_pushlightuserdata(L, LAZY_CUR_KEY);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	/* ffi.cast(signature, fast_newindex) */
+	lua_getfield(L, ffi_idx, "cast");
+	lua_pushliteral(L, "int (*)(double, const char *, size_t, bool)");
+	lua_pushlightuserdata(L, (void *) fast_newindex);
+	lua_call(L, 2, 1);
+	lua_pushcfunction(L, lazy_newindex);
+	lua_getglobal(L, "rawset");
+	lua_getglobal(L, "type");
+	lua_call(L, 6, 1);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushliteral(L, "talaria.row");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
 }
 
 /* ---------------------------------------------------------------------
@@ -311,9 +371,29 @@ static LuaNumberMemo lua_memo[LUA_MEMO_SIZE];
 static int	lua_memo_count = 0;
 static bool lua_memo_decimals = false;	/* any entry with a source text? */
 
+/*
+ * The call whose row is being read: a deferred decimal of it
+ * (tt_numeric_defer) gets its text in its arena when the script reads it.
+ */
+static tt_call *numeric_call = NULL;
+
+/* Writes out v's text if it is a deferred decimal. */
+static inline void
+numeric_ready(lua_State *L, const tt_value *v)
+{
+	if (likely(!tt_numeric_deferred(v)))
+		return;
+	if (numeric_call == NULL)
+		luaL_error(L, "internal error: a number of the row was read after its call");
+	/* the tree is the host's input: written in place, as it may be */
+	if (!tt_numeric_materialize((tt_value *) v, numeric_call))
+		luaL_error(L, "not enough memory for a number of the row");
+}
+
 static void
 push_numeric(lua_State *L, const tt_value *v)
 {
+	numeric_ready(L, v);
 	tt_lua_push_number_text(L, v->u.str.ptr, v->u.str.len);
 	if (v->host_tag != 0 && lua_memo_count < LUA_MEMO_SIZE &&
 		lua_type(L, -1) == LUA_TNUMBER)
@@ -768,6 +848,8 @@ struct TTLuaShapes
 	bool		spare_clean;	/* set by tt_lua_row_done */
 	int			pin_ref;		/* registry slot pinning the last row, 0 = none */
 	int			objects_ref;	/* registry reference: this call's nested objects */
+	int			cur_ref;		/* registry reference: the LAZY_CUR_KEY table */
+	const void *cur_set;		/* the row last put in it */
 };
 
 void
@@ -780,6 +862,7 @@ tt_lua_memo_reset(void)
 	pos_memo_count = 0;
 	pos_table = NULL;
 	lazy_serial++;
+	numeric_call = NULL;
 	cur_row_ptr = NULL;
 	cur_lr = NULL;
 	cur_shape = NULL;
@@ -842,20 +925,25 @@ key_hash(const char *p)
 	return (uint32) ((x >> 3) * UINT64CONST(0x9E3779B97F4A7C15) >> 40);
 }
 
-/* Field number of the key at kidx in shape sh, or -1: no Lua lookups. */
-static int
-shape_field(lua_State *L, const Shape *sh, int kidx)
+/* Field number of the Lua string kp (its bytes) in shape sh, or -1. */
+static inline int
+shape_field_str(const Shape *sh, const char *kp)
 {
-	const char *kp;
 	uint32		h;
 
-	if (lua_type(L, kidx) != LUA_TSTRING)
-		return -1;
-	kp = lua_tolstring(L, kidx, NULL);
 	for (h = key_hash(kp) & sh->kmask; sh->kptr[h] != NULL; h = (h + 1) & sh->kmask)
 		if (sh->kptr[h] == kp)
 			return sh->kfield[h];
 	return -1;
+}
+
+/* Field number of the key at kidx in shape sh, or -1: no Lua lookups. */
+static int
+shape_field(lua_State *L, const Shape *sh, int kidx)
+{
+	if (lua_type(L, kidx) != LUA_TSTRING)
+		return -1;
+	return shape_field_str(sh, lua_tolstring(L, kidx, NULL));
 }
 
 /*
@@ -999,8 +1087,11 @@ tree_measure(lua_State *L, const tt_value *v, size_t *nodes, size_t *strs,
 		luaL_error(L, "value nested too deeply");
 	switch (v->type)
 	{
-		case TT_STRING:
 		case TT_NUMERIC:
+			numeric_ready(L, v);
+			*strs += v->u.str.len;
+			break;
+		case TT_STRING:
 			*strs += v->u.str.len;
 			break;
 		case TT_OBJECT:
@@ -1213,26 +1304,21 @@ key_order(const char *a, size_t alen, const char *b, size_t blen)
 }
 
 /*
- * Member number (0-based) of the key at kidx in a nested object, or -1.
+ * Member number (0-based) of the Lua string k (its bytes, len long: Lua
+ * interns strings, so its address names it) in a nested object, or -1.
  * Objects read from jsonb have their keys in jsonb's order: a binary
  * search; a miss is only believed once the order has been checked (once
  * per object), else the keys are searched one by one.
  */
 static int
-nested_field(lua_State *L, LazyRow *lr, int kidx)
+nested_field_str(LazyRow *lr, const char *k, size_t len)
 {
-	const tt_member *m;
-	const char *k;
-	size_t		len;
+	const tt_member *m = nested_members(lr);
 	uint32		lo = 0;
 	uint32		hi = lr->nkeys;
 	uint32		i;
 	NestedKeyHint *hint;
 
-	if (lua_type(L, kidx) != LUA_TSTRING)
-		return -1;
-	k = lua_tolstring(L, kidx, &len);
-	m = nested_members(lr);
 	/* objects of one kind, row after row, have their keys in one place */
 	hint = &nested_hints[key_hash(k) & (NESTED_HINTS - 1)];
 	if (hint->key == k && hint->index < lr->nkeys &&
@@ -1268,6 +1354,19 @@ nested_field(lua_State *L, LazyRow *lr, int kidx)
 		if (m[i].key.len == len && memcmp(m[i].key.ptr, k, len) == 0)
 			return (int) i;
 	return -1;
+}
+
+/* Member number (0-based) of the key at kidx in a nested object, or -1. */
+static int
+nested_field(lua_State *L, LazyRow *lr, int kidx)
+{
+	const char *k;
+	size_t		len;
+
+	if (lua_type(L, kidx) != LUA_TSTRING)
+		return -1;
+	k = lua_tolstring(L, kidx, &len);
+	return nested_field_str(lr, k, len);
 }
 
 /*
@@ -1401,6 +1500,50 @@ lazy_newindex(lua_State *L)
 		lua_rawset(L, 1);
 	}
 	return 0;
+}
+
+/*
+ * The work of __newindex(t, k, v) for a string key k (the Lua string's
+ * bytes, len long) on the current call's row (code -1) or on the nested
+ * object whose registry entry is code: flags the field k names and counts
+ * a non-nil value.  Returns 1 when that is all there is to do (a field
+ * deleted), 0 when v must also be stored in the table (rawset), -1 when
+ * the table is not the current call's (lazy_newindex then decides).
+ * Called from compiled Lua through the FFI: no Lua API, no palloc, no
+ * error may be raised here.
+ */
+static int
+fast_newindex(double code, const char *k, size_t len, bool isnil)
+{
+	LazyRow    *lr;
+	int			i;
+
+	if (code < 0)
+	{
+		if (cur_row_ptr == NULL || cur_lr == NULL)
+			return -1;
+		lr = cur_lr;
+		i = shape_field_str(cur_shape, k);
+	}
+	else
+	{
+		uint64		c = (uint64) code;
+		uint32		n = (uint32) (c % NESTED_MAX);
+
+		if (c / NESTED_MAX != (lazy_serial & NESTED_SERIAL_MASK) ||
+			n >= nested_count)
+			return -1;
+		lr = nested_states[n];
+		i = nested_field_str(lr, k, len);
+	}
+	if (i >= 0)
+		lr->flags[i] = 1;
+	if (!isnil)
+	{
+		lr->raw_keys++;
+		return 0;
+	}
+	return i >= 0 ? 1 : 0;
 }
 
 /* Makes the lazy row at idx (if it is one) a plain table. */
@@ -1724,6 +1867,7 @@ row_measure(lua_State *L, const tt_value *row, size_t *nodes, size_t *strs)
 	{
 		const tt_value *v = &row->u.obj.members[i].value;
 
+		numeric_ready(L, v);
 		if (v->type == TT_STRING || v->type == TT_NUMERIC)
 			bytes += v->u.str.len;
 		else if (v->type == TT_OBJECT || v->type == TT_ARRAY)
@@ -1763,6 +1907,7 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 	uint32		n;
 	uint32		i;
 
+	numeric_call = call;
 	if (sh == NULL)
 	{
 		tt_lua_push_value(L, row, 0);
@@ -1852,15 +1997,13 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 		lua_rawgeti(L, LUA_REGISTRYINDEX, sh->keymap_ref);
 		lua_setfenv(L, -2);
 	}
-	else
+	else if (!reuse)
 		lua_pushlightuserdata(L, LAZY_LOCAL);
 	/*
 	 * [row, state]: the row registry maps the row to its state; a reused
 	 * table's entry (LAZY_LOCAL) is in place already.
 	 */
-	if (reuse)
-		lua_pop(L, 1);
-	else
+	if (!reuse)
 	{
 		push_row_registry(L);
 		lua_pushvalue(L, -3);
@@ -1890,6 +2033,21 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 	cur_row_ptr = lua_topointer(L, -1);
 	cur_lr = lr;
 	cur_shape = sh;
+	/* fast_newindex's view of the current row (it holds it: no reuse) */
+	if (cur_row_ptr != shapes->cur_set)
+	{
+		if (shapes->cur_ref == 0)
+		{
+			lua_pushlightuserdata(L, LAZY_CUR_KEY);
+			lua_rawget(L, LUA_REGISTRYINDEX);
+			shapes->cur_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		}
+		lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->cur_ref);
+		lua_pushvalue(L, -2);
+		lua_rawseti(L, -2, 1);
+		lua_pop(L, 1);
+		shapes->cur_set = cur_row_ptr;
+	}
 }
 
 /*
@@ -2085,6 +2243,8 @@ same_as_input(lua_State *L, tt_call *call, const char *key, size_t klen,
 		double		d = lua_tonumber(L, -1);
 		double		orig;
 
+		if (in->type == TT_NUMERIC)
+			numeric_ready(L, in);
 		if (in->type == TT_INT)
 			orig = (double) in->u.i;
 		else if (in->type != TT_NUMERIC ||
@@ -2152,6 +2312,16 @@ nested_keeps_any(const LazyRow *lr)
  * Reads back a lazy row made by this call: the fields the script never
  * touched are the input tree's own values, the rest is in the table.
  */
+/* are the eight flags at p all clear? */
+static inline bool
+flags_clear8(const uint8 *p)
+{
+	uint64		w;
+
+	memcpy(&w, p, sizeof(w));
+	return w == 0;
+}
+
 static void
 lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 			  LazyRow *lr)
@@ -2190,6 +2360,9 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 		while (i < lr->nkeys && lr->flags[i])
 			i++;
 		start = i;
+		/* unflagged stretches eight flags at a time */
+		while (i + 8 <= lr->nkeys && flags_clear8(&lr->flags[i]))
+			i += 8;
 		while (i < lr->nkeys && !lr->flags[i])
 			i++;
 		if (i > start)

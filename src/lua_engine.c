@@ -735,7 +735,7 @@ state_setup(lua_State *L)
 	open_lib(L, luaopen_ffi, LUA_FFILIBNAME);	/* [ffi] */
 	lua_pushnil(L);
 	lua_setglobal(L, "ffi");
-	tt_lua_convert_init(L);
+	tt_lua_convert_init(L, 1);
 
 	tt_luaopen_json(L);			/* [ffi, json] */
 	json_idx = lua_gettop(L);

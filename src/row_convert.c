@@ -307,7 +307,10 @@ source_value(TTSourceCol *col, Datum d, tt_value *dst)
 				{
 					/* tagged: an untouched value goes back without parsing */
 					dst->type = TT_NUMERIC;
-					tt_numeric_text(num, dst);
+					if (tt_numeric_lazy_text)
+						tt_numeric_defer(num, dst);
+					else
+						tt_numeric_text(num, dst);
 				}
 				return;
 			}
@@ -948,6 +951,12 @@ set_column(TTTargetMap *map, int attindex, const tt_value *v,
 		isnull[attindex] = true;
 		return true;
 	}
+	/* a deferred decimal: its Numeric for a numeric column, else its text */
+	if (unlikely(tt_numeric_deferred(v)) &&
+		(map->cols[attindex].kind != TK_NUMERIC || tt_value_source_numeric(v) == NULL) &&
+		!tt_numeric_materialize((tt_value *) v, NULL))
+		return fail(err, ERRCODE_INTERNAL_ERROR,
+					"internal error: a number of the row was used after its row");
 	if (!convert_value(map, &map->cols[attindex], v, &values[attindex],
 					   transform, err))
 		return false;

@@ -146,6 +146,9 @@ typedef struct TTCallPrivate
 	 * recognise them without reading them (lua_convert.c's shapes).
 	 */
 	uint64		keys_serial;
+	/* small arena allocations are cut from a chunk: [bump, bump_end) */
+	char	   *bump;
+	char	   *bump_end;
 } TTCallPrivate;
 
 extern const tt_host tt_host_table;
@@ -164,6 +167,17 @@ extern const char *tt_type_name(uint32 type);
 extern int	tt_format_double(double d, char *buf, size_t buflen);
 extern bool tt_numeric_to_int64(Numeric num, int64 *out);
 extern void tt_numeric_text(Numeric num, tt_value *dst);
+extern bool tt_numeric_lazy_text;
+extern void tt_numeric_defer(Numeric num, tt_value *dst);
+extern bool tt_numeric_materialize(tt_value *v, tt_call *call);
+extern void tt_value_materialize_all(tt_value *v);
+
+/* a decimal whose text is not written yet (tt_numeric_defer) */
+static inline bool
+tt_numeric_deferred(const tt_value *v)
+{
+	return v->type == TT_NUMERIC && v->u.str.ptr == NULL;
+}
 extern void tt_numeric_memo_reset(void);
 extern void tt_value_trust_input(void);
 extern void tt_value_distrust_input(void);

@@ -191,7 +191,11 @@ tt_transform_call(TTTransform *t, tt_value *row, uint64 keys_serial,
 	old = MemoryContextSwitchTo(rowcxt);
 	tt_call_init(&call, &priv, t->name, row, rowcxt, keys_serial);
 	if (t->engine != &tt_lua_engine)
+	{
 		tt_value_distrust_input();
+		/* a tree built for Lua: its decimals get their text now */
+		tt_value_materialize_all(row);
+	}
 	status = t->engine->call(t, &call);
 	MemoryContextSwitchTo(old);
 	INSTR_TIME_SET_CURRENT(end);

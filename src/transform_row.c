@@ -67,7 +67,10 @@ tt_transform_row(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(cache->rowcxt);
 	tt_numeric_memo_reset();
+	/* for Lua, a decimal's text is written only if the script reads it */
+	tt_numeric_lazy_text = (cache->transform->kind == 'l');
 	tt_jsonb_to_value(input, &row);
+	tt_numeric_lazy_text = false;
 	row.host_tag = 0;			/* a row's tag says what kind of row it is */
 	result = tt_transform_run(cache->transform, &row, cache->rowcxt, &dropped);
 	if (dropped)

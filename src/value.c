@@ -37,29 +37,64 @@
  * ---------------------------------------------------------------------
  */
 
+/*
+ * The per-row arena.  Allocations of up to TT_ARENA_SMALL bytes are cut
+ * from chunks of TT_ARENA_CHUNK bytes (a row's few small ones cost one
+ * palloc, not one each); larger ones are palloc'd.  Everything lives in
+ * the call's memory context, reset after the row; nothing is freed
+ * before.  Every pointer is 16-byte aligned, as talaria_transform.h
+ * promises, and what is charged to the budget is the size asked for.
+ */
+#define TT_ARENA_ALIGN 16
+#define TT_ARENA_SMALL 1024
+#define TT_ARENA_CHUNK 4096
+
 void *
 tt_arena_alloc(tt_call *call, size_t size)
 {
 	TTCallPrivate *priv = (TTCallPrivate *) call->host_private;
-	void	   *p;
+	char	   *p;
 
 	if (size == 0)
 		size = 1;
-	if (size > MaxAllocSize || !tt_mem_charge(priv->budget, size))
+	if (size > MaxAllocSize - TT_ARENA_ALIGN || !tt_mem_charge(priv->budget, size))
 	{
 		priv->oom = true;
 		return NULL;
 	}
-	p = MemoryContextAllocExtended(priv->cxt, size, MCXT_ALLOC_NO_OOM);
-	if (p == NULL)
+	if (size <= TT_ARENA_SMALL)
 	{
-		tt_mem_uncharge(priv->budget, size);
-		priv->oom = true;
-		return NULL;
+		p = (char *) TYPEALIGN(TT_ARENA_ALIGN, priv->bump);
+		/* (aligning may have taken p past the end) */
+		if (priv->bump == NULL || p >= priv->bump_end ||
+			size > (size_t) (priv->bump_end - p))
+		{
+			char	   *chunk = MemoryContextAllocExtended(priv->cxt, TT_ARENA_CHUNK,
+														   MCXT_ALLOC_NO_OOM);
+
+			if (chunk == NULL)
+				goto oom;
+			p = (char *) TYPEALIGN(TT_ARENA_ALIGN, chunk);
+			priv->bump_end = chunk + TT_ARENA_CHUNK;
+		}
+		priv->bump = p + size;
+	}
+	else
+	{
+		p = MemoryContextAllocExtended(priv->cxt, size + TT_ARENA_ALIGN - 1,
+									   MCXT_ALLOC_NO_OOM);
+		if (p == NULL)
+			goto oom;
+		p = (char *) TYPEALIGN(TT_ARENA_ALIGN, p);
 	}
 	if (priv->budget != NULL)
 		priv->charged += size;
 	return p;
+
+oom:
+	tt_mem_uncharge(priv->budget, size);
+	priv->oom = true;
+	return NULL;
 }
 
 static void *
@@ -300,6 +335,8 @@ tt_call_init(tt_call *call, TTCallPrivate *priv, const char *transform,
 	priv->oom = false;
 	priv->sqlerrcode = 0;
 	priv->keys_serial = keys_serial;
+	priv->bump = NULL;
+	priv->bump_end = NULL;
 	call->size = sizeof(tt_call);
 	call->_pad = 0;
 	call->host = &tt_host_table;
@@ -480,13 +517,30 @@ tt_numeric_to_int64(Numeric num, int64 *out)
 
 typedef struct NumericMemo
 {
-	const char *text;			/* NULL: an integer (TT_INT) of value i */
+	const char *text;			/* NULL: an integer (TT_INT) of value i, or
+								 * a deferred decimal not yet written out */
 	int64		i;				/* a decimal's: its text's length */
 	Numeric		num;
+	bool		deferred;		/* made by tt_numeric_defer */
 } NumericMemo;
 
 static NumericMemo tt_memo[TT_MEMO_SIZE];
 static uint32 tt_memo_count = 0;
+
+/*
+ * Bumped by every reset: a deferred decimal carries it (in its u.str.len)
+ * so that one outliving its row can never take another row's slot.
+ */
+static uint32 tt_memo_generation = 1;
+
+/*
+ * Set by the caller that builds a tree for a Lua transform (process_row),
+ * just around the building; cleared by every memo reset.
+ */
+bool		tt_numeric_lazy_text = false;
+
+/* a deferred decimal was made since the last reset */
+static bool memo_has_deferred = false;
 
 /*
  * The jsonb values read into the tree for the current row (tt_jsonb_to_value),
@@ -566,6 +620,10 @@ void
 tt_numeric_memo_reset(void)
 {
 	tt_memo_count = 0;
+	if (++tt_memo_generation == 0)
+		tt_memo_generation = 1;
+	tt_numeric_lazy_text = false;
+	memo_has_deferred = false;
 	trusted_count = 0;
 	trusted_on = false;
 	untrusted_row = false;
@@ -704,6 +762,7 @@ memo_int_source(Numeric num, tt_value *dst)
 		tt_memo[tt_memo_count].text = NULL;
 		tt_memo[tt_memo_count].i = dst->u.i;
 		tt_memo[tt_memo_count].num = num;
+		tt_memo[tt_memo_count].deferred = false;
 		dst->host_tag = ++tt_memo_count;
 	}
 }
@@ -715,7 +774,7 @@ memo_int_lookup(const tt_value *v)
 	uint32		tag = v->host_tag;
 
 	if (tag == 0 || tag > tt_memo_count || tt_memo[tag - 1].text != NULL ||
-		tt_memo[tag - 1].i != v->u.i)
+		tt_memo[tag - 1].deferred || tt_memo[tag - 1].i != v->u.i)
 		return NULL;
 	return tt_memo[tag - 1].num;
 }
@@ -725,7 +784,16 @@ memo_lookup(const tt_value *v)
 {
 	uint32		tag = v->host_tag;
 
-	if (tag == 0 || tag > tt_memo_count || tt_memo[tag - 1].text != v->u.str.ptr ||
+	if (tag == 0 || tag > tt_memo_count)
+		return NULL;
+	if (v->u.str.ptr == NULL)
+	{
+		/* a deferred decimal (or a copy of one) of this very row */
+		if (!tt_memo[tag - 1].deferred || v->u.str.len != tt_memo_generation)
+			return NULL;
+		return tt_memo[tag - 1].num;
+	}
+	if (tt_memo[tag - 1].text != v->u.str.ptr ||
 		tt_memo[tag - 1].i != (int64) v->u.str.len)
 		return NULL;
 	return tt_memo[tag - 1].num;
@@ -738,32 +806,30 @@ tt_value_source_numeric(const tt_value *v)
 	return v->type == TT_NUMERIC ? memo_lookup(v) : NULL;
 }
 
-/* Decimal text of a finite Numeric, as numeric_out would print it. */
-void
-tt_numeric_text(Numeric num, tt_value *dst)
+/*
+ * Writes the decimal text of a finite Numeric (np) into p, which has room
+ * for numeric_text_room(np) bytes, NUL included; returns its length.
+ * No allocation, no error.
+ */
+static inline size_t
+numeric_text_room(const NumParts *np)
 {
-	NumParts	np;
+	return Max(np->weight + 1, 1) * 4 + np->dscale + 4 + 2;
+}
+
+static size_t
+numeric_text_write(const NumParts *np, char *buf)
+{
+	char	   *p = buf;
 	int			d;
-	char	   *buf;
-	char	   *p;
 
-	if (!numeric_parts(num, &np))
-	{
-		char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
-
-		dst->u.str.ptr = s;
-		dst->u.str.len = strlen(s);
-		return;
-	}
-
-	p = buf = palloc(Max(np.weight + 1, 1) * 4 + np.dscale + 4 + 2);
-	if (np.neg && np.ndigits > 0)
+	if (np->neg && np->ndigits > 0)
 		*p++ = '-';
-	if (np.weight < 0)
+	if (np->weight < 0)
 		*p++ = '0';
-	for (d = 0; d <= np.weight; d++)
+	for (d = 0; d <= np->weight; d++)
 	{
-		int16		dig = numeric_digit(&np, d);
+		int16		dig = numeric_digit(np, d);
 
 		if (d == 0)
 		{
@@ -785,15 +851,15 @@ tt_numeric_text(Numeric num, tt_value *dst)
 			p += 4;
 		}
 	}
-	if (np.dscale > 0)
+	if (np->dscale > 0)
 	{
 		char	   *end;
 
 		*p++ = '.';
-		end = p + np.dscale;
-		for (d = np.weight + 1; p < end; d++)
+		end = p + np->dscale;
+		for (d = np->weight + 1; p < end; d++)
 		{
-			int16		dig = numeric_digit(&np, d);
+			int16		dig = numeric_digit(np, d);
 			char		four[4];
 			int			k;
 
@@ -806,14 +872,134 @@ tt_numeric_text(Numeric num, tt_value *dst)
 		}
 	}
 	*p = '\0';
+	return (size_t) (p - buf);
+}
+
+/* Decimal text of a finite Numeric, as numeric_out would print it. */
+void
+tt_numeric_text(Numeric num, tt_value *dst)
+{
+	NumParts	np;
+	char	   *buf;
+
+	if (!numeric_parts(num, &np))
+	{
+		char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
+
+		dst->u.str.ptr = s;
+		dst->u.str.len = strlen(s);
+		return;
+	}
+
+	buf = palloc(numeric_text_room(&np));
+	dst->u.str.len = (uint32) numeric_text_write(&np, buf);
 	dst->u.str.ptr = buf;
-	dst->u.str.len = (uint32) (p - buf);
 	if (tt_memo_count < TT_MEMO_SIZE)
 	{
 		tt_memo[tt_memo_count].text = buf;
 		tt_memo[tt_memo_count].i = (int64) dst->u.str.len;	/* its length */
 		tt_memo[tt_memo_count].num = num;
+		tt_memo[tt_memo_count].deferred = false;
 		dst->host_tag = ++tt_memo_count;
+	}
+}
+
+/*
+ * A decimal of a tree made for a Lua transform alone
+ * (tt_numeric_lazy_text): its text is written out only when something
+ * needs it (tt_numeric_materialize), which for a field the script never
+ * reads is never: it goes back through the memo as the Numeric it was.
+ * Until then it is TT_NUMERIC with a NULL text pointer, its memo slot in
+ * host_tag and the memo's generation in u.str.len.  No native plugin ever
+ * sees one.  With the memo full, or a Numeric that is not finite, the text
+ * is written at once.
+ */
+void
+tt_numeric_defer(Numeric num, tt_value *dst)
+{
+	NumParts	np;
+
+	if (tt_memo_count >= TT_MEMO_SIZE || !numeric_parts(num, &np))
+	{
+		tt_numeric_text(num, dst);
+		return;
+	}
+	tt_memo[tt_memo_count].text = NULL;
+	tt_memo[tt_memo_count].i = 0;
+	tt_memo[tt_memo_count].num = num;
+	tt_memo[tt_memo_count].deferred = true;
+	memo_has_deferred = true;
+	dst->u.str.ptr = NULL;
+	dst->u.str.len = tt_memo_generation;
+	dst->host_tag = ++tt_memo_count;
+}
+
+/*
+ * Gives a deferred decimal (tt_numeric_defer) its text, in call's arena
+ * (never raising: for the Lua side) or, with call NULL, palloc'd; the
+ * memo entry then holds that text, so the value (and every copy made
+ * since) still goes back as its Numeric.  Returns false (the value left
+ * as it was) if it is no deferred decimal of the current row, or the
+ * arena is exhausted.
+ */
+bool
+tt_numeric_materialize(tt_value *v, tt_call *call)
+{
+	uint32		tag = v->host_tag;
+	NumericMemo *e;
+	NumParts	np;
+	char	   *buf;
+
+	if (v->type != TT_NUMERIC || v->u.str.ptr != NULL)
+		return true;
+	if (tag == 0 || tag > tt_memo_count || !tt_memo[tag - 1].deferred ||
+		v->u.str.len != tt_memo_generation)
+		return false;
+	e = &tt_memo[tag - 1];
+	if (e->text == NULL)
+	{
+		if (!numeric_parts(e->num, &np))
+			return false;
+		buf = call != NULL ? tt_arena_alloc(call, numeric_text_room(&np)) :
+			palloc(numeric_text_room(&np));
+		if (buf == NULL)
+			return false;
+		e->i = (int64) numeric_text_write(&np, buf);
+		e->text = buf;
+	}
+	v->u.str.ptr = e->text;
+	v->u.str.len = (uint32) e->i;
+	return true;
+}
+
+/*
+ * Writes out every deferred decimal of the tree v (palloc'd): for a tree
+ * that goes to anything but a Lua transform.  Cheap when there are none.
+ */
+void
+tt_value_materialize_all(tt_value *v)
+{
+	uint32		i;
+
+	if (!memo_has_deferred)
+		return;
+	check_stack_depth();
+	switch (v->type)
+	{
+		case TT_NUMERIC:
+			if (!tt_numeric_materialize(v, NULL))
+				elog(ERROR, "a deferred number outlived its row");
+			break;
+		case TT_OBJECT:
+			for (i = 0; i < v->u.obj.count; i++)
+				tt_value_materialize_all(&v->u.obj.members[i].value);
+			break;
+		case TT_ARRAY:
+			for (i = 0; i < v->u.arr.count; i++)
+				tt_value_materialize_all(&v->u.arr.items[i]);
+			break;
+		default:
+			break;
 	}
 }
 
@@ -957,7 +1143,10 @@ read_child(const JsonbContainer *c, const char *base, uint32 i, uint32 off,
 		else
 		{
 			dst->type = TT_NUMERIC;
-			tt_numeric_text(num, dst);
+			if (tt_numeric_lazy_text)
+				tt_numeric_defer(num, dst);
+			else
+				tt_numeric_text(num, dst);
 		}
 	}
 	else if (JBE_ISBOOL_TRUE(je) || JBE_ISBOOL_FALSE(je))
@@ -1051,6 +1240,9 @@ tt_jsonb_to_value(Jsonb *jb, tt_value *dst)
 
 		read_container(&jb->root, &arr, 0);
 		*dst = arr.u.arr.items[0];
+		/* a scalar is no row: callers may reuse its tag */
+		if (tt_numeric_deferred(dst) && !tt_numeric_materialize(dst, NULL))
+			elog(ERROR, "could not write out a number");
 		return;
 	}
 	read_container(&jb->root, dst, 0);
@@ -1301,6 +1493,9 @@ number_to_numeric(const tt_value *v, const JbWriter *w)
 		default:				/* TT_NUMERIC */
 			if ((num = memo_lookup(v)) != NULL)
 				return num;
+			if (unlikely(v->u.str.ptr == NULL) &&
+				!tt_numeric_materialize((tt_value *) v, NULL))
+				bad_value(transform, "A number of the row was used after its row.");
 			if (!w->verified)
 				check_string(&v->u.str, transform, "numeric");
 			text = pnstrdup(v->u.str.ptr, v->u.str.len);
