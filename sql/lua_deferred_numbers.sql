@@ -96,5 +96,9 @@ INSERT INTO dn_raw_txt VALUES ('2024-01-02 00:00+00', 20.00, '{"d": 1.50}'),
 SELECT ts, price, doc FROM dn_txt ORDER BY ts;
 SELECT "row", error, result FROM talaria.dead_letters ORDER BY at;
 DELETE FROM talaria.dead_letters;
+-- clean up (later tests count transforms)
+DROP TABLE dn_raw, dn_raw_read, dn_raw_keep, dn_raw_enc, dn_raw_txt, dn_out, dn_txt;
+SELECT count(talaria.drop_transform(name, cascade => true)) FROM talaria.transforms
+ WHERE name LIKE 'dn\_%';
 RESET talaria.native_library_path;
 RESET client_min_messages;
