@@ -337,4 +337,59 @@ SELECT ts, doc FROM nl_events ORDER BY ts;
 
 DROP TABLE nl_raw;
 DROP TABLE nl_events;
+
+-- Many rows through one state, so that LuaJIT compiles the script with
+-- the row's Lua metamethods in it (README, "Lua transforms"): every result
+-- the same as with talaria.lua_lazy_objects off
+CREATE TEMP TABLE nl_many AS
+  SELECT i, jsonb_build_object('ts', i, 'doc', jsonb_build_object(
+           'key1', i, 'key2', 'x' || i, 'price', (i % 7) + 0.50, 'score', i % 3,
+           'm', CASE WHEN i % 5 = 0 THEN NULL
+                     ELSE jsonb_build_object('p', 1.50, 'q', jsonb_build_object('r', 2.0, 's', i)) END)) AS doc
+  FROM generate_series(1, 400) i;
+SELECT nl_register('nl_many_del', 'function main(r) local d = r.doc d.key1 = nil d.key2 = nil return r end');
+SELECT nl_register('nl_many_rw', $$
+function main(r)
+  local d = r.doc
+  d.total = d.price + d.score
+  d.key1 = nil
+  r.m = d.m
+  return r
+end$$);
+SELECT nl_register('nl_many_deep', $$
+function main(r)
+  local m = r.doc.m
+  if type(m) == "table" then m.p = nil m.q.r = nil m.q.t = r.ts end
+  return r
+end$$);
+SELECT nl_register('nl_many_swap', 'function main(r) r.doc = {a = r.doc.price, b = r.doc} r.doc.b.key1 = nil return r end');
+SELECT nl_register('nl_many_keep', $$
+function main(r)
+  local p = G
+  G = r.doc
+  if p then r.doc.prev = p.price r.doc.prev_m = p.m end
+  r[1] = nil
+  return r
+end$$);
+CREATE TEMP TABLE nl_many_out (script text, lazy boolean, i int, result text);
+SET talaria.lua_lazy_objects = on;
+INSERT INTO nl_many_out
+  SELECT s, true, i, talaria.transform_row(s, doc)::text
+  FROM unnest(ARRAY['nl_many_del', 'nl_many_rw', 'nl_many_deep', 'nl_many_swap', 'nl_many_keep']) s,
+       LATERAL (SELECT * FROM nl_many ORDER BY i) m;
+SET talaria.lua_lazy_objects = off;
+INSERT INTO nl_many_out
+  SELECT s, false, i, talaria.transform_row(s || '_eager', doc)::text
+  FROM unnest(ARRAY['nl_many_del', 'nl_many_rw', 'nl_many_deep', 'nl_many_swap', 'nl_many_keep']) s,
+       LATERAL (SELECT * FROM nl_many ORDER BY i) m;
+RESET talaria.lua_lazy_objects;
+-- (a number the script computes or keeps may be spelled otherwise: the
+-- memo gives it the text of a decimal of that value the script read, and
+-- the eager mode reads them all; the values are the same)
+SELECT l.script, count(*) AS rows,
+       count(*) FILTER (WHERE l.result IS DISTINCT FROM e.result) AS text_differs,
+       count(*) FILTER (WHERE l.result::jsonb IS DISTINCT FROM e.result::jsonb) AS value_differs
+  FROM nl_many_out l JOIN nl_many_out e USING (script, i)
+ WHERE l.lazy AND NOT e.lazy GROUP BY l.script ORDER BY 1;
+SELECT script, result FROM nl_many_out WHERE lazy AND i IN (5, 399) ORDER BY script, i;
 RESET client_min_messages;

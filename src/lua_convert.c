@@ -52,6 +52,7 @@ static void push_timestamp(lua_State *L, const tt_value *v);
 static int	lazy_index(lua_State *L);
 static int	lazy_newindex(lua_State *L);
 static int	fast_newindex(double code, const char *k, size_t len, bool isnil);
+static double fast_object(double code, const char *k, size_t len);
 static void push_lazy_object(lua_State *L, const tt_value *obj, int depth);
 
 /* 2^53: beyond it a double no longer holds every integer */
@@ -266,21 +267,26 @@ static const luaL_Reg box_methods[] = {
 };
 
 /*
- * __newindex of lazy rows and objects, in Lua so that LuaJIT compiles it
- * into the script's own trace: `row.x = v` and `obj.key = nil` on the
- * current call's row or one of its nested objects flag the field through
- * an FFI call to fast_newindex (no Lua API, no C frame, never raises) and
- * store a non-nil value with rawset, as lazy_newindex does.  Anything
- * else (a key that is no string, a row with a copy from an earlier call,
- * a state fast_newindex does not know) goes to lazy_newindex, which
- * answers as before, errors included.  The functions it holds are the
- * base library's, taken before the sandbox exists; the script cannot
- * reach the closure (the metatable is protected, and the sandbox has no
- * debug library).
+ * __newindex and __index of lazy rows and objects, in Lua so that LuaJIT
+ * compiles them into the script's own trace:
+ * - `row.x = v` and `obj.key = nil` on the current call's row or one of
+ *   its nested objects flag the field through an FFI call to
+ *   fast_newindex (no Lua API, no C frame, never raises) and store a
+ *   non-nil value with rawset, as lazy_newindex does;
+ * - reading a field that holds an object (`row.doc`) makes its lazy
+ *   object here: fast_object makes the state and names it by its number,
+ *   the table is made, registered, pinned (cur[2], when the call pins its
+ *   objects) and stored in the parent, as push_lazy_object does.
+ * Anything else (a key that is no string, another kind of field, a row
+ * with a copy from an earlier call, a state these do not know) goes to
+ * lazy_newindex or lazy_index, which answer as before, errors included.
+ * The functions the closures hold are the base library's, taken before
+ * the sandbox exists; the script cannot reach the closures (the
+ * metatable is protected, and the sandbox has no debug library).
  */
-static const char fast_newindex_chunk[] =
-"local reg, cur, fast, slow, rawset, type = ...\n"
-"return function(t, k, v)\n"
+static const char fast_meta_chunk[] =
+"local reg, cur, fast, slow, rawset, type, object, slow_index, setmetatable = ...\n"
+"local newindex = function(t, k, v)\n"
 "  if type(k) == 'string' then\n"
 "    local code\n"
 "    if t == cur[1] then code = -1 else code = reg[t] end\n"
@@ -291,7 +297,37 @@ static const char fast_newindex_chunk[] =
 "    end\n"
 "  end\n"
 "  return slow(t, k, v)\n"
-"end\n";
+"end\n"
+"local index = function(t, k)\n"
+"  if type(k) == 'string' then\n"
+"    local code\n"
+"    if t == cur[1] then code = -1 else code = reg[t] end\n"
+"    if type(code) == 'number' then\n"
+"      local c = object(code, k, #k)\n"
+"      if c >= 0 then\n"
+"        local obj = setmetatable({}, cur[3])\n"
+"        reg[obj] = c\n"
+"        local pins = cur[2]\n"
+"        if pins then pins[c % 65536 + 1] = obj end\n"
+"        rawset(t, k, obj)\n"
+"        return obj\n"
+"      end\n"
+"    end\n"
+"  end\n"
+"  local v = slow_index(t, k)\n"
+"  return v\n"
+"end\n"
+"return newindex, index\n";
+
+/* Pushes ffi.cast(signature, fn): a C function compiled code can call. */
+static void
+push_ffi_function(lua_State *L, int ffi_idx, const char *signature, void *fn)
+{
+	lua_getfield(L, ffi_idx, "cast");
+	lua_pushstring(L, signature);
+	lua_pushlightuserdata(L, fn);
+	lua_call(L, 2, 1);
+}
 
 /*
  * ffi_idx: the FFI library's table.  Runs on the trusted side of the
@@ -324,25 +360,34 @@ tt_lua_convert_init(lua_State *L, int ffi_idx)
 	lua_createtable(L, 1, 0);
 	lua_rawset(L, LUA_REGISTRYINDEX);
 
-	/* lazy rows (below); the sandbox's getmetatable answers nil for them */
+	/*
+	 * lazy rows (below); the sandbox's getmetatable answers nil for them.
+	 * The current row's table holds it as [3], for the nested objects
+	 * made in Lua.
+	 */
 	luaL_newmetatable(L, TT_LUA_ROW_MT);
-	lua_pushcfunction(L, lazy_index);
-	lua_setfield(L, -2, "__index");
-	if (luaL_loadbuffer(L, fast_newindex_chunk, sizeof(fast_newindex_chunk) - 1,
+	lua_pushlightuserdata(L, LAZY_CUR_KEY);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, -2);
+	lua_rawseti(L, -2, 3);
+	lua_pop(L, 1);
+	if (luaL_loadbuffer(L, fast_meta_chunk, sizeof(fast_meta_chunk) - 1,
 						"=talaria") != 0)
 		lua_error(L);
 	push_row_registry(L);
 	lua_pushlightuserdata(L, LAZY_CUR_KEY);
 	lua_rawget(L, LUA_REGISTRYINDEX);
-	/* ffi.cast(signature, fast_newindex) */
-	lua_getfield(L, ffi_idx, "cast");
-	lua_pushliteral(L, "int (*)(double, const char *, size_t, bool)");
-	lua_pushlightuserdata(L, (void *) fast_newindex);
-	lua_call(L, 2, 1);
+	push_ffi_function(L, ffi_idx, "int (*)(double, const char *, size_t, bool)",
+					  (void *) fast_newindex);
 	lua_pushcfunction(L, lazy_newindex);
 	lua_getglobal(L, "rawset");
 	lua_getglobal(L, "type");
-	lua_call(L, 6, 1);
+	push_ffi_function(L, ffi_idx, "double (*)(double, const char *, size_t)",
+					  (void *) fast_object);
+	lua_pushcfunction(L, lazy_index);
+	lua_getglobal(L, "setmetatable");
+	lua_call(L, 9, 2);
+	lua_setfield(L, -3, "__index");
 	lua_setfield(L, -2, "__newindex");
 	lua_pushliteral(L, "talaria.row");
 	lua_setfield(L, -2, "__metatable");
@@ -849,7 +894,8 @@ struct TTLuaShapes
 	int			pin_ref;		/* registry slot pinning the last row, 0 = none */
 	int			objects_ref;	/* registry reference: this call's nested objects */
 	int			cur_ref;		/* registry reference: the LAZY_CUR_KEY table */
-	const void *cur_set;		/* the row last put in it */
+	const void *cur_set;		/* the row last put in it ([1]) */
+	bool		cur_pins;		/* [2] is the pin table (else nil) */
 };
 
 void
@@ -1512,18 +1558,44 @@ lazy_newindex(lua_State *L)
  * Called from compiled Lua through the FFI: no Lua API, no palloc, no
  * error may be raised here.
  */
-static int
-fast_newindex(double code, const char *k, size_t len, bool isnil)
+/* A nested object's state, in the call's arena (NULL: exhausted). */
+static LazyRow *
+nested_state_new(const tt_value *obj, int depth)
+{
+	size_t		head = MAXALIGN(offsetof(LazyRow, data));
+	uint32		n = obj->u.obj.count;
+	LazyRow    *lr = tt_arena_alloc(lazy_call, head + n);
+
+	if (lr == NULL)
+		return NULL;
+	memset(lr, 0, head);
+	lr->magic = LAZY_MAGIC;
+	lr->nkeys = n;
+	lr->serial = lazy_serial;
+	lr->cur = obj;
+	lr->flags = (uint8 *) lr + head;
+	memset(lr->flags, 0, n);
+	lr->nested = true;
+	lr->depth = depth;
+	return lr;
+}
+
+/*
+ * The state named by code (-1: the current call's row; else a nested
+ * object's registry number) and the field number of the Lua string k in
+ * it (-1: none); NULL if code names no state of this call.  No Lua API.
+ */
+static inline LazyRow *
+fast_state(double code, const char *k, size_t len, int *field)
 {
 	LazyRow    *lr;
-	int			i;
 
 	if (code < 0)
 	{
 		if (cur_row_ptr == NULL || cur_lr == NULL)
-			return -1;
+			return NULL;
 		lr = cur_lr;
-		i = shape_field_str(cur_shape, k);
+		*field = shape_field_str(cur_shape, k);
 	}
 	else
 	{
@@ -1532,10 +1604,21 @@ fast_newindex(double code, const char *k, size_t len, bool isnil)
 
 		if (c / NESTED_MAX != (lazy_serial & NESTED_SERIAL_MASK) ||
 			n >= nested_count)
-			return -1;
+			return NULL;
 		lr = nested_states[n];
-		i = nested_field_str(lr, k, len);
+		*field = nested_field_str(lr, k, len);
 	}
+	return lr;
+}
+
+static int
+fast_newindex(double code, const char *k, size_t len, bool isnil)
+{
+	int			i;
+	LazyRow    *lr = fast_state(code, k, len, &i);
+
+	if (lr == NULL)
+		return -1;
 	if (i >= 0)
 		lr->flags[i] = 1;
 	if (!isnil)
@@ -1544,6 +1627,47 @@ fast_newindex(double code, const char *k, size_t len, bool isnil)
 		return 0;
 	}
 	return i >= 0 ? 1 : 0;
+}
+
+/*
+ * The work of __index(t, k) for a string key k (the Lua string's bytes,
+ * len long) of the current call's row (code -1) or of the nested object
+ * whose registry entry is code, when k names a field not read yet that
+ * holds an object: makes the object's lazy state (as push_lazy_object),
+ * flags the field (the caller stores the object in t) and returns the
+ * number that names the state (the caller registers, pins and stores
+ * the table).  Returns -1 for anything else, and whenever it would have
+ * to grow an array or raise: lazy_index then does what it always did.
+ * Called from compiled Lua through the FFI: no Lua API, no palloc, no
+ * error may be raised here.
+ */
+StaticAssertDecl(NESTED_MAX == 65536, "fast_meta_chunk assumes NESTED_MAX is 65536");
+
+static double
+fast_object(double code, const char *k, size_t len)
+{
+	LazyRow    *lr;
+	LazyRow    *obj;
+	const tt_value *v;
+	uint32		n;
+	int			i;
+
+	lr = fast_state(code, k, len, &i);
+	if (lr == NULL || i < 0 || lr->flags[i] || !lazy_live(lr))
+		return -1;
+	v = &lr->cur->u.obj.members[i].value;
+	n = v->u.obj.count;
+	if (v->type != TT_OBJECT || n == 0 || !tt_lua_lazy_objects ||
+		lazy_call == NULL || lazy_shapes == NULL ||
+		nested_count >= nested_cap || nested_count >= NESTED_MAX ||
+		lr->depth + 1 > TT_LUA_MAX_DEPTH)
+		return -1;
+	if ((obj = nested_state_new(v, lr->depth + 1)) == NULL)
+		return -1;
+	lr->flags[i] = 1;
+	lr->raw_keys++;
+	nested_states[nested_count] = obj;
+	return (double) ((lazy_serial & NESTED_SERIAL_MASK) * NESTED_MAX + nested_count++);
 }
 
 /* Makes the lazy row at idx (if it is one) a plain table. */
@@ -1630,7 +1754,6 @@ static void
 push_lazy_object(lua_State *L, const tt_value *obj, int depth)
 {
 	uint32		n = obj->u.obj.count;
-	size_t		head = MAXALIGN(offsetof(LazyRow, data));
 	LazyRow    *lr;
 
 	if (depth > TT_LUA_MAX_DEPTH)
@@ -1652,17 +1775,8 @@ push_lazy_object(lua_State *L, const tt_value *obj, int depth)
 		nested_states = grown;
 		nested_cap = cap;
 	}
-	if ((lr = tt_arena_alloc(lazy_call, head + n)) == NULL)
+	if ((lr = nested_state_new(obj, depth)) == NULL)
 		luaL_error(L, "not enough memory for the row");
-	memset(lr, 0, head);
-	lr->magic = LAZY_MAGIC;
-	lr->nkeys = n;
-	lr->serial = lazy_serial;
-	lr->cur = obj;
-	lr->flags = (uint8 *) lr + head;
-	memset(lr->flags, 0, n);
-	lr->nested = true;
-	lr->depth = depth;
 
 	lua_createtable(L, 0, 0);
 	push_row_registry(L);
@@ -2033,8 +2147,12 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 	cur_row_ptr = lua_topointer(L, -1);
 	cur_lr = lr;
 	cur_shape = sh;
-	/* fast_newindex's view of the current row (it holds it: no reuse) */
-	if (cur_row_ptr != shapes->cur_set)
+	/*
+	 * The Lua metamethods' view (fast_meta_chunk): [1] the current row (it
+	 * holds it: no other table can take its address), [2] the pin table
+	 * if this call pins its nested objects.
+	 */
+	if (cur_row_ptr != shapes->cur_set || nested_pinned != shapes->cur_pins)
 	{
 		if (shapes->cur_ref == 0)
 		{
@@ -2045,8 +2163,14 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 		lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->cur_ref);
 		lua_pushvalue(L, -2);
 		lua_rawseti(L, -2, 1);
+		if (nested_pinned)
+			lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->objects_ref);
+		else
+			lua_pushnil(L);
+		lua_rawseti(L, -2, 2);
 		lua_pop(L, 1);
 		shapes->cur_set = cur_row_ptr;
+		shapes->cur_pins = nested_pinned;
 	}
 }
 

@@ -648,6 +648,14 @@ render_text(const tt_value *v, const char *colname, const char *transform,
 			tt_format_double(v->u.f, buf, sizeof(buf));
 			return pstrdup(buf);
 		case TT_NUMERIC:
+			/* (a deferred one whose Numeric the memo no longer has) */
+			if (tt_numeric_deferred(v) && !tt_numeric_materialize((tt_value *) v, NULL))
+			{
+				fail(err, ERRCODE_INTERNAL_ERROR,
+					 "internal error: a number of the row was used after its row");
+				return NULL;
+			}
+			/* FALLTHROUGH */
 		case TT_STRING:
 			if (!valid_text(&v->u.str))
 			{
@@ -951,9 +959,11 @@ set_column(TTTargetMap *map, int attindex, const tt_value *v,
 		isnull[attindex] = true;
 		return true;
 	}
-	/* a deferred decimal: its Numeric for a numeric column, else its text */
-	if (unlikely(tt_numeric_deferred(v)) &&
-		(map->cols[attindex].kind != TK_NUMERIC || tt_value_source_numeric(v) == NULL) &&
+	/*
+	 * A deferred decimal: a numeric column takes its Numeric (convert_value
+	 * finds it in the memo), anything else its text.
+	 */
+	if (unlikely(tt_numeric_deferred(v)) && map->cols[attindex].kind != TK_NUMERIC &&
 		!tt_numeric_materialize((tt_value *) v, NULL))
 		return fail(err, ERRCODE_INTERNAL_ERROR,
 					"internal error: a number of the row was used after its row");
@@ -1080,6 +1090,12 @@ tt_target_coerce_computed(TTTargetMap *map, int attindex, const tt_value *v,
 	double		d;
 	bool		b;
 
+	if (unlikely(tt_numeric_deferred(v)) && !tt_numeric_materialize((tt_value *) v, NULL))
+	{
+		fail(err, ERRCODE_INTERNAL_ERROR,
+			 "internal error: a number of the row was used after its row");
+		return NULL;
+	}
 	switch (col->kind)
 	{
 		case TK_INT2:
