@@ -305,12 +305,15 @@ static const char fast_meta_chunk[] =
 "    if type(code) == 'number' then\n"
 "      local c = object(code, k, #k)\n"
 "      if c >= 0 then\n"
+"        local held = c >= 4503599627370496\n"
+"        if held then c = c - 4503599627370496 end\n"
 "        local obj = setmetatable({}, cur[3])\n"
 "        reg[obj] = c\n"
-"        local pins = cur[2]\n"
-"        if pins then pins[c % 65536 + 1] = obj end\n"
-"        rawset(t, k, obj)\n"
+"        cur[2][c % 65536 + 1] = obj\n"
+"        if not held then rawset(t, k, obj) end\n"
 "        return obj\n"
+"      elseif c <= -2 then\n"
+"        return cur[2][(-c - 2) % 65536 + 1]\n"
 "      end\n"
 "    end\n"
 "  end\n"
@@ -814,12 +817,25 @@ typedef struct LazyRow
 	tt_value   *values;			/* the copy of the field values, in data */
 	uint8	   *flags;			/* per field: the table has the say */
 	uint32		raw_keys;		/* keys our metamethods stored in the table */
+	uint32		raw_other;		/* of those, keys that name no field */
+	uint32	   *held;			/* per field flagged FLAG_HELD: its object's
+								 * number in the call (nested_states) */
 	bool		nested;			/* a nested object, not a row (below) */
 	uint8		order;			/* its keys: 0 unknown, 1 jsonb order, 2 not */
 	int			depth;			/* a row 0, its objects 1, theirs 2... */
 	tt_member  *members;		/* a nested object's copy (keys and values) */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } LazyRow;
+
+/*
+ * A field's flag: 0 the input's value, untouched; FLAG_SET the table has
+ * the say (its value is there, or it was deleted); FLAG_HELD (only in the
+ * current call's row without a copy) an object read as a lazy object,
+ * which the call's objects table holds rather than the row's table, so
+ * that reading doc leaves nothing in the row to clear or walk.
+ */
+#define FLAG_SET 1
+#define FLAG_HELD 2
 
 /* the current call; a lazy row with another serial uses its copy */
 static uint64 lazy_serial = 0;
@@ -892,10 +908,10 @@ struct TTLuaShapes
 	int			spare_ref;		/* registry reference, 0 = none */
 	bool		spare_clean;	/* set by tt_lua_row_done */
 	int			pin_ref;		/* registry slot pinning the last row, 0 = none */
-	int			objects_ref;	/* registry reference: this call's nested objects */
+	int			objects_ref;	/* registry reference: this call's nested objects
+								 * ([i + 1]: nested_states[i]'s table) */
 	int			cur_ref;		/* registry reference: the LAZY_CUR_KEY table */
 	const void *cur_set;		/* the row last put in it ([1]) */
-	bool		cur_pins;		/* [2] is the pin table (else nil) */
 };
 
 void
@@ -1356,20 +1372,31 @@ key_order(const char *a, size_t alen, const char *b, size_t blen)
  * search; a miss is only believed once the order has been checked (once
  * per object), else the keys are searched one by one.
  */
-static int
+static int	nested_field_search(LazyRow *lr, const char *k, size_t len,
+								NestedKeyHint *hint);
+
+static inline int
 nested_field_str(LazyRow *lr, const char *k, size_t len)
+{
+	const tt_member *m = nested_members(lr);
+	NestedKeyHint *hint;
+
+	/* objects of one kind, row after row, have their keys in one place */
+	hint = &nested_hints[key_hash(k) & (NESTED_HINTS - 1)];
+	if (likely(hint->key == k && hint->index < lr->nkeys &&
+			   key_order(m[hint->index].key.ptr, m[hint->index].key.len, k, len) == 0))
+		return (int) hint->index;
+	return nested_field_search(lr, k, len, hint);
+}
+
+static int
+nested_field_search(LazyRow *lr, const char *k, size_t len, NestedKeyHint *hint)
 {
 	const tt_member *m = nested_members(lr);
 	uint32		lo = 0;
 	uint32		hi = lr->nkeys;
 	uint32		i;
-	NestedKeyHint *hint;
 
-	/* objects of one kind, row after row, have their keys in one place */
-	hint = &nested_hints[key_hash(k) & (NESTED_HINTS - 1)];
-	if (hint->key == k && hint->index < lr->nkeys &&
-		key_order(m[hint->index].key.ptr, m[hint->index].key.len, k, len) == 0)
-		return (int) hint->index;
 	while (lo < hi)
 	{
 		uint32		mid = lo + (hi - lo) / 2;
@@ -1459,6 +1486,15 @@ nested_pos_memo(lua_State *L, LazyRow *lr, int i, int tidx, int kidx)
 					 lua_tonumber(L, -1), v);
 }
 
+/* Pushes the object the row's field i holds (FLAG_HELD). */
+static void
+push_held(lua_State *L, const LazyRow *lr, int i)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->objects_ref);
+	lua_rawgeti(L, -1, (int) lr->held[i] + 1);
+	lua_remove(L, -2);
+}
+
 /* __index(row, key) */
 static int
 lazy_index(lua_State *L)
@@ -1483,6 +1519,11 @@ lazy_index(lua_State *L)
 		if (lr == NULL)
 			return 0;
 		i = lr->nested ? nested_field(L, lr, 2) : lazy_field(L, lr, 2);
+	}
+	if (i >= 0 && lr->flags[i] == FLAG_HELD)
+	{
+		push_held(L, lr, i);
+		return 1;
 	}
 	if (i < 0 || lr->flags[i])
 		return 0;
@@ -1541,7 +1582,11 @@ lazy_newindex(lua_State *L)
 	if (!is_field || lua_type(L, 3) != LUA_TNIL)
 	{
 		if (lr != NULL && lua_type(L, 3) != LUA_TNIL)
+		{
 			lr->raw_keys++;
+			if (!is_field)
+				lr->raw_other++;
+		}
 		lua_settop(L, 3);
 		lua_rawset(L, 1);
 	}
@@ -1624,6 +1669,8 @@ fast_newindex(double code, const char *k, size_t len, bool isnil)
 	if (!isnil)
 	{
 		lr->raw_keys++;
+		if (i < 0)
+			lr->raw_other++;
 		return 0;
 	}
 	return i >= 0 ? 1 : 0;
@@ -1643,9 +1690,13 @@ fast_newindex(double code, const char *k, size_t len, bool isnil)
  */
 StaticAssertDecl(NESTED_MAX == 65536, "fast_meta_chunk assumes NESTED_MAX is 65536");
 
+/* 2^52: above every object number (fast_meta_chunk knows it too) */
+#define FAST_HELD_OFFSET 4503599627370496.0
+
 static double
 fast_object(double code, const char *k, size_t len)
 {
+	bool		holds;
 	LazyRow    *lr;
 	LazyRow    *obj;
 	const tt_value *v;
@@ -1653,7 +1704,13 @@ fast_object(double code, const char *k, size_t len)
 	int			i;
 
 	lr = fast_state(code, k, len, &i);
-	if (lr == NULL || i < 0 || lr->flags[i] || !lazy_live(lr))
+	if (lr == NULL || i < 0 || !lazy_live(lr))
+		return -1;
+	holds = (lr == cur_lr && lr->values == NULL && !lr->nested);
+	if (lr->flags[i] == FLAG_HELD && holds && lr->held != NULL)
+		return -((double) ((lazy_serial & NESTED_SERIAL_MASK) * NESTED_MAX +
+						   lr->held[i]) + 2);
+	if (lr->flags[i])
 		return -1;
 	v = &lr->cur->u.obj.members[i].value;
 	n = v->u.obj.count;
@@ -1662,12 +1719,24 @@ fast_object(double code, const char *k, size_t len)
 		nested_count >= nested_cap || nested_count >= NESTED_MAX ||
 		lr->depth + 1 > TT_LUA_MAX_DEPTH)
 		return -1;
+	if (holds && lr->held == NULL &&
+		(lr->held = tt_arena_alloc(lazy_call, lr->nkeys * sizeof(uint32))) == NULL)
+		return -1;
 	if ((obj = nested_state_new(v, lr->depth + 1)) == NULL)
 		return -1;
-	lr->flags[i] = 1;
-	lr->raw_keys++;
+	if (holds)
+	{
+		lr->flags[i] = FLAG_HELD;
+		lr->held[i] = nested_count;
+	}
+	else
+	{
+		lr->flags[i] = FLAG_SET;
+		lr->raw_keys++;
+	}
 	nested_states[nested_count] = obj;
-	return (double) ((lazy_serial & NESTED_SERIAL_MASK) * NESTED_MAX + nested_count++);
+	return (double) ((lazy_serial & NESTED_SERIAL_MASK) * NESTED_MAX + nested_count++) +
+		(holds ? FAST_HELD_OFFSET : 0);
 }
 
 /* Makes the lazy row at idx (if it is one) a plain table. */
@@ -1689,7 +1758,7 @@ tt_lua_unlazy(lua_State *L, int idx)
 		lua_getfenv(L, -1);		/* the key map */
 	for (i = 0; i < lr->nkeys; i++)
 	{
-		if (lr->flags[i])
+		if (lr->flags[i] == FLAG_SET)
 			continue;
 		if (lr->nested || lr->values == NULL)
 		{
@@ -1700,6 +1769,14 @@ tt_lua_unlazy(lua_State *L, int idx)
 		}
 		else
 			lua_rawgeti(L, -1, (int) i + 1);
+		if (lr->flags[i] == FLAG_HELD)
+		{
+			/* the object read already: into the table at last */
+			push_held(L, lr, (int) i);
+			lua_rawset(L, idx);
+			lr->flags[i] = FLAG_SET;
+			continue;
+		}
 		lazy_push_field(L, lr, (int) i);
 		nested_pos_memo(L, lr, (int) i, idx, -2);
 		lua_rawset(L, idx);
@@ -1787,13 +1864,11 @@ push_lazy_object(lua_State *L, const tt_value *obj, int depth)
 	lua_pop(L, 1);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->mt_ref);
 	lua_setmetatable(L, -2);
-	if (nested_pinned)
-	{
-		lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->objects_ref);
-		lua_pushvalue(L, -2);
-		lua_rawseti(L, -2, (int) nested_count + 1);
-		lua_pop(L, 1);
-	}
+	/* the objects table names it by its number (and pins it for the fix-up) */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->objects_ref);
+	lua_pushvalue(L, -2);
+	lua_rawseti(L, -2, (int) nested_count + 1);
+	lua_pop(L, 1);
 	nested_states[nested_count++] = lr;
 	cur_obj_ptr = lua_topointer(L, -1);
 	cur_obj_lr = lr;
@@ -2034,7 +2109,7 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 		shapes->mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
 	/* nested objects (push_lazy_object) live in this call's arena */
-	if (pin_objects && shapes->objects_ref == 0)
+	if (shapes->objects_ref == 0)
 	{
 		lua_newtable(L);
 		shapes->objects_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -2076,6 +2151,8 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 		luaL_error(L, "not enough memory for the row");
 	lr->magic = LAZY_MAGIC;
 	lr->raw_keys = 0;
+	lr->raw_other = 0;
+	lr->held = NULL;
 	lr->nested = false;
 	lr->depth = 0;
 	lr->members = NULL;
@@ -2149,28 +2226,26 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 	cur_shape = sh;
 	/*
 	 * The Lua metamethods' view (fast_meta_chunk): [1] the current row (it
-	 * holds it: no other table can take its address), [2] the pin table
-	 * if this call pins its nested objects.
+	 * holds it: no other table can take its address), [2] the objects
+	 * table.
 	 */
-	if (cur_row_ptr != shapes->cur_set || nested_pinned != shapes->cur_pins)
+	if (cur_row_ptr != shapes->cur_set)
 	{
 		if (shapes->cur_ref == 0)
 		{
 			lua_pushlightuserdata(L, LAZY_CUR_KEY);
 			lua_rawget(L, LUA_REGISTRYINDEX);
 			shapes->cur_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+			lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->cur_ref);
+			lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->objects_ref);
+			lua_rawseti(L, -2, 2);
+			lua_pop(L, 1);
 		}
 		lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->cur_ref);
 		lua_pushvalue(L, -2);
 		lua_rawseti(L, -2, 1);
-		if (nested_pinned)
-			lua_rawgeti(L, LUA_REGISTRYINDEX, shapes->objects_ref);
-		else
-			lua_pushnil(L);
-		lua_rawseti(L, -2, 2);
 		lua_pop(L, 1);
 		shapes->cur_set = cur_row_ptr;
-		shapes->cur_pins = nested_pinned;
 	}
 }
 
@@ -2201,16 +2276,44 @@ tt_lua_row_done(lua_State *L, TTLuaShapes *shapes)
 			lua_pop(L, 1);
 			return;
 		}
-		lua_pushnil(L);
-		while (lua_next(L, -2))
+		if (cur_lr->raw_other == 0 && cur_shape != NULL)
 		{
+			uint32		i;
+
+			/* only fields: their keys, from the shape's key map */
+			lua_rawgeti(L, LUA_REGISTRYINDEX, cur_shape->keymap_ref);
+			for (i = 0; i < cur_lr->nkeys; i++)
+			{
+				if (cur_lr->flags[i] != FLAG_SET)
+					continue;
+				lua_rawgeti(L, -1, (int) i + 1);
+				lua_pushvalue(L, -1);
+				lua_rawget(L, -4);
+				if (lua_type(L, -1) == LUA_TNIL)
+					lua_pop(L, 2);	/* deleted: not in the table */
+				else
+				{
+					lua_pop(L, 1);
+					lua_pushnil(L);
+					lua_rawset(L, -4);
+				}
+			}
 			lua_pop(L, 1);
-			lua_pushvalue(L, -1);
+		}
+		else
+		{
 			lua_pushnil(L);
-			lua_rawset(L, -4);
+			while (lua_next(L, -2))
+			{
+				lua_pop(L, 1);
+				lua_pushvalue(L, -1);
+				lua_pushnil(L);
+				lua_rawset(L, -4);
+			}
 		}
 		lua_pop(L, 1);
 		cur_lr->raw_keys = 0;
+		cur_lr->raw_other = 0;
 	}
 	if (cur_lr->raw_keys == 0)
 		shapes->spare_clean = true;
@@ -2416,6 +2519,97 @@ table_members_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst,
 	}
 }
 
+static void lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst,
+						  int depth, LazyRow *lr);
+static bool nested_keeps_any(const LazyRow *lr);
+
+/*
+ * The row's fields that hold the objects read from them (FLAG_HELD): each
+ * object converted, under the input's key.
+ */
+static void
+held_to_value(lua_State *L, tt_call *call, tt_value *dst, int depth,
+			  const LazyRow *lr)
+{
+	const tt_member *in = lr->cur->u.obj.members;
+	uint32		i;
+
+	for (i = 0; i < lr->nkeys; i++)
+	{
+		tt_value   *slot;
+		LazyRow    *obj;
+
+		if (lr->flags[i] != FLAG_HELD)
+			continue;
+		if (!tt_obj_reserve(call, dst, dst->u.obj.count + 1))
+			luaL_error(L, "not enough memory for the result");
+		dst->u.obj.members[dst->u.obj.count].key = in[i].key;
+		slot = &dst->u.obj.members[dst->u.obj.count].value;
+		dst->u.obj.count++;
+		push_held(L, lr, (int) i);
+		obj = nested_states[lr->held[i]];
+		pos_table = NULL;
+		/* the very object (the objects table holds it at its number) */
+		if (lazy_live(obj) && nested_keeps_any(obj))
+		{
+			memset(slot, 0, sizeof(tt_value));
+			if (depth + 1 > TT_LUA_MAX_DEPTH)
+				luaL_error(L, "result nested too deeply (cycle?)");
+			lazy_to_value(L, lua_gettop(L), call, slot, depth + 1, obj);
+		}
+		else
+			tt_lua_to_value(L, -1, call, slot, depth + 1);
+		lua_pop(L, 1);
+	}
+}
+
+/*
+ * table_members_to_value for the current call's row (without a copy) when
+ * everything in its table is a field (our metamethods stored only fields:
+ * raw_other is 0): each flagged field is looked up by its key, from the
+ * shape's key map, instead of walking the table; a field not there was
+ * deleted.  The result's key is the input's own.
+ */
+static void
+fields_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst,
+				int depth, const LazyRow *lr)
+{
+	const tt_member *in = lr->cur->u.obj.members;
+	uint32		i;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, cur_shape->keymap_ref);
+	for (i = 0; i < lr->nkeys; i++)
+	{
+		tt_value   *slot;
+		const char *key;
+
+		if (lr->flags[i] != FLAG_SET)
+			continue;
+		lua_rawgeti(L, -1, (int) i + 1);
+		key = lua_tostring(L, -1);
+		lua_pushvalue(L, -1);
+		lua_rawget(L, idx);
+		if (lua_type(L, -1) != LUA_TNIL)
+		{
+			if (!tt_obj_reserve(call, dst, dst->u.obj.count + 1))
+				luaL_error(L, "not enough memory for the result");
+			dst->u.obj.members[dst->u.obj.count].key = in[i].key;
+			slot = &dst->u.obj.members[dst->u.obj.count].value;
+			memset(slot, 0, sizeof(tt_value));
+			dst->u.obj.count++;
+			if (depth > 0 || !same_as_input(L, call, in[i].key.ptr, in[i].key.len, slot))
+			{
+				pos_table = lua_topointer(L, idx);
+				pos_key = key;
+				pos_index = 0;
+				tt_lua_to_value(L, -1, call, slot, depth + 1);
+			}
+		}
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+}
+
 /*
  * Does a nested object still have a member of its own (unflagged)?  If
  * not, it is whatever its table holds: read back as any table (it may have
@@ -2430,6 +2624,37 @@ nested_keeps_any(const LazyRow *lr)
 		if (!lr->flags[i])
 			return true;
 	return false;
+}
+
+/*
+ * The state of the table at idx if it is one of this call's nested
+ * objects (the objects table holds each at its number, so no other table
+ * can have its address), looked for among the first few; else NULL.
+ * Cheaper than the row registry (lazy_state).
+ */
+#define CALL_OBJECTS_SCAN 8
+
+static LazyRow *
+call_object(lua_State *L, int idx)
+{
+	const void *p;
+	LazyRow    *found = NULL;
+	uint32		i;
+
+	if (nested_count == 0 || nested_count > CALL_OBJECTS_SCAN ||
+		lazy_shapes == NULL || lazy_shapes->objects_ref == 0)
+		return NULL;
+	p = lua_topointer(L, idx);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lazy_shapes->objects_ref);
+	for (i = 0; i < nested_count && found == NULL; i++)
+	{
+		lua_rawgeti(L, -1, (int) i + 1);
+		if (lua_topointer(L, -1) == p)
+			found = nested_states[i];
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return found;
 }
 
 /*
@@ -2504,7 +2729,12 @@ lazy_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth,
 	 * tt_lua_row_stays_local does not allow.
 	 */
 	nkept = dst->u.obj.count;
-	if (lr->raw_keys > 0 || lr->nested || lr->values != NULL)
+	if (lr->held != NULL)
+		held_to_value(L, call, dst, depth, lr);
+	if (lr == cur_lr && lr->raw_keys > 0 && lr->raw_other == 0 &&
+		lr->values == NULL && cur_shape != NULL)
+		fields_to_value(L, idx, call, dst, depth, lr);
+	else if (lr->raw_keys > 0 || lr->nested || lr->values != NULL)
 		table_members_to_value(L, idx, call, dst, depth);
 
 	/*
@@ -2626,6 +2856,15 @@ tt_lua_to_value(lua_State *L, int idx, tt_call *call, tt_value *dst, int depth)
 						lazy_to_value(L, idx, call, dst, depth, cur_obj_lr);
 						break;
 					}
+				}
+				/* a nested object of this call: found in the objects table */
+				if ((lr = call_object(L, idx)) != NULL &&
+					lazy_live(lr) && nested_keeps_any(lr))
+				{
+					cur_obj_ptr = lua_topointer(L, idx);
+					cur_obj_lr = lr;
+					lazy_to_value(L, idx, call, dst, depth, lr);
+					break;
 				}
 				lr = lazy_state(L, idx);
 				if (lr != NULL)
