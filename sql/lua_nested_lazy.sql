@@ -371,16 +371,33 @@ function main(r)
   r[1] = nil
   return r
 end$$);
+-- an object read from the row, then the row's field deleted, replaced,
+-- read again, walked, encoded, read raw
+SELECT nl_register('nl_many_held', $$
+local json = require("json")
+function main(r)
+  local d = r.doc
+  local k = r.ts % 6
+  if k == 0 then r.doc = nil
+  elseif k == 1 then r.doc = {x = d.price}
+  elseif k == 2 then r.same = (r.doc == d) d.key1 = nil
+  elseif k == 3 then local n = 0 for key in pairs(r) do n = n + 1 end r.n = n
+  elseif k == 4 then r.enc = json.encode(r)
+  else r.raw = rawget(r, "doc") == d end
+  return r
+end$$);
 CREATE TEMP TABLE nl_many_out (script text, lazy boolean, i int, result text);
 SET talaria.lua_lazy_objects = on;
 INSERT INTO nl_many_out
   SELECT s, true, i, talaria.transform_row(s, doc)::text
-  FROM unnest(ARRAY['nl_many_del', 'nl_many_rw', 'nl_many_deep', 'nl_many_swap', 'nl_many_keep']) s,
+  FROM unnest(ARRAY['nl_many_del', 'nl_many_rw', 'nl_many_deep', 'nl_many_swap', 'nl_many_keep',
+                     'nl_many_held']) s,
        LATERAL (SELECT * FROM nl_many ORDER BY i) m;
 SET talaria.lua_lazy_objects = off;
 INSERT INTO nl_many_out
   SELECT s, false, i, talaria.transform_row(s || '_eager', doc)::text
-  FROM unnest(ARRAY['nl_many_del', 'nl_many_rw', 'nl_many_deep', 'nl_many_swap', 'nl_many_keep']) s,
+  FROM unnest(ARRAY['nl_many_del', 'nl_many_rw', 'nl_many_deep', 'nl_many_swap', 'nl_many_keep',
+                     'nl_many_held']) s,
        LATERAL (SELECT * FROM nl_many ORDER BY i) m;
 RESET talaria.lua_lazy_objects;
 -- (a number the script computes or keeps may be spelled otherwise: the
@@ -392,4 +409,5 @@ SELECT l.script, count(*) AS rows,
   FROM nl_many_out l JOIN nl_many_out e USING (script, i)
  WHERE l.lazy AND NOT e.lazy GROUP BY l.script ORDER BY 1;
 SELECT script, result FROM nl_many_out WHERE lazy AND i IN (5, 399) ORDER BY script, i;
+SELECT i, result FROM nl_many_out WHERE lazy AND script = 'nl_many_held' AND i BETWEEN 390 AND 395 ORDER BY i;
 RESET client_min_messages;
