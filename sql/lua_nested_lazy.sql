@@ -386,18 +386,30 @@ function main(r)
   else r.raw = rawget(r, "doc") == d end
   return r
 end$$);
+-- objects' tables are handed out again to the next row when the row left
+-- them empty: one that got a member, or was walked, must not be
+SELECT nl_register('nl_many_dirty', $$
+function main(r)
+  local d = r.doc
+  local m = d.m
+  local k = r.ts % 4
+  if k == 0 then d.extra = r.ts
+  elseif k == 1 and type(m) == "table" then m.extra = r.ts
+  elseif k == 2 then local n = 0 for _ in pairs(d) do n = n + 1 end r.n = n end
+  return r
+end$$);
 CREATE TEMP TABLE nl_many_out (script text, lazy boolean, i int, result text);
 SET talaria.lua_lazy_objects = on;
 INSERT INTO nl_many_out
   SELECT s, true, i, talaria.transform_row(s, doc)::text
   FROM unnest(ARRAY['nl_many_del', 'nl_many_rw', 'nl_many_deep', 'nl_many_swap', 'nl_many_keep',
-                     'nl_many_held']) s,
+                     'nl_many_held', 'nl_many_dirty']) s,
        LATERAL (SELECT * FROM nl_many ORDER BY i) m;
 SET talaria.lua_lazy_objects = off;
 INSERT INTO nl_many_out
   SELECT s, false, i, talaria.transform_row(s || '_eager', doc)::text
   FROM unnest(ARRAY['nl_many_del', 'nl_many_rw', 'nl_many_deep', 'nl_many_swap', 'nl_many_keep',
-                     'nl_many_held']) s,
+                     'nl_many_held', 'nl_many_dirty']) s,
        LATERAL (SELECT * FROM nl_many ORDER BY i) m;
 RESET talaria.lua_lazy_objects;
 -- (a number the script computes or keeps may be spelled otherwise: the
@@ -410,4 +422,13 @@ SELECT l.script, count(*) AS rows,
  WHERE l.lazy AND NOT e.lazy GROUP BY l.script ORDER BY 1;
 SELECT script, result FROM nl_many_out WHERE lazy AND i IN (5, 399) ORDER BY script, i;
 SELECT i, result FROM nl_many_out WHERE lazy AND script = 'nl_many_held' AND i BETWEEN 390 AND 395 ORDER BY i;
+SELECT i, result FROM nl_many_out WHERE lazy AND script = 'nl_many_dirty' AND i BETWEEN 392 AND 397 ORDER BY i;
+-- no member added in one row shows in another
+SELECT count(*) FILTER (WHERE (result::jsonb #> '{doc,extra}') IS NOT NULL) AS doc_extra,
+       count(*) FILTER (WHERE (result::jsonb #> '{doc,extra}') IS NOT NULL AND
+                              (i % 4 <> 0 OR result::jsonb #>> '{doc,extra}' <> i::text)) AS doc_leaked,
+       count(*) FILTER (WHERE (result::jsonb #> '{doc,m,extra}') IS NOT NULL) AS m_extra,
+       count(*) FILTER (WHERE (result::jsonb #> '{doc,m,extra}') IS NOT NULL AND
+                              (i % 4 <> 1 OR result::jsonb #>> '{doc,m,extra}' <> i::text)) AS m_leaked
+  FROM nl_many_out WHERE script = 'nl_many_dirty';
 RESET client_min_messages;

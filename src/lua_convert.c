@@ -52,7 +52,7 @@ static void push_timestamp(lua_State *L, const tt_value *v);
 static int	lazy_index(lua_State *L);
 static int	lazy_newindex(lua_State *L);
 static int	fast_newindex(double code, const char *k, size_t len, bool isnil);
-static double fast_object(double code, const char *k, size_t len);
+static int	fast_object(double code, const char *k, size_t len, double *out);
 static void push_lazy_object(lua_State *L, const tt_value *obj, int depth);
 
 /* 2^53: beyond it a double no longer holds every integer */
@@ -285,7 +285,8 @@ static const luaL_Reg box_methods[] = {
  * metatable is protected, and the sandbox has no debug library).
  */
 static const char fast_meta_chunk[] =
-"local reg, cur, fast, slow, rawset, type, object, slow_index, setmetatable = ...\n"
+"local reg, cur, fast, slow, rawset, type, object, slow_index, setmetatable, ffi = ...\n"
+"local out = ffi.new('double[1]')\n"
 "local newindex = function(t, k, v)\n"
 "  if type(k) == 'string' then\n"
 "    local code\n"
@@ -303,17 +304,23 @@ static const char fast_meta_chunk[] =
 "    local code\n"
 "    if t == cur[1] then code = -1 else code = reg[t] end\n"
 "    if type(code) == 'number' then\n"
-"      local c = object(code, k, #k)\n"
-"      if c >= 0 then\n"
-"        local held = c >= 4503599627370496\n"
-"        if held then c = c - 4503599627370496 end\n"
-"        local obj = setmetatable({}, cur[3])\n"
+"      local r = object(code, k, #k, out)\n"
+"      if r > 0 then\n"
+"        local c = out[0]\n"
+"        local objs = cur[2]\n"
+"        local obj\n"
+"        if r >= 4 then\n"
+"          obj = objs[c % 65536 + 1]\n"
+"          r = r - 4\n"
+"        else\n"
+"          obj = setmetatable({}, cur[3])\n"
+"          objs[c % 65536 + 1] = obj\n"
+"        end\n"
 "        reg[obj] = c\n"
-"        cur[2][c % 65536 + 1] = obj\n"
-"        if not held then rawset(t, k, obj) end\n"
+"        if r == 1 then rawset(t, k, obj) end\n"
 "        return obj\n"
-"      elseif c <= -2 then\n"
-"        return cur[2][(-c - 2) % 65536 + 1]\n"
+"      elseif r == 0 then\n"
+"        return cur[2][out[0] % 65536 + 1]\n"
 "      end\n"
 "    end\n"
 "  end\n"
@@ -385,11 +392,12 @@ tt_lua_convert_init(lua_State *L, int ffi_idx)
 	lua_pushcfunction(L, lazy_newindex);
 	lua_getglobal(L, "rawset");
 	lua_getglobal(L, "type");
-	push_ffi_function(L, ffi_idx, "double (*)(double, const char *, size_t)",
+	push_ffi_function(L, ffi_idx, "int (*)(double, const char *, size_t, double *)",
 					  (void *) fast_object);
 	lua_pushcfunction(L, lazy_index);
 	lua_getglobal(L, "setmetatable");
-	lua_call(L, 9, 2);
+	lua_pushvalue(L, ffi_idx);
+	lua_call(L, 10, 2);
 	lua_setfield(L, -3, "__index");
 	lua_setfield(L, -2, "__newindex");
 	lua_pushliteral(L, "talaria.row");
@@ -882,6 +890,7 @@ static Shape *cur_shape = NULL;
  * freed memory.  The last one used is remembered by address, as the row.
  */
 #define NESTED_MAX 65536
+#define SPARE_OBJECTS 64
 #define NESTED_SERIAL_MASK ((UINT64CONST(1) << 36) - 1)
 
 static LazyRow **nested_states = NULL;	/* malloc, grows (never per row) */
@@ -912,6 +921,17 @@ struct TTLuaShapes
 								 * ([i + 1]: nested_states[i]'s table) */
 	int			cur_ref;		/* registry reference: the LAZY_CUR_KEY table */
 	const void *cur_set;		/* the row last put in it ([1]) */
+
+	/*
+	 * Tables of the objects table the last call left empty, lazy and
+	 * unreachable (its objects could not outlive it), which fast_object may
+	 * hand out again: spare_obj[i] for place i < spare_objs.  Set at the end
+	 * of a call that returned (tt_lua_row_done), dropped by one that failed.
+	 */
+	uint8		spare_obj[SPARE_OBJECTS];
+	uint32		spare_objs;
+	bool		spare_objs_valid;
+	bool		call_pins;		/* this call pins its objects */
 };
 
 void
@@ -1681,22 +1701,29 @@ fast_newindex(double code, const char *k, size_t len, bool isnil)
  * len long) of the current call's row (code -1) or of the nested object
  * whose registry entry is code, when k names a field not read yet that
  * holds an object: makes the object's lazy state (as push_lazy_object),
- * flags the field (the caller stores the object in t) and returns the
- * number that names the state (the caller registers, pins and stores
- * the table).  Returns -1 for anything else, and whenever it would have
- * to grow an array or raise: lazy_index then does what it always did.
+ * flags the field and puts the number that names the state in *out; the
+ * caller makes the table (or takes the last call's, FAST_REUSE), registers
+ * it, pins it in the objects table and stores it in t (unless FAST_HELD:
+ * the row holds it).  For a field the row holds already, FAST_EXISTING
+ * and the object's number.  Returns -1 for anything else, and whenever it
+ * would have to grow an array or raise: lazy_index then does what it
+ * always did.
  * Called from compiled Lua through the FFI: no Lua API, no palloc, no
  * error may be raised here.
  */
 StaticAssertDecl(NESTED_MAX == 65536, "fast_meta_chunk assumes NESTED_MAX is 65536");
 
-/* 2^52: above every object number (fast_meta_chunk knows it too) */
-#define FAST_HELD_OFFSET 4503599627370496.0
+/* fast_object's answers (fast_meta_chunk knows them too) */
+#define FAST_EXISTING 0			/* the object the row holds: number in *out */
+#define FAST_NEW 1				/* a new object, number in *out: store it in t */
+#define FAST_HELD 2				/* ... held by the row instead */
+#define FAST_REUSE 4			/* ... in the objects table's table at its place */
 
-static double
-fast_object(double code, const char *k, size_t len)
+static int
+fast_object(double code, const char *k, size_t len, double *out)
 {
 	bool		holds;
+	bool		reuse;
 	LazyRow    *lr;
 	LazyRow    *obj;
 	const tt_value *v;
@@ -1708,8 +1735,10 @@ fast_object(double code, const char *k, size_t len)
 		return -1;
 	holds = (lr == cur_lr && lr->values == NULL && !lr->nested);
 	if (lr->flags[i] == FLAG_HELD && holds && lr->held != NULL)
-		return -((double) ((lazy_serial & NESTED_SERIAL_MASK) * NESTED_MAX +
-						   lr->held[i]) + 2);
+	{
+		*out = (double) ((lazy_serial & NESTED_SERIAL_MASK) * NESTED_MAX + lr->held[i]);
+		return FAST_EXISTING;
+	}
 	if (lr->flags[i])
 		return -1;
 	v = &lr->cur->u.obj.members[i].value;
@@ -1734,9 +1763,14 @@ fast_object(double code, const char *k, size_t len)
 		lr->flags[i] = FLAG_SET;
 		lr->raw_keys++;
 	}
+	/* the same place's table of the last call, if it was left clean */
+	reuse = nested_count < lazy_shapes->spare_objs &&
+		lazy_shapes->spare_obj[nested_count];
+	if (reuse)
+		lazy_shapes->spare_obj[nested_count] = 0;
 	nested_states[nested_count] = obj;
-	return (double) ((lazy_serial & NESTED_SERIAL_MASK) * NESTED_MAX + nested_count++) +
-		(holds ? FAST_HELD_OFFSET : 0);
+	*out = (double) ((lazy_serial & NESTED_SERIAL_MASK) * NESTED_MAX + nested_count++);
+	return FAST_NEW | (holds ? FAST_HELD : 0) | (reuse ? FAST_REUSE : 0);
 }
 
 /* Makes the lazy row at idx (if it is one) a plain table. */
@@ -1782,6 +1816,8 @@ tt_lua_unlazy(lua_State *L, int idx)
 		lua_rawset(L, idx);
 		lr->flags[i] = 1;
 	}
+	/* its table is no longer an empty lazy one (never handed out again) */
+	lr->raw_keys++;
 	lua_pop(L, 2);
 	if (lr == cur_lr)
 	{
@@ -2117,6 +2153,10 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 	lazy_call = call;
 	lazy_shapes = shapes;
 	nested_pinned = pin_objects;
+	shapes->call_pins = pin_objects;
+	if (!shapes->spare_objs_valid)
+		shapes->spare_objs = 0;
+	shapes->spare_objs_valid = false;
 	n = row->u.obj.count;
 	if (copy)
 		flat = row_measure(L, row, &nodes, &strs);
@@ -2260,6 +2300,20 @@ tt_lua_push_row(lua_State *L, TTLuaShapes *shapes, tt_call *call, bool copy,
 void
 tt_lua_row_done(lua_State *L, TTLuaShapes *shapes)
 {
+	if (shapes != NULL && shapes == lazy_shapes)
+	{
+		uint32		i;
+
+		/* the call returned: which of its objects' tables are clean */
+		shapes->spare_objs = 0;
+		if (!shapes->call_pins)
+		{
+			for (i = 0; i < nested_count && i < SPARE_OBJECTS; i++)
+				shapes->spare_obj[i] = (nested_states[i]->raw_keys == 0);
+			shapes->spare_objs = i;
+		}
+		shapes->spare_objs_valid = true;
+	}
 	if (shapes == NULL || shapes->spare_ref == 0 || cur_lr == NULL ||
 		cur_row_ptr == NULL || cur_lr->values != NULL)
 		return;
