@@ -96,8 +96,31 @@ INSERT INTO dn_raw_txt VALUES ('2024-01-02 00:00+00', 20.00, '{"d": 1.50}'),
 SELECT ts, price, doc FROM dn_txt ORDER BY ts;
 SELECT "row", error, result FROM talaria.dead_letters ORDER BY at;
 DELETE FROM talaria.dead_letters;
+-- integers of a jsonb value are deferred too: read, moved into integer,
+-- numeric and text columns, left alone, very large
+SELECT talaria.register_lua('dn_ints', $$
+function main(row)
+  local d = row.doc
+  row.i_plus = d.i + 1
+  row.i_int = d.i
+  row.big_text = d.big
+  row.neg_num = d.neg
+  return row
+end$$);
+CREATE TABLE dn_int_out (ts timestamptz NOT NULL, doc jsonb, i_plus bigint, i_int int,
+                         big_text text, neg_num numeric) PARTITION BY RANGE (ts);
+SELECT talaria.create_time_table('dn_int_out', 'ts', premake => 0);
+CREATE TABLE dn_raw_int (ts timestamptz, doc jsonb);
+SELECT talaria.create_pipeline('dn_raw_int', 'dn_int_out', 'dn_ints');
+INSERT INTO dn_raw_int VALUES
+  ('2024-01-03 00:00+00', '{"i": 7, "big": 9007199254740993, "neg": -5, "z": 0, "m": {"n": 12}}'),
+  ('2024-01-03 01:00+00', '{"i": -2147483648, "big": -9223372036854775808, "neg": 1e3, "z": 10.0}');
+SELECT ts, doc, i_plus, i_int, big_text, neg_num FROM dn_int_out ORDER BY ts;
+SELECT talaria.transform_row('dn_ints', '{"doc": {"i": 1, "big": 18446744073709551616, "neg": 2.50}}');
+SELECT talaria.transform_row('dn_same', '{"a": 1, "b": [2, 3.0, {"c": 4}], "d": 9223372036854775807}');
 -- clean up (later tests count transforms)
-DROP TABLE dn_raw, dn_raw_read, dn_raw_keep, dn_raw_enc, dn_raw_txt, dn_out, dn_txt;
+DROP TABLE dn_raw, dn_raw_read, dn_raw_keep, dn_raw_enc, dn_raw_txt, dn_raw_int,
+           dn_out, dn_txt, dn_int_out;
 SELECT count(talaria.drop_transform(name, cascade => true)) FROM talaria.transforms
  WHERE name LIKE 'dn\_%';
 RESET talaria.native_library_path;

@@ -433,7 +433,10 @@ static bool lua_memo_decimals = false;	/* any entry with a source text? */
  */
 static tt_call *numeric_call = NULL;
 
-/* Writes out v's text if it is a deferred decimal. */
+/*
+ * Reads v if it is a deferred number (tt_numeric_defer): it becomes an
+ * integer, or a decimal with its text.
+ */
 static inline void
 numeric_ready(lua_State *L, const tt_value *v)
 {
@@ -449,7 +452,6 @@ numeric_ready(lua_State *L, const tt_value *v)
 static void
 push_numeric(lua_State *L, const tt_value *v)
 {
-	numeric_ready(L, v);
 	tt_lua_push_number_text(L, v->u.str.ptr, v->u.str.len);
 	if (v->host_tag != 0 && lua_memo_count < LUA_MEMO_SIZE &&
 		lua_type(L, -1) == LUA_TNUMBER)
@@ -558,6 +560,7 @@ tt_lua_push_value(lua_State *L, const tt_value *v, int depth)
 
 	if (depth > TT_LUA_MAX_DEPTH)
 		luaL_error(L, "value nested too deeply");
+	numeric_ready(L, v);		/* a deferred number: an integer or a decimal */
 	switch (v->type)
 	{
 		case TT_NULL:
@@ -1167,12 +1170,10 @@ tree_measure(lua_State *L, const tt_value *v, size_t *nodes, size_t *strs,
 
 	if (depth > TT_LUA_MAX_DEPTH)
 		luaL_error(L, "value nested too deeply");
+	numeric_ready(L, v);
 	switch (v->type)
 	{
 		case TT_NUMERIC:
-			numeric_ready(L, v);
-			*strs += v->u.str.len;
-			break;
 		case TT_STRING:
 			*strs += v->u.str.len;
 			break;

@@ -633,6 +633,13 @@ render_text(const tt_value *v, const char *colname, const char *transform,
 {
 	char		buf[64];
 
+	/* (a deferred one whose Numeric the memo no longer has) */
+	if (tt_numeric_deferred(v) && !tt_numeric_materialize((tt_value *) v, NULL))
+	{
+		fail(err, ERRCODE_INTERNAL_ERROR,
+			 "internal error: a number of the row was used after its row");
+		return NULL;
+	}
 	switch (v->type)
 	{
 		case TT_BOOL:
@@ -648,14 +655,6 @@ render_text(const tt_value *v, const char *colname, const char *transform,
 			tt_format_double(v->u.f, buf, sizeof(buf));
 			return pstrdup(buf);
 		case TT_NUMERIC:
-			/* (a deferred one whose Numeric the memo no longer has) */
-			if (tt_numeric_deferred(v) && !tt_numeric_materialize((tt_value *) v, NULL))
-			{
-				fail(err, ERRCODE_INTERNAL_ERROR,
-					 "internal error: a number of the row was used after its row");
-				return NULL;
-			}
-			/* FALLTHROUGH */
 		case TT_STRING:
 			if (!valid_text(&v->u.str))
 			{

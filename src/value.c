@@ -522,6 +522,7 @@ typedef struct NumericMemo
 	int64		i;				/* a decimal's: its text's length */
 	Numeric		num;
 	bool		deferred;		/* made by tt_numeric_defer */
+	bool		deferred_int;	/* ... and found an integer: i is its value */
 } NumericMemo;
 
 static NumericMemo tt_memo[TT_MEMO_SIZE];
@@ -763,6 +764,7 @@ memo_int_source(Numeric num, tt_value *dst)
 		tt_memo[tt_memo_count].i = dst->u.i;
 		tt_memo[tt_memo_count].num = num;
 		tt_memo[tt_memo_count].deferred = false;
+		tt_memo[tt_memo_count].deferred_int = false;
 		dst->host_tag = ++tt_memo_count;
 	}
 }
@@ -774,7 +776,8 @@ memo_int_lookup(const tt_value *v)
 	uint32		tag = v->host_tag;
 
 	if (tag == 0 || tag > tt_memo_count || tt_memo[tag - 1].text != NULL ||
-		tt_memo[tag - 1].deferred || tt_memo[tag - 1].i != v->u.i)
+		(tt_memo[tag - 1].deferred && !tt_memo[tag - 1].deferred_int) ||
+		tt_memo[tag - 1].i != v->u.i)
 		return NULL;
 	return tt_memo[tag - 1].num;
 }
@@ -900,19 +903,22 @@ tt_numeric_text(Numeric num, tt_value *dst)
 		tt_memo[tt_memo_count].i = (int64) dst->u.str.len;	/* its length */
 		tt_memo[tt_memo_count].num = num;
 		tt_memo[tt_memo_count].deferred = false;
+		tt_memo[tt_memo_count].deferred_int = false;
 		dst->host_tag = ++tt_memo_count;
 	}
 }
 
 /*
- * A decimal of a tree made for a Lua transform alone
- * (tt_numeric_lazy_text): its text is written out only when something
- * needs it (tt_numeric_materialize), which for a field the script never
- * reads is never: it goes back through the memo as the Numeric it was.
- * Until then it is TT_NUMERIC with a NULL text pointer, its memo slot in
- * host_tag and the memo's generation in u.str.len.  No native plugin ever
- * sees one.  With the memo full, or a Numeric that is not finite, the text
- * is written at once.
+ * A number of a tree made for a Lua transform alone
+ * (tt_numeric_lazy_text): whether it is an integer (TT_INT) or a decimal
+ * (TT_NUMERIC, with its text) is found out only when something needs it
+ * (tt_numeric_materialize), which for a field the script never reads is
+ * never: it goes back through the memo as the Numeric it was.  Until then
+ * it is TT_NUMERIC with a NULL text pointer, its memo slot in host_tag and
+ * the memo's generation in u.str.len.  No native plugin ever sees one.
+ * With the memo full, or a Numeric that is not finite, it is read at once
+ * (as tt_numeric_text, which the caller then reads as a decimal: callers
+ * defer only what they would have given text).
  */
 void
 tt_numeric_defer(Numeric num, tt_value *dst)
@@ -921,13 +927,17 @@ tt_numeric_defer(Numeric num, tt_value *dst)
 
 	if (tt_memo_count >= TT_MEMO_SIZE || !numeric_parts(num, &np))
 	{
-		tt_numeric_text(num, dst);
+		if (tt_numeric_to_int64(num, &dst->u.i))
+			dst->type = TT_INT;
+		else
+			tt_numeric_text(num, dst);
 		return;
 	}
 	tt_memo[tt_memo_count].text = NULL;
 	tt_memo[tt_memo_count].i = 0;
 	tt_memo[tt_memo_count].num = num;
 	tt_memo[tt_memo_count].deferred = true;
+	tt_memo[tt_memo_count].deferred_int = false;
 	memo_has_deferred = true;
 	dst->u.str.ptr = NULL;
 	dst->u.str.len = tt_memo_generation;
@@ -935,12 +945,13 @@ tt_numeric_defer(Numeric num, tt_value *dst)
 }
 
 /*
- * Gives a deferred decimal (tt_numeric_defer) its text, in call's arena
- * (never raising: for the Lua side) or, with call NULL, palloc'd; the
- * memo entry then holds that text, so the value (and every copy made
- * since) still goes back as its Numeric.  Returns false (the value left
- * as it was) if it is no deferred decimal of the current row, or the
- * arena is exhausted.
+ * Reads a deferred number (tt_numeric_defer): an integer becomes TT_INT,
+ * a decimal gets its text, in call's arena (never raising: for the Lua
+ * side) or, with call NULL, palloc'd.  The memo entry remembers what it
+ * found, so the value (and every copy made since, deferred or not) still
+ * goes back as its Numeric.  v's type may change: callers dispatch on it
+ * afterwards.  Returns false (the value left as it was) if it is no
+ * deferred number of the current row, or the arena is exhausted.
  */
 bool
 tt_numeric_materialize(tt_value *v, tt_call *call)
@@ -956,6 +967,15 @@ tt_numeric_materialize(tt_value *v, tt_call *call)
 		v->u.str.len != tt_memo_generation)
 		return false;
 	e = &tt_memo[tag - 1];
+	if (!e->deferred_int && e->text == NULL &&
+		tt_numeric_to_int64(e->num, &e->i))
+		e->deferred_int = true;
+	if (e->deferred_int)
+	{
+		v->type = TT_INT;
+		v->u.i = e->i;
+		return true;
+	}
 	if (e->text == NULL)
 	{
 		if (!numeric_parts(e->num, &np))
@@ -1135,7 +1155,13 @@ read_child(const JsonbContainer *c, const char *base, uint32 i, uint32 off,
 	{
 		Numeric		num = (Numeric) (base + INTALIGN(off));
 
-		if (tt_numeric_to_int64(num, &dst->u.i))
+		if (tt_numeric_lazy_text)
+		{
+			/* integer or decimal: found out if the script reads it */
+			dst->type = TT_NUMERIC;
+			tt_numeric_defer(num, dst);
+		}
+		else if (tt_numeric_to_int64(num, &dst->u.i))
 		{
 			dst->type = TT_INT;
 			memo_int_source(num, dst);
@@ -1143,10 +1169,7 @@ read_child(const JsonbContainer *c, const char *base, uint32 i, uint32 off,
 		else
 		{
 			dst->type = TT_NUMERIC;
-			if (tt_numeric_lazy_text)
-				tt_numeric_defer(num, dst);
-			else
-				tt_numeric_text(num, dst);
+			tt_numeric_text(num, dst);
 		}
 	}
 	else if (JBE_ISBOOL_TRUE(je) || JBE_ISBOOL_FALSE(je))
@@ -1493,9 +1516,13 @@ number_to_numeric(const tt_value *v, const JbWriter *w)
 		default:				/* TT_NUMERIC */
 			if ((num = memo_lookup(v)) != NULL)
 				return num;
-			if (unlikely(v->u.str.ptr == NULL) &&
-				!tt_numeric_materialize((tt_value *) v, NULL))
-				bad_value(transform, "A number of the row was used after its row.");
+			if (unlikely(v->u.str.ptr == NULL))
+			{
+				if (!tt_numeric_materialize((tt_value *) v, NULL))
+					bad_value(transform, "A number of the row was used after its row.");
+				if (v->type == TT_INT)
+					return int64_to_numeric(v->u.i);
+			}
 			if (!w->verified)
 				check_string(&v->u.str, transform, "numeric");
 			text = pnstrdup(v->u.str.ptr, v->u.str.len);
