@@ -916,16 +916,14 @@ tt_numeric_text(Numeric num, tt_value *dst)
  * never: it goes back through the memo as the Numeric it was.  Until then
  * it is TT_NUMERIC with a NULL text pointer, its memo slot in host_tag and
  * the memo's generation in u.str.len.  No native plugin ever sees one.
- * With the memo full, or a Numeric that is not finite, it is read at once
- * (as tt_numeric_text, which the caller then reads as a decimal: callers
- * defer only what they would have given text).
+ * num must be finite.  With the memo full it is read at once (an integer,
+ * or a decimal's text).
  */
 void
 tt_numeric_defer(Numeric num, tt_value *dst)
 {
-	NumParts	np;
-
-	if (tt_memo_count >= TT_MEMO_SIZE || !numeric_parts(num, &np))
+	/* (num is finite: a jsonb number, or a checked numeric column's) */
+	if (tt_memo_count >= TT_MEMO_SIZE)
 	{
 		if (tt_numeric_to_int64(num, &dst->u.i))
 			dst->type = TT_INT;
