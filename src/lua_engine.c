@@ -942,10 +942,16 @@ typedef struct CallArgs
 	int			status;
 } CallArgs;
 
+/*
+ * The call call_main runs: set just before the protected call (a light
+ * userdata argument would cost two API calls a row).  Calls never nest.
+ */
+static CallArgs *cur_call_args = NULL;
+
 static int
 call_main(lua_State *L)
 {
-	CallArgs   *a = (CallArgs *) lua_touserdata(L, 1);
+	CallArgs   *a = cur_call_args;
 	tt_value   *result;
 
 	if (a->st->mem.used >= a->st->gc_at)
@@ -1043,8 +1049,9 @@ lua_engine_call(TTTransform *t, tt_call *call)
 	deadline_start();
 	/* as lua_cpcall(st->L, call_main, &args), without a closure per call */
 	lua_rawgeti(st->L, LUA_REGISTRYINDEX, st->call_ref);
-	lua_pushlightuserdata(st->L, &args);
-	rc = lua_pcall(st->L, 1, 0, 0);
+	cur_call_args = &args;
+	rc = lua_pcall(st->L, 0, 0, 0);
+	cur_call_args = NULL;
 	deadline_stop();
 	/* a failed call's nested objects get their copies too (they may be kept) */
 	if (rc != 0 && tt_lua_objects_pending() && tt_lua_abort_reason == TT_ABORT_NONE)
