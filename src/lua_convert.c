@@ -428,7 +428,7 @@ static int	lua_memo_count = 0;
 static bool lua_memo_decimals = false;	/* any entry with a source text? */
 
 /*
- * The call whose row is being read: a deferred decimal of it
+ * The call whose row is being read: a deferred number of it
  * (tt_numeric_defer) gets its text in its arena when the script reads it.
  */
 static tt_call *numeric_call = NULL;
@@ -1549,7 +1549,7 @@ lazy_index(lua_State *L)
 	if (i < 0 || lr->flags[i])
 		return 0;
 	lazy_push_field(L, lr, i);
-	lr->flags[i] = 1;
+	lr->flags[i] = FLAG_SET;
 	lr->raw_keys++;
 	nested_pos_memo(L, lr, i, 1, 2);
 	lua_pushvalue(L, 2);
@@ -1573,7 +1573,7 @@ lazy_newindex(lua_State *L)
 		lr = cur_lr;
 		if (i >= 0)
 		{
-			lr->flags[i] = 1;
+			lr->flags[i] = FLAG_SET;
 			is_field = true;
 		}
 	}
@@ -1584,7 +1584,7 @@ lazy_newindex(lua_State *L)
 		lr = cur_obj_lr;
 		if (i >= 0)
 		{
-			lr->flags[i] = 1;
+			lr->flags[i] = FLAG_SET;
 			is_field = true;
 		}
 	}
@@ -1594,7 +1594,7 @@ lazy_newindex(lua_State *L)
 
 		if (i >= 0)
 		{
-			lr->flags[i] = 1;
+			lr->flags[i] = FLAG_SET;
 			is_field = true;
 		}
 		lua_pop(L, 1);
@@ -1686,7 +1686,7 @@ fast_newindex(double code, const char *k, size_t len, bool isnil)
 	if (lr == NULL)
 		return -1;
 	if (i >= 0)
-		lr->flags[i] = 1;
+		lr->flags[i] = FLAG_SET;
 	if (!isnil)
 	{
 		lr->raw_keys++;
@@ -1815,7 +1815,7 @@ tt_lua_unlazy(lua_State *L, int idx)
 		lazy_push_field(L, lr, (int) i);
 		nested_pos_memo(L, lr, (int) i, idx, -2);
 		lua_rawset(L, idx);
-		lr->flags[i] = 1;
+		lr->flags[i] = FLAG_SET;
 	}
 	/* its table is no longer an empty lazy one (never handed out again) */
 	lr->raw_keys++;

@@ -959,7 +959,7 @@ set_column(TTTargetMap *map, int attindex, const tt_value *v,
 		return true;
 	}
 	/*
-	 * A deferred decimal: a numeric column takes its Numeric (convert_value
+	 * A deferred number: a numeric column takes its Numeric (convert_value
 	 * finds it in the memo), anything else its text.
 	 */
 	if (unlikely(tt_numeric_deferred(v)) && map->cols[attindex].kind != TK_NUMERIC &&

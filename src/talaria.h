@@ -172,7 +172,7 @@ extern void tt_numeric_defer(Numeric num, tt_value *dst);
 extern bool tt_numeric_materialize(tt_value *v, tt_call *call);
 extern void tt_value_materialize_all(tt_value *v);
 
-/* a decimal whose text is not written yet (tt_numeric_defer) */
+/* a number not read yet (tt_numeric_defer): an integer or a decimal */
 static inline bool
 tt_numeric_deferred(const tt_value *v)
 {

@@ -518,7 +518,7 @@ tt_numeric_to_int64(Numeric num, int64 *out)
 typedef struct NumericMemo
 {
 	const char *text;			/* NULL: an integer (TT_INT) of value i, or
-								 * a deferred decimal not yet written out */
+								 * a deferred number not yet read */
 	int64		i;				/* a decimal's: its text's length */
 	Numeric		num;
 	bool		deferred;		/* made by tt_numeric_defer */
@@ -529,7 +529,7 @@ static NumericMemo tt_memo[TT_MEMO_SIZE];
 static uint32 tt_memo_count = 0;
 
 /*
- * Bumped by every reset: a deferred decimal carries it (in its u.str.len)
+ * Bumped by every reset: a deferred number carries it (in its u.str.len)
  * so that one outliving its row can never take another row's slot.
  */
 static uint32 tt_memo_generation = 1;
@@ -540,7 +540,7 @@ static uint32 tt_memo_generation = 1;
  */
 bool		tt_numeric_lazy_text = false;
 
-/* a deferred decimal was made since the last reset */
+/* a deferred number was made since the last reset */
 static bool memo_has_deferred = false;
 
 /*
@@ -791,7 +791,7 @@ memo_lookup(const tt_value *v)
 		return NULL;
 	if (v->u.str.ptr == NULL)
 	{
-		/* a deferred decimal (or a copy of one) of this very row */
+		/* a deferred number (or a copy of one) of this very row */
 		if (!tt_memo[tag - 1].deferred || v->u.str.len != tt_memo_generation)
 			return NULL;
 		return tt_memo[tag - 1].num;
@@ -991,7 +991,7 @@ tt_numeric_materialize(tt_value *v, tt_call *call)
 }
 
 /*
- * Writes out every deferred decimal of the tree v (palloc'd): for a tree
+ * Reads every deferred number of the tree v (texts palloc'd): for a tree
  * that goes to anything but a Lua transform.  Cheap when there are none.
  */
 void
